@@ -1,0 +1,258 @@
+//! Budget (quota): requests, tokens or money per period.
+//!
+//! ## Semantics
+//!
+//! A budget counts an amount — requests, tokens, or money in integer minor
+//! units (paise, cents) — per period: the UTC calendar day, the UTC calendar
+//! month, or a rolling period `P` (the trailing window `(now - P, now]`).
+//!
+//! The amount of a request is usually unknown when it starts (tokens are
+//! counted as the answer streams), so admission and accounting are split:
+//!
+//! - **Admission reserves an estimate** `e`: the request is **admitted iff
+//!   `spent + reserved + e <= limit`**, and then `reserved += e`. With `e = 0`
+//!   this reads "admitted while usage has not exceeded the budget".
+//! - **Completion settles the actual amount** `a`: `reserved -= e`,
+//!   `spent += a`. Settlement never refuses; when `a > e` the engine reports
+//!   the settle overshoot `a - e`, and how far `spent` now exceeds the limit.
+//!   Hence `spent <= limit + Σ (a - e)⁺` over the period's settlements.
+//!
+//! Calendar periods: at the first instant of a new day or month (UTC, Unix
+//! time), `spent` and `reserved` start again from zero. A settlement is
+//! charged to the period current when it settles; a reservation made in an
+//! earlier period was already forgotten at the roll-over and is not
+//! subtracted again. Rolling periods: each settlement is an entry of the
+//! trailing window and stops counting `P` after it settled; reservations count
+//! until settled.
+//!
+//! A denial's [`Retry`]: calendar, the start of the next period
+//! ([`Retry::Never`] if the estimate alone exceeds the limit); rolling, the
+//! instant enough settled entries have left the window, or [`Retry::Unknown`]
+//! if outstanding reservations alone leave no room.
+
+use std::collections::VecDeque;
+
+use super::{Decision, Retry};
+use crate::time::{next_month_start, Nanos, DAY};
+
+/// Which period a budget counts over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BudgetPeriod {
+    /// The UTC calendar day.
+    Day,
+    /// The UTC calendar month.
+    Month,
+    /// The trailing window of this many nanoseconds.
+    Rolling(Nanos),
+}
+
+/// Budget configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Budget {
+    limit: u64,
+    period: BudgetPeriod,
+}
+
+/// Budget state for one key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BudgetState {
+    /// Index of the current calendar period (day number, or year·12 + month);
+    /// always 0 for rolling budgets.
+    period: u64,
+    /// First instant after the current calendar period (0 before any use).
+    period_end: Nanos,
+    spent: u64,
+    reserved: u64,
+    /// Rolling budgets: settled `(instant, amount)` still in the window.
+    log: VecDeque<(Nanos, u64)>,
+}
+
+impl BudgetState {
+    /// Settled amount in the current period.
+    pub fn spent(&self) -> u64 {
+        self.spent
+    }
+
+    /// Outstanding reservations in the current period.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+}
+
+impl Budget {
+    /// `limit` units per `period`; `None` if the limit or a rolling period is zero.
+    pub fn new(limit: u64, period: BudgetPeriod) -> Option<Budget> {
+        (limit > 0 && period != BudgetPeriod::Rolling(0)).then_some(Budget { limit, period })
+    }
+
+    /// The budget per period.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The period.
+    pub fn period(&self) -> BudgetPeriod {
+        self.period
+    }
+
+    /// Brings the state to `now`: rolls calendar periods, expires rolling entries.
+    fn roll(&self, state: &mut BudgetState, now: Nanos) {
+        match self.period {
+            BudgetPeriod::Rolling(p) => {
+                while let Some(&(s, a)) = state.log.front() {
+                    if s.saturating_add(p) > now {
+                        break;
+                    }
+                    state.log.pop_front();
+                    state.spent -= a;
+                }
+            }
+            BudgetPeriod::Day | BudgetPeriod::Month => {
+                if now >= state.period_end {
+                    let (index, end) = match self.period {
+                        BudgetPeriod::Day => (now / DAY, (now / DAY + 1) * DAY),
+                        _ => {
+                            let c = crate::time::civil(now);
+                            (
+                                c.year as u64 * 12 + c.month as u64 - 1,
+                                next_month_start(now),
+                            )
+                        }
+                    };
+                    state.period = index;
+                    state.period_end = end;
+                    state.spent = 0;
+                    state.reserved = 0;
+                }
+            }
+        }
+    }
+
+    /// Decides a request whose estimated amount is `estimate` at `now`.
+    pub fn decide(&self, state: &mut BudgetState, now: Nanos, estimate: u64) -> Decision {
+        self.roll(state, now);
+        let used = state.spent.saturating_add(state.reserved);
+        let left = self.limit.saturating_sub(used);
+        let reset = match self.period {
+            BudgetPeriod::Rolling(p) => state.log.back().map_or(now, |e| e.0.saturating_add(p)),
+            _ => state.period_end,
+        };
+        if used.saturating_add(estimate) <= self.limit {
+            return Decision {
+                allowed: true,
+                limit: self.limit,
+                remaining: left - estimate,
+                reset,
+                retry: Retry::Now,
+            };
+        }
+        let retry = if estimate > self.limit {
+            Retry::Never
+        } else {
+            match self.period {
+                BudgetPeriod::Day | BudgetPeriod::Month => Retry::At(state.period_end),
+                BudgetPeriod::Rolling(p) => {
+                    if state.reserved + estimate > self.limit {
+                        Retry::Unknown
+                    } else {
+                        let mut spent = state.spent;
+                        let mut at = now;
+                        for &(s, a) in &state.log {
+                            if spent + state.reserved + estimate <= self.limit {
+                                break;
+                            }
+                            spent -= a;
+                            at = s.saturating_add(p);
+                        }
+                        Retry::At(at.max(now))
+                    }
+                }
+            }
+        };
+        Decision {
+            allowed: false,
+            limit: self.limit,
+            remaining: left,
+            reset,
+            retry,
+        }
+    }
+
+    /// Reserves `estimate` at `now`; returns the period the reservation belongs to.
+    pub fn commit(&self, state: &mut BudgetState, now: Nanos, estimate: u64) -> u64 {
+        self.roll(state, now);
+        state.reserved += estimate;
+        state.period
+    }
+
+    /// Settles a reservation of `estimate` made in period `period` with the
+    /// actual amount at `now`. Returns the settle overshoot
+    /// `max(0, actual - estimate)`.
+    pub fn settle(
+        &self,
+        state: &mut BudgetState,
+        now: Nanos,
+        period: u64,
+        estimate: u64,
+        actual: u64,
+    ) -> u64 {
+        self.roll(state, now);
+        if period == state.period {
+            state.reserved = state.reserved.saturating_sub(estimate);
+        }
+        state.spent = state.spent.saturating_add(actual);
+        if let BudgetPeriod::Rolling(_) = self.period {
+            if actual > 0 {
+                match state.log.back_mut() {
+                    Some(last) if last.0 >= now => last.1 += actual,
+                    _ => state.log.push_back((now, actual)),
+                }
+            }
+        }
+        actual.saturating_sub(estimate)
+    }
+
+    /// How far settled spending in the current period exceeds the limit.
+    pub fn excess(&self, state: &BudgetState) -> u64 {
+        state.spent.saturating_sub(self.limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{parse_rfc3339, SECOND};
+
+    #[test]
+    fn monthly_tokens_reset_on_the_first() {
+        let b = Budget::new(100_000, BudgetPeriod::Month).unwrap();
+        let mut s = BudgetState::default();
+        let jan31 = parse_rfc3339("2026-01-31T23:59:59Z").unwrap();
+        let p = b.commit(&mut s, jan31, 1_000);
+        assert_eq!(b.settle(&mut s, jan31, p, 1_000, 99_000), 98_000);
+        assert_eq!(s.spent(), 99_000);
+        let d = b.decide(&mut s, jan31, 1_001);
+        assert!(!d.allowed);
+        let feb1 = parse_rfc3339("2026-02-01T00:00:00Z").unwrap();
+        assert_eq!(d.retry, Retry::At(feb1));
+        assert!(!b.decide(&mut s, feb1 - 1, 1_001).allowed);
+        let d = b.decide(&mut s, feb1, 1_001);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 100_000 - 1_001);
+        assert_eq!(d.reset, parse_rfc3339("2026-03-01T00:00:00Z").unwrap());
+    }
+
+    #[test]
+    fn overshoot_is_reported_and_blocks_until_reset() {
+        let b = Budget::new(500, BudgetPeriod::Day).unwrap();
+        let mut s = BudgetState::default();
+        let t = 20_000 * DAY + 5 * SECOND;
+        assert!(b.decide(&mut s, t, 0).allowed);
+        let p = b.commit(&mut s, t, 0);
+        assert_eq!(b.settle(&mut s, t + SECOND, p, 0, 700), 700);
+        assert_eq!(b.excess(&s), 200);
+        let d = b.decide(&mut s, t + 2 * SECOND, 0);
+        assert!(!d.allowed);
+        assert_eq!(d.retry, Retry::At(20_001 * DAY));
+    }
+}

@@ -1,0 +1,323 @@
+//! Limiter engines: pure state machines that take `now` as an argument.
+//!
+//! Each engine is split in two, as in `governor`: an immutable *configuration*
+//! (the rate, the window, the limit) and a small mutable *state* per key. The
+//! configuration's methods take the state and the current instant and answer a
+//! [`Decision`]. No engine reads a clock: production passes the wall clock,
+//! the simulator its virtual clock, and both run this same code.
+//!
+//! Every engine follows one two-step protocol, which is what makes atomic
+//! composition across several limits possible (see [`crate::policy`]):
+//!
+//! 1. [`Engine::decide`] looks at the state at `now` for a request of `cost`
+//!    units and says whether it would be admitted. It never consumes
+//!    allowance; it may only forget what has expired by `now`.
+//! 2. [`Engine::commit`] consumes the allowance of an admitted request and
+//!    returns a [`Ticket`]. Call it only after `decide` said yes at the same
+//!    `now` with no other change in between.
+//! 3. [`Engine::complete`] is called when an admitted request finishes: it
+//!    releases a concurrency permit or settles a budget reservation.
+//!
+//! ## Time
+//!
+//! Instants are [`Nanos`] since the Unix epoch. Instants given to one state
+//! should not decrease; if one does (a wall clock stepped back, two threads
+//! racing), every engine answers conservatively: an earlier instant never
+//! admits more than the latest instant already seen would.
+//!
+//! ## Retry instants
+//!
+//! A denial carries [`Retry`]: the exact earliest instant at which the *same*
+//! request would be admitted if nothing else arrived, `Never` if it cannot be
+//! admitted at all (cost above capacity), or `Unknown` where it depends on
+//! events the engine cannot foresee (a concurrency permit without a lease).
+//! The admission condition of every engine is monotone in time when nothing
+//! arrives, so the instant for several limits together is the latest of the
+//! individual instants.
+
+mod budget;
+mod concurrency;
+mod fixed_window;
+mod gcra;
+mod sliding_counter;
+mod sliding_log;
+
+pub use budget::{Budget, BudgetPeriod, BudgetState};
+pub use concurrency::{Concurrency, ConcurrencyState, Permit};
+pub use fixed_window::{FixedWindow, FixedWindowState};
+pub use gcra::{Gcra, GcraState};
+pub use sliding_counter::{SlidingCounter, SlidingCounterState};
+pub use sliding_log::{SlidingLog, SlidingLogState};
+
+use crate::time::Nanos;
+
+/// When a denied request could be admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Retry {
+    /// The request was admitted; there is nothing to wait for.
+    Now,
+    /// The earliest instant at which the same request would be admitted if
+    /// nothing else arrived (admitted exactly then, denied one nanosecond
+    /// before).
+    At(Nanos),
+    /// Admission depends on events the engine cannot foresee (a permit
+    /// released by a client). Production omits `Retry-After` unless the
+    /// policy configures a hint (see [`crate::policy::ResponseStyle`]).
+    Unknown,
+    /// The request can never be admitted: its cost exceeds the capacity.
+    Never,
+}
+
+impl Retry {
+    /// The instant as an option: `Some` only for [`Retry::At`].
+    pub fn at(self) -> Option<Nanos> {
+        match self {
+            Retry::At(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Combines the retry answers of several limits for one request: the
+    /// request is admitted once every limit admits it, so the latest instant
+    /// wins, `Never` dominates, and `Unknown` dominates any instant.
+    pub fn and(self, other: Retry) -> Retry {
+        use Retry::*;
+        match (self, other) {
+            (Never, _) | (_, Never) => Never,
+            (Unknown, _) | (_, Unknown) => Unknown,
+            (At(a), At(b)) => At(a.max(b)),
+            (At(a), Now) | (Now, At(a)) => At(a),
+            (Now, Now) => Now,
+        }
+    }
+}
+
+/// What an engine answers for one request at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Decision {
+    /// Whether the request is admitted.
+    pub allowed: bool,
+    /// The engine's capacity in cost units: the burst of a bucket, the limit
+    /// of a window, the maximum in flight, the budget.
+    pub limit: u64,
+    /// Cost units that could still be admitted at this instant, after this
+    /// request if it was admitted.
+    pub remaining: u64,
+    /// The instant at which the engine is back to its full allowance if
+    /// nothing else arrives (bucket empty, window over, budget period over).
+    /// Equal to `now` when nothing is in use; for a concurrency limit without
+    /// leases it is `now` as well (nothing to wait for but releases).
+    pub reset: Nanos,
+    /// For a denial, when the same request could be admitted; [`Retry::Now`]
+    /// when allowed.
+    pub retry: Retry,
+}
+
+/// What [`Engine::commit`] hands back, to be given to [`Engine::complete`]
+/// when the request finishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Ticket {
+    /// Nothing to release or settle (rate and window engines).
+    #[default]
+    None,
+    /// A concurrency permit.
+    Permit(Permit),
+    /// A budget reservation: `amount` reserved in budget period `period`.
+    Reservation {
+        /// The period index the reservation belongs to.
+        period: u64,
+        /// The reserved (estimated) amount.
+        amount: u64,
+    },
+}
+
+/// What [`Engine::complete`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Completion {
+    /// How far settled spending went above the budget limit with this
+    /// settlement (0 when within the limit). Budgets only.
+    pub overshoot: u64,
+}
+
+/// One limit's algorithm and parameters: a closed set, dispatched by `match`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Leaky bucket / GCRA.
+    Gcra(Gcra),
+    /// Fixed window aligned to the Unix epoch.
+    FixedWindow(FixedWindow),
+    /// Exact rolling window.
+    SlidingLog(SlidingLog),
+    /// Two-window weighted estimate.
+    SlidingCounter(SlidingCounter),
+    /// Cap on requests in flight.
+    Concurrency(Concurrency),
+    /// Spend or token budget per calendar day, month or rolling period.
+    Budget(Budget),
+}
+
+/// The state of one [`Engine`] for one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineState {
+    /// State of a [`Gcra`].
+    Gcra(GcraState),
+    /// State of a [`FixedWindow`].
+    FixedWindow(FixedWindowState),
+    /// State of a [`SlidingLog`].
+    SlidingLog(SlidingLogState),
+    /// State of a [`SlidingCounter`].
+    SlidingCounter(SlidingCounterState),
+    /// State of a [`Concurrency`].
+    Concurrency(ConcurrencyState),
+    /// State of a [`Budget`].
+    Budget(BudgetState),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $state:ident, $e:ident, $s:ident => $body:expr) => {
+        match ($self, $state) {
+            (Engine::Gcra($e), EngineState::Gcra($s)) => $body,
+            (Engine::FixedWindow($e), EngineState::FixedWindow($s)) => $body,
+            (Engine::SlidingLog($e), EngineState::SlidingLog($s)) => $body,
+            (Engine::SlidingCounter($e), EngineState::SlidingCounter($s)) => $body,
+            (Engine::Concurrency($e), EngineState::Concurrency($s)) => $body,
+            (Engine::Budget($e), EngineState::Budget($s)) => $body,
+            _ => panic!("engine state of another algorithm: a state must come from its own engine's new_state"),
+        }
+    };
+}
+
+impl Engine {
+    /// A fresh state: empty bucket, empty window, nothing in flight.
+    pub fn new_state(&self) -> EngineState {
+        match self {
+            Engine::Gcra(_) => EngineState::Gcra(GcraState::default()),
+            Engine::FixedWindow(_) => EngineState::FixedWindow(FixedWindowState::default()),
+            Engine::SlidingLog(_) => EngineState::SlidingLog(SlidingLogState::default()),
+            Engine::SlidingCounter(_) => {
+                EngineState::SlidingCounter(SlidingCounterState::default())
+            }
+            Engine::Concurrency(_) => EngineState::Concurrency(ConcurrencyState::default()),
+            Engine::Budget(_) => EngineState::Budget(BudgetState::default()),
+        }
+    }
+
+    /// Would a request of `cost` units be admitted at `now`? Consumes nothing.
+    ///
+    /// # Panics
+    /// If `state` was made by an engine of another algorithm (a programming
+    /// error; states are created by [`Engine::new_state`]).
+    pub fn decide(&self, state: &mut EngineState, now: Nanos, cost: u64) -> Decision {
+        dispatch!(self, state, e, s => e.decide(s, now, cost))
+    }
+
+    /// Consumes the allowance of an admitted request. Call only right after
+    /// [`Engine::decide`] admitted the same request at the same `now`.
+    pub fn commit(&self, state: &mut EngineState, now: Nanos, cost: u64) -> Ticket {
+        match (self, state) {
+            (Engine::Gcra(e), EngineState::Gcra(s)) => {
+                e.commit(s, now, cost);
+                Ticket::None
+            }
+            (Engine::FixedWindow(e), EngineState::FixedWindow(s)) => {
+                e.commit(s, now, cost);
+                Ticket::None
+            }
+            (Engine::SlidingLog(e), EngineState::SlidingLog(s)) => {
+                e.commit(s, now, cost);
+                Ticket::None
+            }
+            (Engine::SlidingCounter(e), EngineState::SlidingCounter(s)) => {
+                e.commit(s, now, cost);
+                Ticket::None
+            }
+            (Engine::Concurrency(e), EngineState::Concurrency(s)) => {
+                Ticket::Permit(e.commit(s, now))
+            }
+            (Engine::Budget(e), EngineState::Budget(s)) => {
+                let period = e.commit(s, now, cost);
+                Ticket::Reservation {
+                    period,
+                    amount: cost,
+                }
+            }
+            _ => panic!("engine state of another algorithm"),
+        }
+    }
+
+    /// `decide`, then `commit` if admitted: the one-limit convenience.
+    pub fn acquire(&self, state: &mut EngineState, now: Nanos, cost: u64) -> (Decision, Ticket) {
+        let d = self.decide(state, now, cost);
+        let t = if d.allowed {
+            self.commit(state, now, cost)
+        } else {
+            Ticket::None
+        };
+        (d, t)
+    }
+
+    /// An admitted request finished at `now`; `actual` is its real cost for a
+    /// budget (ignored by the others). Releases permits, settles budgets.
+    pub fn complete(
+        &self,
+        state: &mut EngineState,
+        now: Nanos,
+        ticket: Ticket,
+        actual: u64,
+    ) -> Completion {
+        match (self, state, ticket) {
+            (Engine::Concurrency(e), EngineState::Concurrency(s), Ticket::Permit(p)) => {
+                e.release(s, now, p);
+                Completion::default()
+            }
+            (Engine::Budget(e), EngineState::Budget(s), Ticket::Reservation { period, amount }) => {
+                Completion {
+                    overshoot: e.settle(s, now, period, amount, actual),
+                }
+            }
+            _ => Completion::default(),
+        }
+    }
+
+    /// The capacity in cost units (burst, window limit, max in flight, budget).
+    pub fn capacity(&self) -> u64 {
+        match self {
+            Engine::Gcra(e) => e.burst(),
+            Engine::FixedWindow(e) => e.limit(),
+            Engine::SlidingLog(e) => e.limit(),
+            Engine::SlidingCounter(e) => e.limit(),
+            Engine::Concurrency(e) => e.max(),
+            Engine::Budget(e) => e.limit(),
+        }
+    }
+}
+
+/// `a / b` for a u128 dividend, on the cheap u64 path when it fits.
+#[inline]
+pub(crate) fn div_u128(a: u128, b: u64) -> u128 {
+    if a <= u64::MAX as u128 {
+        ((a as u64) / b) as u128
+    } else {
+        a / b as u128
+    }
+}
+
+/// `ceil(a / b)` for a u128 dividend.
+#[inline]
+pub(crate) fn div_ceil_u128(a: u128, b: u64) -> u128 {
+    if a <= u64::MAX as u128 {
+        ((a as u64).div_ceil(b)) as u128
+    } else {
+        a.div_ceil(b as u128)
+    }
+}
+
+/// Saturating conversion of a computed instant to [`Nanos`].
+#[inline]
+pub(crate) fn sat_nanos(v: u128) -> Nanos {
+    if v > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        v as u64
+    }
+}

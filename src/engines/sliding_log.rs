@@ -1,0 +1,161 @@
+//! Sliding log: the exact rolling window.
+//!
+//! ## Semantics
+//!
+//! The engine remembers every admitted request's instant and cost. A request
+//! of cost `c` at `now` is **admitted iff the cost admitted in the half-open
+//! window `(now - P, now]`, plus `c`, is at most `limit`**. A request admitted
+//! at `s` therefore counts until `s + P` exclusive: at `s + P` exactly it no
+//! longer counts. Same-instant requests are decided in the order given.
+//!
+//! A denied request with `c <= limit` is admitted at the first instant at
+//! which enough old requests have left the window: `s_i + P` for the oldest
+//! entries `s_1 <= … <= s_i` whose cost brings the window down far enough.
+//! `reset` is when the newest entry leaves (the window is then empty).
+//!
+//! Memory: one 16-byte entry per distinct admitted instant in the window, at
+//! most `limit` entries; same-instant admissions share one entry.
+
+use std::collections::VecDeque;
+
+use super::{Decision, Retry};
+use crate::time::Nanos;
+
+/// Sliding log configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlidingLog {
+    limit: u64,
+    period: Nanos,
+}
+
+/// Sliding log state for one key: the admitted entries still in the window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlidingLogState {
+    /// `(instant, cost)` in time order.
+    entries: VecDeque<(Nanos, u64)>,
+    /// Sum of the costs in `entries`.
+    total: u64,
+}
+
+impl SlidingLogState {
+    /// The cost currently remembered (admitted within the last window as of
+    /// the last decision).
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+impl SlidingLog {
+    /// `limit` cost units in any rolling window of `period`; `None` if either
+    /// is zero.
+    pub fn new(limit: u64, period: Nanos) -> Option<SlidingLog> {
+        (limit > 0 && period > 0).then_some(SlidingLog { limit, period })
+    }
+
+    /// The limit per window.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The window length.
+    pub fn period(&self) -> Nanos {
+        self.period
+    }
+
+    /// Forgets entries that left the window by `now` (`s + P <= now`).
+    fn expire(&self, state: &mut SlidingLogState, now: Nanos) {
+        while let Some(&(s, c)) = state.entries.front() {
+            if s.saturating_add(self.period) <= now {
+                state.entries.pop_front();
+                state.total -= c;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Decides a request of `cost` units at `now`.
+    pub fn decide(&self, state: &mut SlidingLogState, now: Nanos, cost: u64) -> Decision {
+        self.expire(state, now);
+        let reset_of =
+            |newest: Option<Nanos>| newest.map_or(now, |s| s.saturating_add(self.period).max(now));
+        let left = self.limit.saturating_sub(state.total);
+        if cost <= left {
+            let newest = if cost > 0 {
+                Some(now)
+            } else {
+                state.entries.back().map(|e| e.0)
+            };
+            return Decision {
+                allowed: true,
+                limit: self.limit,
+                remaining: left - cost,
+                reset: reset_of(newest),
+                retry: Retry::Now,
+            };
+        }
+        let retry = if cost > self.limit {
+            Retry::Never
+        } else {
+            // Drop the oldest entries until the rest plus `cost` fits.
+            let mut rest = state.total;
+            let mut at = now;
+            for &(s, c) in &state.entries {
+                if rest + cost <= self.limit {
+                    break;
+                }
+                rest -= c;
+                at = s.saturating_add(self.period);
+            }
+            Retry::At(at.max(now))
+        };
+        Decision {
+            allowed: false,
+            limit: self.limit,
+            remaining: left,
+            reset: reset_of(state.entries.back().map(|e| e.0)),
+            retry,
+        }
+    }
+
+    /// Records `cost` units admitted at `now`.
+    pub fn commit(&self, state: &mut SlidingLogState, now: Nanos, cost: u64) {
+        self.expire(state, now);
+        if cost == 0 {
+            return;
+        }
+        state.total += cost;
+        match state.entries.back_mut() {
+            // Same instant (or an instant before it, from a clock that went
+            // back): merge, which only keeps the cost longer — conservative.
+            Some(last) if last.0 >= now => last.1 += cost,
+            _ => state.entries.push_back((now, cost)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::SECOND;
+
+    #[test]
+    fn rolling_window_boundaries() {
+        let w = SlidingLog::new(3, 60 * SECOND).unwrap();
+        let mut s = SlidingLogState::default();
+        for t in [0, 10 * SECOND, 20 * SECOND] {
+            assert!(w.decide(&mut s, t, 1).allowed);
+            w.commit(&mut s, t, 1);
+        }
+        let d = w.decide(&mut s, 30 * SECOND, 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry, Retry::At(60 * SECOND));
+        assert_eq!(d.reset, 80 * SECOND);
+        assert!(!w.decide(&mut s, 60 * SECOND - 1, 1).allowed);
+        assert!(w.decide(&mut s, 60 * SECOND, 1).allowed);
+        // A cost of 3 needs both remaining entries gone.
+        let d = w.decide(&mut s, 60 * SECOND, 3);
+        assert_eq!(d.retry, Retry::At(80 * SECOND));
+        assert_eq!(w.decide(&mut s, 0, 4).retry, Retry::Never);
+    }
+}

@@ -1,0 +1,19 @@
+//! # ratesim
+//!
+//! A deterministic discrete-event simulator and policy engine for API rate
+//! limits. The same limiter engines answer production requests on a real
+//! clock and simulated requests on a virtual one.
+//!
+//! The modules, in the order data flows through them:
+//!
+//! - [`time`]: integer nanoseconds, exact rational rates, calendar helpers;
+//! - [`engines`]: the pure limiter state machines (GCRA, fixed window,
+//!   sliding log, sliding counter, concurrency, budget);
+//! - [`policy`]: the TOML policy format, plans, selectors, scopes, atomic
+//!   composition of limits and rendering of HTTP responses;
+//! - [`limiter`]: the thread-safe production limiter over a plan.
+
+#![warn(missing_docs)]
+
+pub mod engines;
+pub mod time;
