@@ -1,0 +1,490 @@
+//! Policies: a provider's plans, their limits, and how decisions are answered.
+//!
+//! A [`Policy`] is read from a TOML file (see [`parse`] and the format
+//! reference in README.md). It holds [`Plan`]s; a plan holds [`Limit`]s. Each
+//! limit is one [`Engine`] plus where it applies:
+//!
+//! - a [`Selector`] picks the requests it sees (endpoints, authentication
+//!   state; e.g. the health endpoint is not limited, WriftAI's unauthenticated
+//!   clients have their own limit);
+//! - a [`Scope`] picks whose state a request uses (API key, user, workspace,
+//!   or one global state);
+//! - a [`Measure`] says what a request costs on it (one request, a weight per
+//!   endpoint, its tokens, its money).
+//!
+//! ## Atomic composition
+//!
+//! [`Plan::check`] admits a request iff **every** applicable limit admits it.
+//! All applicable limits are decided first (consuming nothing); only if all
+//! admit is each one committed. A denied request therefore consumes nothing
+//! anywhere: no minute-limit allowance leaks when the hour limit denies.
+//!
+//! The denial names the *binding* limit: the denying limit whose retry answer
+//! is the latest ([`Retry::Never`] before [`Retry::Unknown`] before the latest
+//! instant), the first declared among equals. Its status and code answer the
+//! request. The combined retry instant holds for all limits together: every
+//! engine's admission is monotone in time when nothing arrives, so the
+//! request is admitted at the latest of the individual instants.
+
+mod explain;
+mod parse;
+mod response;
+
+pub use parse::{load, parse, PolicyError};
+pub use response::{render, Rendered, ResetFormat, ResponseStyle};
+
+use crate::engines::{Completion, Decision, Engine, EngineState, Retry, Ticket};
+use crate::time::Nanos;
+
+/// Most limits in one plan (keeps a decision allocation-free).
+pub const MAX_LIMITS_PER_PLAN: usize = 16;
+
+/// A provider's policy: its plans and how responses look.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The provider's name, e.g. `RunInfra`.
+    pub provider: String,
+    /// The documentation page the policy models, if given.
+    pub source: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// How decisions are rendered as HTTP responses.
+    pub response: ResponseStyle,
+    /// The plans, in file order.
+    pub plans: Vec<Plan>,
+}
+
+impl Policy {
+    /// The plan called `name`.
+    pub fn plan(&self, name: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.name == name)
+    }
+
+    /// The plan names, in file order.
+    pub fn plan_names(&self) -> Vec<&str> {
+        self.plans.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// A human summary of every plan (or one), as `ratesim policy explain` prints it.
+    pub fn explain(&self, plan: Option<&str>) -> Result<String, String> {
+        explain::explain(self, plan)
+    }
+}
+
+/// One plan: a named set of limits that all apply together.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The plan's name, unique within its policy.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The limits, in declared order.
+    pub limits: Vec<Limit>,
+}
+
+/// Whose state a limit keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// One state per API key (the default).
+    Key,
+    /// One state per user, shared by the user's keys.
+    User,
+    /// One state per workspace (organisation), shared by its users and keys.
+    Workspace,
+    /// One state for all requests.
+    Global,
+}
+
+impl Scope {
+    /// The scope's name as written in policy files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Key => "key",
+            Scope::User => "user",
+            Scope::Workspace => "workspace",
+            Scope::Global => "global",
+        }
+    }
+
+    /// The identity this scope keys on for `req`. A request without a user
+    /// (or workspace) falls back to its key, so it is limited on its own.
+    pub fn key_of<'a>(self, req: &Request<'a>) -> &'a str {
+        match self {
+            Scope::Key => req.key,
+            Scope::User => req.user.unwrap_or(req.key),
+            Scope::Workspace => req.workspace.unwrap_or(req.key),
+            Scope::Global => "",
+        }
+    }
+}
+
+/// Which authentication state a limit applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMatch {
+    /// Any request.
+    Any,
+    /// Authenticated requests only.
+    Authenticated,
+    /// Unauthenticated requests only.
+    Unauthenticated,
+}
+
+/// Which requests a limit applies to.
+///
+/// Endpoint patterns are exact names or prefixes ending in `*`
+/// (`"registry.*"`). A request matches if its endpoint matches one of
+/// `endpoints` (or `endpoints` is empty), matches none of `except`, and its
+/// authentication state matches `auth`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector {
+    /// Endpoints the limit applies to; empty means all.
+    pub endpoints: Vec<String>,
+    /// Endpoints it never applies to (e.g. `health`).
+    pub except: Vec<String>,
+    /// Authentication state.
+    pub auth: AuthMatch,
+}
+
+impl Default for Selector {
+    fn default() -> Self {
+        Selector {
+            endpoints: Vec::new(),
+            except: Vec::new(),
+            auth: AuthMatch::Any,
+        }
+    }
+}
+
+fn pattern_matches(pattern: &str, endpoint: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => endpoint.starts_with(prefix),
+        None => pattern == endpoint,
+    }
+}
+
+impl Selector {
+    /// Whether the limit applies to `req`.
+    pub fn matches(&self, req: &Request<'_>) -> bool {
+        let auth_ok = match self.auth {
+            AuthMatch::Any => true,
+            AuthMatch::Authenticated => req.authenticated,
+            AuthMatch::Unauthenticated => !req.authenticated,
+        };
+        auth_ok
+            && (self.endpoints.is_empty()
+                || self
+                    .endpoints
+                    .iter()
+                    .any(|p| pattern_matches(p, req.endpoint)))
+            && !self.except.iter().any(|p| pattern_matches(p, req.endpoint))
+    }
+}
+
+/// What one request costs on a limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// A fixed cost per request (default 1), with per-endpoint overrides
+    /// (exact endpoint names).
+    Requests {
+        /// Cost of a request on any other endpoint.
+        cost: u64,
+        /// `(endpoint, cost)` overrides.
+        by_endpoint: Vec<(String, u64)>,
+    },
+    /// The request's tokens.
+    Tokens,
+    /// The request's money amount in integer minor units of `currency`.
+    Money {
+        /// ISO 4217 code, e.g. `INR`, `USD`.
+        currency: String,
+    },
+}
+
+impl Measure {
+    /// The amount `req` counts on this limit (for budgets: the actual amount,
+    /// settled at completion).
+    pub fn amount(&self, req: &Request<'_>) -> u64 {
+        match self {
+            Measure::Requests { cost, by_endpoint } => by_endpoint
+                .iter()
+                .find(|(e, _)| e == req.endpoint)
+                .map_or(*cost, |(_, c)| *c),
+            Measure::Tokens => req.tokens,
+            Measure::Money { .. } => req.money,
+        }
+    }
+
+    /// The unit's name for people: `requests`, `tokens`, `INR`.
+    pub fn unit(&self) -> &str {
+        match self {
+            Measure::Requests { .. } => "requests",
+            Measure::Tokens => "tokens",
+            Measure::Money { currency } => currency,
+        }
+    }
+}
+
+/// One limit of a plan.
+#[derive(Clone, Debug)]
+pub struct Limit {
+    /// Identifier, unique within the plan, e.g. `rpm`.
+    pub id: String,
+    /// The algorithm and its parameters.
+    pub engine: Engine,
+    /// Whose state it keeps.
+    pub scope: Scope,
+    /// Which requests it sees.
+    pub selector: Selector,
+    /// What a request costs on it.
+    pub measure: Measure,
+    /// Budgets: what is reserved at admission (the actual amount is settled
+    /// at completion).
+    pub reserve: Reserve,
+    /// HTTP status of a denial (429; 402 for a payment budget).
+    pub status: u16,
+    /// Machine-readable error code of a denial.
+    pub code: String,
+    /// Human message of a denial.
+    pub message: String,
+    /// A JSON body template for this limit's denials, overriding the policy's.
+    pub body: Option<serde_json::Value>,
+    /// Whether this limit's figures may appear in rate-limit headers.
+    pub report: bool,
+    /// Overrides the policy's reset header format for this limit.
+    pub reset_format: Option<ResetFormat>,
+    /// Line in the policy file where the limit is declared.
+    pub line: usize,
+}
+
+/// What a budget reserves when it admits a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reserve {
+    /// A fixed estimate per request. `Fixed(0)` reserves nothing: requests
+    /// are admitted while usage has not exceeded the budget.
+    Fixed(u64),
+    /// The request's own measured amount (known in advance, e.g. a price).
+    Measured,
+}
+
+/// The facts about a request that policies look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// API key (or client identity for unauthenticated requests).
+    pub key: &'a str,
+    /// User owning the key, if known.
+    pub user: Option<&'a str>,
+    /// Workspace owning the key, if known.
+    pub workspace: Option<&'a str>,
+    /// Endpoint name, e.g. `invoke`; empty if unknown.
+    pub endpoint: &'a str,
+    /// Whether the request is authenticated.
+    pub authenticated: bool,
+    /// Tokens the request uses (for token budgets).
+    pub tokens: u64,
+    /// Money the request costs, in minor units (for spend budgets).
+    pub money: u64,
+}
+
+impl<'a> Request<'a> {
+    /// An authenticated request on `key` to no particular endpoint.
+    pub fn new(key: &'a str) -> Request<'a> {
+        Request {
+            key,
+            user: None,
+            workspace: None,
+            endpoint: "",
+            authenticated: true,
+            tokens: 0,
+            money: 0,
+        }
+    }
+}
+
+/// Gives [`Plan::check`] the state of each limit for a request.
+///
+/// The simulator keeps states in a map indexed by interned identities; the
+/// production limiter in locked shards. Both run the same [`Plan::check`].
+pub trait StateStore {
+    /// Runs `f` on the state of limit `limit` (an index into
+    /// [`Plan::limits`]) for scope identity `scope_key`, creating the state
+    /// with [`Engine::new_state`] if absent.
+    fn with_state<R>(
+        &mut self,
+        limit: usize,
+        scope_key: &str,
+        f: impl FnOnce(&mut EngineState) -> R,
+    ) -> R;
+}
+
+/// The completion tickets of an admitted request, one per limit that needs
+/// a completion (concurrency permits, budget reservations). Inline, no heap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tickets {
+    len: u8,
+    items: [(u8, Ticket); MAX_LIMITS_PER_PLAN],
+}
+
+impl Tickets {
+    fn push(&mut self, limit: usize, t: Ticket) {
+        self.items[self.len as usize] = (limit as u8, t);
+        self.len += 1;
+    }
+
+    /// `(limit index, ticket)` pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Ticket)> + '_ {
+        self.items[..self.len as usize]
+            .iter()
+            .map(|&(i, t)| (i as usize, t))
+    }
+
+    /// Whether no limit needs a completion.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A plan's answer to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanDecision {
+    /// Whether every applicable limit admitted the request.
+    pub allowed: bool,
+    /// HTTP status: 200 when allowed, else the binding limit's status.
+    pub status: u16,
+    /// Index of the binding (denying) limit.
+    pub denied_by: Option<usize>,
+    /// The limit whose figures the rate-limit headers show, and its decision:
+    /// when denied, the binding limit; when allowed, the reportable limit with
+    /// the fewest remaining units (first declared among equals).
+    pub reported: Option<(usize, Decision)>,
+    /// When the same request would be admitted by all limits together.
+    pub retry: Retry,
+    /// Completion tickets (empty when denied).
+    pub tickets: Tickets,
+    /// How many limits applied.
+    pub applied: u8,
+}
+
+fn severity(r: Retry) -> (u8, Nanos) {
+    match r {
+        Retry::Now => (0, 0),
+        Retry::At(t) => (1, t),
+        Retry::Unknown => (2, 0),
+        Retry::Never => (3, 0),
+    }
+}
+
+impl Plan {
+    /// The limit with identifier `id`.
+    pub fn limit(&self, id: &str) -> Option<&Limit> {
+        self.limits.iter().find(|l| l.id == id)
+    }
+
+    /// Decides `req` at `now` against every applicable limit, atomically
+    /// (see the module docs), committing the admission if all admit.
+    pub fn check<S: StateStore>(
+        &self,
+        store: &mut S,
+        now: Nanos,
+        req: &Request<'_>,
+    ) -> PlanDecision {
+        let mut decisions: [Option<Decision>; MAX_LIMITS_PER_PLAN] = [None; MAX_LIMITS_PER_PLAN];
+        let mut allowed = true;
+        let mut applied = 0u8;
+        let mut retry = Retry::Now;
+        let mut binding: Option<(usize, Decision)> = None;
+        let mut reported: Option<(usize, Decision)> = None;
+        for (i, limit) in self.limits.iter().enumerate() {
+            if !limit.selector.matches(req) {
+                continue;
+            }
+            applied += 1;
+            let cost = limit.admission_cost(req);
+            let d = store.with_state(i, limit.scope.key_of(req), |s| {
+                limit.engine.decide(s, now, cost)
+            });
+            decisions[i] = Some(d);
+            retry = retry.and(d.retry);
+            if !d.allowed {
+                allowed = false;
+                if binding.is_none_or(|(_, b)| severity(d.retry) > severity(b.retry)) {
+                    binding = Some((i, d));
+                }
+            } else if limit.report && reported.is_none_or(|(_, r)| d.remaining < r.remaining) {
+                reported = Some((i, d));
+            }
+        }
+        let mut tickets = Tickets::default();
+        if allowed {
+            for (i, limit) in self.limits.iter().enumerate() {
+                if decisions[i].is_none() {
+                    continue;
+                }
+                let cost = limit.admission_cost(req);
+                let t = store.with_state(i, limit.scope.key_of(req), |s| {
+                    limit.engine.commit(s, now, cost)
+                });
+                if t != Ticket::None {
+                    tickets.push(i, t);
+                }
+            }
+            PlanDecision {
+                allowed,
+                status: 200,
+                denied_by: None,
+                reported,
+                retry: Retry::Now,
+                tickets,
+                applied,
+            }
+        } else {
+            let (i, _) = binding.expect("a denial has a binding limit");
+            PlanDecision {
+                allowed,
+                status: self.limits[i].status,
+                denied_by: Some(i),
+                reported: binding,
+                retry,
+                tickets,
+                applied,
+            }
+        }
+    }
+
+    /// An admitted request finished at `now`: releases its permits and
+    /// settles its budgets with the request's actual amounts. Returns the
+    /// largest settle overshoot (see [`crate::engines::Budget`]).
+    pub fn complete<S: StateStore>(
+        &self,
+        store: &mut S,
+        now: Nanos,
+        req: &Request<'_>,
+        tickets: &Tickets,
+    ) -> Completion {
+        let mut out = Completion::default();
+        for (i, ticket) in tickets.iter() {
+            let limit = &self.limits[i];
+            let actual = limit.measure.amount(req);
+            let c = store.with_state(i, limit.scope.key_of(req), |s| {
+                limit.engine.complete(s, now, ticket, actual)
+            });
+            out.overshoot = out.overshoot.max(c.overshoot);
+        }
+        out
+    }
+}
+
+impl Limit {
+    /// What admission consumes for `req`: the measured amount for rate and
+    /// window limits, the configured reservation for budgets, one permit for
+    /// concurrency.
+    pub fn admission_cost(&self, req: &Request<'_>) -> u64 {
+        match self.engine {
+            Engine::Budget(_) => match self.reserve {
+                Reserve::Fixed(n) => n,
+                Reserve::Measured => self.measure.amount(req),
+            },
+            Engine::Concurrency(_) => 1,
+            _ => self.measure.amount(req),
+        }
+    }
+}

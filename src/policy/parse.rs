@@ -1,0 +1,683 @@
+//! Reading policy files: TOML in, a validated [`Policy`] out, or an error
+//! that names the file, line, column and field and says what was expected.
+//!
+//! Parsing happens in two steps. `serde` reads the TOML into raw structs that
+//! mirror the file (unknown keys are errors there) and keep the byte span of
+//! each value; validation then turns them into engines, checking every
+//! number and unit, and uses the spans to point at the offending value.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    AuthMatch, Limit, Measure, Plan, Policy, Reserve, Scope, Selector, MAX_LIMITS_PER_PLAN,
+};
+use super::{ResetFormat, ResponseStyle};
+use crate::engines::{
+    Budget, BudgetPeriod, Concurrency, Engine, FixedWindow, Gcra, SlidingCounter, SlidingLog,
+};
+use crate::time::{parse_duration, Rate};
+
+/// A policy that could not be read: where, which field, what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyError {
+    /// The file (or `<string>`).
+    pub file: String,
+    /// 1-based line, 0 if unknown.
+    pub line: usize,
+    /// 1-based column, 0 if unknown.
+    pub column: usize,
+    /// The field path, e.g. `plan "pro" > limit "rpm" > burst`; may be empty.
+    pub field: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// Reads and validates the policy file at `path`.
+pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message: format!("cannot read the policy file: {e}"),
+    })?;
+    parse(&text, &file)
+}
+
+/// Validates policy TOML `text`; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyError> {
+    let cx = Cx { text, file };
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        let message = message
+            .replace("unknown variant", "unknown value")
+            .replace("invalid type", "wrong type");
+        cx.err(e.span().map_or(0, |s| s.start), "", message)
+    })?;
+    cx.policy(raw)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    provider: Spanned<String>,
+    source: Option<String>,
+    description: Option<String>,
+    response: Option<RawResponse>,
+    #[serde(default)]
+    plan: Vec<Spanned<RawPlan>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResponse {
+    headers_on: Option<Spanned<String>>,
+    limit_header: Option<String>,
+    remaining_header: Option<String>,
+    reset_header: Option<String>,
+    reset_format: Option<Spanned<String>>,
+    reset_after_header: Option<String>,
+    retry_after_header: Option<String>,
+    retry_after_on: Option<Vec<Spanned<i64>>>,
+    retry_after_unknown: Option<Spanned<String>>,
+    x_ratelimit: Option<bool>,
+    ietf: Option<bool>,
+    body: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    name: Spanned<String>,
+    description: Option<String>,
+    extends: Option<Spanned<String>>,
+    #[serde(default)]
+    limit: Vec<Spanned<RawLimit>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimit {
+    id: Spanned<String>,
+    algorithm: Spanned<String>,
+    rate: Option<Spanned<String>>,
+    burst: Option<Spanned<i64>>,
+    limit: Option<Spanned<i64>>,
+    period: Option<Spanned<String>>,
+    max: Option<Spanned<i64>>,
+    lease: Option<Spanned<String>>,
+    unit: Option<Spanned<String>>,
+    reserve: Option<Spanned<toml::Value>>,
+    cost: Option<Spanned<i64>>,
+    cost_by_endpoint: Option<BTreeMap<String, Spanned<i64>>>,
+    scope: Option<Spanned<String>>,
+    status: Option<Spanned<i64>>,
+    code: Option<String>,
+    message: Option<String>,
+    body: Option<Spanned<String>>,
+    report: Option<bool>,
+    reset_format: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    selector: Option<RawSelector>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSelector {
+    endpoints: Option<Vec<Spanned<String>>>,
+    except: Option<Vec<Spanned<String>>>,
+    auth: Option<Spanned<String>>,
+}
+
+/// Parsing context: the text (for line numbers) and the file name.
+struct Cx<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Cx<'_> {
+    fn err(&self, offset: usize, field: &str, message: impl Into<String>) -> PolicyError {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        PolicyError {
+            file: self.file.to_string(),
+            line,
+            column,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn at<T>(&self, v: &Spanned<T>, field: &str, message: impl Into<String>) -> PolicyError {
+        self.err(v.span().start, field, message)
+    }
+
+    fn policy(&self, raw: RawPolicy) -> Result<Policy, PolicyError> {
+        let provider = raw.provider.get_ref().trim().to_string();
+        if provider.is_empty() {
+            return Err(self.at(
+                &raw.provider,
+                "provider",
+                "expected the provider's name, found an empty string",
+            ));
+        }
+        if raw.plan.is_empty() {
+            return Err(self.err(
+                self.text.len(),
+                "plan",
+                "expected at least one [[plan]] with a name and a [[plan.limit]]",
+            ));
+        }
+        let response = match raw.response {
+            Some(r) => self.response(r)?,
+            None => ResponseStyle::default(),
+        };
+        let mut plans: Vec<Plan> = Vec::new();
+        for rp in raw.plan {
+            let plan_span = rp.span().start;
+            let rp = rp.into_inner();
+            let name = rp.name.get_ref().trim().to_string();
+            if name.is_empty() {
+                return Err(self.at(
+                    &rp.name,
+                    "plan > name",
+                    "expected a plan name, found an empty string",
+                ));
+            }
+            if plans.iter().any(|p| p.name == name) {
+                return Err(self.at(
+                    &rp.name,
+                    "plan > name",
+                    format!("duplicate plan name {name:?}: each plan needs its own name"),
+                ));
+            }
+            let ctx = format!("plan {name:?}");
+            let mut limits: Vec<Limit> = match &rp.extends {
+                Some(base) => match plans.iter().find(|p| &p.name == base.get_ref()) {
+                    Some(p) => p.limits.clone(),
+                    None => return Err(self.at(
+                        base,
+                        &format!("{ctx} > extends"),
+                        format!(
+                            "expected the name of a plan defined earlier in this file, found {:?}",
+                            base.get_ref()
+                        ),
+                    )),
+                },
+                None => Vec::new(),
+            };
+            let mut own_ids = HashSet::new();
+            for rl in rp.limit {
+                let id = rl.get_ref().id.get_ref().clone();
+                if !own_ids.insert(id.clone()) {
+                    return Err(self.at(
+                        &rl.get_ref().id,
+                        &format!("{ctx} > limit > id"),
+                        format!("duplicate limit id {id:?} in this plan"),
+                    ));
+                }
+                let limit = self.limit(rl, &ctx)?;
+                match limits.iter_mut().find(|l| l.id == limit.id) {
+                    Some(slot) => *slot = limit,
+                    None => limits.push(limit),
+                }
+            }
+            if limits.is_empty() {
+                return Err(self.err(plan_span, &ctx, "expected at least one [[plan.limit]] (or `extends` naming a plan that has limits)"));
+            }
+            if limits.len() > MAX_LIMITS_PER_PLAN {
+                return Err(self.err(
+                    plan_span,
+                    &ctx,
+                    format!(
+                        "at most {MAX_LIMITS_PER_PLAN} limits per plan, found {}",
+                        limits.len()
+                    ),
+                ));
+            }
+            plans.push(Plan {
+                name,
+                description: rp.description,
+                limits,
+            });
+        }
+        Ok(Policy {
+            provider,
+            source: raw.source,
+            description: raw.description,
+            response,
+            plans,
+        })
+    }
+
+    fn response(&self, r: RawResponse) -> Result<ResponseStyle, PolicyError> {
+        let mut style = ResponseStyle::default();
+        if let Some(v) = r.headers_on {
+            style.headers_on_allowed = match v.get_ref().as_str() {
+                "all" => true,
+                "denied" => false,
+                other => {
+                    return Err(self.at(
+                        &v,
+                        "response > headers_on",
+                        format!("expected \"all\" or \"denied\", found {other:?}"),
+                    ))
+                }
+            };
+        }
+        if let Some(h) = r.limit_header {
+            style.limit_header = h;
+        }
+        if let Some(h) = r.remaining_header {
+            style.remaining_header = h;
+        }
+        if let Some(h) = r.reset_header {
+            style.reset_header = h;
+        }
+        if let Some(v) = r.reset_format {
+            style.reset_format = self.reset_format(&v, "response > reset_format")?;
+        }
+        style.reset_after_header = r.reset_after_header;
+        if let Some(h) = r.retry_after_header {
+            style.retry_after_header = h;
+        }
+        if let Some(list) = r.retry_after_on {
+            style.retry_after_on = list
+                .iter()
+                .map(|s| self.status(s, "response > retry_after_on"))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = r.retry_after_unknown {
+            let d = parse_duration(v.get_ref())
+                .map_err(|e| self.at(&v, "response > retry_after_unknown", e))?;
+            style.retry_after_unknown = Some(d);
+        }
+        if let Some(b) = r.x_ratelimit {
+            style.x_ratelimit = b;
+        }
+        if let Some(b) = r.ietf {
+            style.ietf = b;
+        }
+        if let Some(b) = r.body {
+            style.body = self.body(&b, "response > body")?;
+        }
+        Ok(style)
+    }
+
+    fn reset_format(&self, v: &Spanned<String>, field: &str) -> Result<ResetFormat, PolicyError> {
+        match v.get_ref().as_str() {
+            "unix" => Ok(ResetFormat::Unix),
+            "seconds" => Ok(ResetFormat::Seconds),
+            other => Err(self.at(v, field, format!("expected \"unix\" (a Unix timestamp) or \"seconds\" (seconds until reset), found {other:?}"))),
+        }
+    }
+
+    fn status(&self, v: &Spanned<i64>, field: &str) -> Result<u16, PolicyError> {
+        let s = *v.get_ref();
+        if (400..=599).contains(&s) {
+            Ok(s as u16)
+        } else {
+            Err(self.at(
+                v,
+                field,
+                format!("expected an HTTP error status from 400 to 599 (429, 402, 503), found {s}"),
+            ))
+        }
+    }
+
+    fn body(
+        &self,
+        v: &Spanned<String>,
+        field: &str,
+    ) -> Result<Option<serde_json::Value>, PolicyError> {
+        serde_json::from_str(v.get_ref()).map(Some).map_err(|e| {
+            self.at(v, field, format!("expected a JSON body template (e.g. '{{\"error\": {{\"code\": \"{{code}}\"}}}}'), but it is not valid JSON: {e}"))
+        })
+    }
+
+    fn positive(&self, v: &Spanned<i64>, field: &str, what: &str) -> Result<u64, PolicyError> {
+        let n = *v.get_ref();
+        if n >= 1 {
+            Ok(n as u64)
+        } else {
+            Err(self.at(
+                v,
+                field,
+                format!("expected {what} of at least 1, found {n}"),
+            ))
+        }
+    }
+
+    fn limit(&self, rl: Spanned<RawLimit>, plan_ctx: &str) -> Result<Limit, PolicyError> {
+        let start = rl.span().start;
+        let rl = rl.into_inner();
+        let id = rl.id.get_ref().trim().to_string();
+        if id.is_empty() {
+            return Err(self.at(
+                &rl.id,
+                &format!("{plan_ctx} > limit > id"),
+                "expected a limit id such as \"rpm\", found an empty string",
+            ));
+        }
+        let ctx = format!("{plan_ctx} > limit {id:?}");
+        let f = |name: &str| format!("{ctx} > {name}");
+        let algorithm = rl.algorithm.get_ref().as_str();
+
+        // The count and period of rate-like limits: `rate = "60/min"`, or
+        // `limit` and `period`.
+        let rate_or_window = |count_field: &Option<Spanned<i64>>,
+                              count_name: &str|
+         -> Result<Rate, PolicyError> {
+            match (&rl.rate, count_field, &rl.period) {
+                (Some(r), None, None) => Rate::parse(r.get_ref()).map_err(|e| self.at(r, &f("rate"), e)),
+                (None, Some(c), Some(p)) => {
+                    let count = self.positive(c, &f(count_name), &format!("a {count_name}"))?;
+                    let period = parse_duration(p.get_ref()).map_err(|e| self.at(p, &f("period"), e))?;
+                    Rate::new(count, period).ok_or_else(|| self.at(p, &f("period"), "expected a period longer than zero"))
+                }
+                (Some(r), _, _) => Err(self.at(r, &f("rate"), format!("give either `rate` or `{count_name}` with `period`, not both"))),
+                (None, Some(c), None) => Err(self.at(c, &f("period"), format!("`{count_name}` needs a `period` such as \"60s\" (or write `rate = \"60/min\"`)"))),
+                (None, None, Some(p)) => Err(self.at(p, &f(count_name), format!("`period` needs a `{count_name}` (or write `rate = \"60/min\"`)"))),
+                (None, None, None) => Err(self.err(start, &f("rate"), format!("missing field `rate`: a {algorithm} limit needs `rate = \"500/min\"` or `{count_name}` with `period`"))),
+            }
+        };
+        let forbid = |present: bool, name: &str, span_of: usize| -> Result<(), PolicyError> {
+            if present {
+                Err(self.err(
+                    span_of,
+                    &f(name),
+                    format!("`{name}` does not apply to a {algorithm} limit"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let sp = |o: &Option<Spanned<i64>>| o.as_ref().map_or(start, |v| v.span().start);
+        let sps = |o: &Option<Spanned<String>>| o.as_ref().map_or(start, |v| v.span().start);
+
+        let engine = match algorithm {
+            "gcra" | "leaky-bucket" | "token-bucket" => {
+                forbid(rl.max.is_some(), "max", sp(&rl.max))?;
+                forbid(rl.lease.is_some(), "lease", sps(&rl.lease))?;
+                let rate = rate_or_window(&rl.limit, "limit")?;
+                let burst = match &rl.burst {
+                    Some(b) => self.positive(b, &f("burst"), "a burst (in cost units; at least one request)")?,
+                    None => {
+                        return Err(self.err(start, &f("burst"), "missing field `burst`: a gcra limit needs its burst capacity, e.g. `burst = 50`"))
+                    }
+                };
+                Engine::Gcra(Gcra::new(rate, burst).expect("burst checked positive"))
+            }
+            "fixed-window" | "sliding-log" | "sliding-counter" => {
+                forbid(rl.burst.is_some(), "burst", sp(&rl.burst))?;
+                forbid(rl.max.is_some(), "max", sp(&rl.max))?;
+                forbid(rl.lease.is_some(), "lease", sps(&rl.lease))?;
+                let r = rate_or_window(&rl.limit, "limit")?;
+                let (limit, period) = (r.count(), r.period());
+                match algorithm {
+                    "fixed-window" => Engine::FixedWindow(FixedWindow::new(limit, period).expect("checked")),
+                    "sliding-log" => Engine::SlidingLog(SlidingLog::new(limit, period).expect("checked")),
+                    _ => Engine::SlidingCounter(SlidingCounter::new(limit, period).expect("checked")),
+                }
+            }
+            "concurrency" => {
+                forbid(rl.rate.is_some(), "rate", sps(&rl.rate))?;
+                forbid(rl.burst.is_some(), "burst", sp(&rl.burst))?;
+                forbid(rl.period.is_some(), "period", sps(&rl.period))?;
+                let max = match (&rl.max, &rl.limit) {
+                    (Some(m), None) | (None, Some(m)) => self.positive(m, &f("max"), "a maximum in flight")?,
+                    (Some(m), Some(_)) => return Err(self.at(m, &f("max"), "give `max` or `limit`, not both")),
+                    (None, None) => {
+                        return Err(self.err(start, &f("max"), "missing field `max`: a concurrency limit needs `max = 5` (requests in flight)"))
+                    }
+                };
+                let lease = match &rl.lease {
+                    Some(l) => {
+                        let d = parse_duration(l.get_ref()).map_err(|e| self.at(l, &f("lease"), e))?;
+                        if d == 0 {
+                            return Err(self.at(l, &f("lease"), "expected a lease longer than zero (or no `lease`)"));
+                        }
+                        Some(d)
+                    }
+                    None => None,
+                };
+                Engine::Concurrency(Concurrency::new(max, lease).expect("checked"))
+            }
+            "budget" => {
+                forbid(rl.rate.is_some(), "rate", sps(&rl.rate))?;
+                forbid(rl.burst.is_some(), "burst", sp(&rl.burst))?;
+                forbid(rl.max.is_some(), "max", sp(&rl.max))?;
+                forbid(rl.lease.is_some(), "lease", sps(&rl.lease))?;
+                let limit = match &rl.limit {
+                    Some(l) => self.positive(l, &f("limit"), "a budget")?,
+                    None => return Err(self.err(start, &f("limit"), "missing field `limit`: a budget needs `limit` (in its unit; money in minor units)")),
+                };
+                let period = match &rl.period {
+                    Some(p) => match p.get_ref().as_str() {
+                        "day" => BudgetPeriod::Day,
+                        "month" => BudgetPeriod::Month,
+                        other => match parse_duration(other) {
+                            Ok(d) if d > 0 => BudgetPeriod::Rolling(d),
+                            _ => {
+                                return Err(self.at(
+                                    p,
+                                    &f("period"),
+                                    format!("expected \"day\" (UTC calendar day), \"month\" (UTC calendar month) or a rolling duration such as \"30day\", found {other:?}"),
+                                ))
+                            }
+                        },
+                    },
+                    None => return Err(self.err(start, &f("period"), "missing field `period`: a budget needs \"day\", \"month\" or a rolling duration")),
+                };
+                Engine::Budget(Budget::new(limit, period).expect("checked"))
+            }
+            other => {
+                return Err(self.at(
+                    &rl.algorithm,
+                    &f("algorithm"),
+                    format!("unknown algorithm {other:?}; expected one of gcra, fixed-window, sliding-log, sliding-counter, concurrency, budget"),
+                ))
+            }
+        };
+
+        let measure = match &rl.unit {
+            None => Measure::Requests { cost: 1, by_endpoint: Vec::new() },
+            Some(u) => match u.get_ref().as_str() {
+                "requests" => Measure::Requests { cost: 1, by_endpoint: Vec::new() },
+                "tokens" => Measure::Tokens,
+                c if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Measure::Money { currency: c.to_string() },
+                other => {
+                    return Err(self.at(u, &f("unit"), format!("expected \"requests\", \"tokens\" or a currency code such as \"INR\" or \"USD\", found {other:?}")))
+                }
+            },
+        };
+        let measure = match measure {
+            Measure::Requests { .. } => {
+                let cost = match &rl.cost {
+                    Some(c) => self.positive(c, &f("cost"), "a cost per request")?,
+                    None => 1,
+                };
+                let mut by_endpoint = Vec::new();
+                for (endpoint, c) in rl.cost_by_endpoint.iter().flatten() {
+                    by_endpoint.push((
+                        endpoint.clone(),
+                        self.positive(c, &f(&format!("cost_by_endpoint > {endpoint}")), "a cost")?,
+                    ));
+                }
+                Measure::Requests { cost, by_endpoint }
+            }
+            m => {
+                if let Some(c) = &rl.cost {
+                    return Err(self.at(
+                        c,
+                        &f("cost"),
+                        format!(
+                            "`cost` applies to request limits; this limit counts {}",
+                            m.unit()
+                        ),
+                    ));
+                }
+                m
+            }
+        };
+        if matches!(engine, Engine::Concurrency(_))
+            && !matches!(measure, Measure::Requests { cost: 1, ref by_endpoint } if by_endpoint.is_empty())
+        {
+            return Err(self.err(
+                start,
+                &f("unit"),
+                "a concurrency limit counts requests in flight; `unit` and `cost` do not apply",
+            ));
+        }
+
+        let reserve = match &rl.reserve {
+            None => Reserve::Fixed(0),
+            Some(v) => {
+                if !matches!(engine, Engine::Budget(_)) {
+                    return Err(self.at(
+                        v,
+                        &f("reserve"),
+                        "`reserve` applies to budget limits only",
+                    ));
+                }
+                match v.get_ref() {
+                    toml::Value::Integer(n) if *n >= 0 => Reserve::Fixed(*n as u64),
+                    toml::Value::String(s) if s == "measured" => Reserve::Measured,
+                    other => return Err(self.at(
+                        v,
+                        &f("reserve"),
+                        format!(
+                            "expected a non-negative whole amount or \"measured\", found {other}"
+                        ),
+                    )),
+                }
+            }
+        };
+
+        let scope = match &rl.scope {
+            None => Scope::Key,
+            Some(s) => match s.get_ref().as_str() {
+                "key" => Scope::Key,
+                "user" => Scope::User,
+                "workspace" => Scope::Workspace,
+                "global" => Scope::Global,
+                other => {
+                    return Err(self.at(
+                        s,
+                        &f("scope"),
+                        format!("expected key, user, workspace or global, found {other:?}"),
+                    ))
+                }
+            },
+        };
+
+        let selector = match rl.selector {
+            None => Selector::default(),
+            Some(s) => {
+                let list = |v: Option<Vec<Spanned<String>>>,
+                            name: &str|
+                 -> Result<Vec<String>, PolicyError> {
+                    v.unwrap_or_default()
+                        .into_iter()
+                        .map(|e| {
+                            let p = e.get_ref().trim();
+                            if p.is_empty() || p[..p.len() - 1].contains('*') {
+                                Err(self.at(&e, &f(&format!("match > {name}")), format!("expected an endpoint name or a prefix ending in `*`, found {:?}", e.get_ref())))
+                            } else {
+                                Ok(p.to_string())
+                            }
+                        })
+                        .collect()
+                };
+                let auth = match &s.auth {
+                    None => AuthMatch::Any,
+                    Some(a) => match a.get_ref().as_str() {
+                        "any" => AuthMatch::Any,
+                        "authenticated" => AuthMatch::Authenticated,
+                        "unauthenticated" => AuthMatch::Unauthenticated,
+                        other => return Err(self.at(
+                            a,
+                            &f("match > auth"),
+                            format!(
+                                "expected any, authenticated or unauthenticated, found {other:?}"
+                            ),
+                        )),
+                    },
+                };
+                Selector {
+                    endpoints: list(s.endpoints, "endpoints")?,
+                    except: list(s.except, "except")?,
+                    auth,
+                }
+            }
+        };
+
+        let status = match &rl.status {
+            Some(s) => self.status(s, &f("status"))?,
+            None => 429,
+        };
+        let default_code = match engine {
+            Engine::Concurrency(_) => "CONCURRENCY_LIMIT_EXCEEDED",
+            Engine::Budget(_) => "QUOTA_EXCEEDED",
+            _ => "RATE_LIMIT_EXCEEDED",
+        };
+        let code = rl.code.unwrap_or_else(|| default_code.to_string());
+        let message = rl.message.unwrap_or_else(|| match engine {
+            Engine::Concurrency(_) => "Concurrent request limit exceeded".to_string(),
+            Engine::Budget(_) => "Budget exceeded".to_string(),
+            _ => "Rate limit exceeded".to_string(),
+        });
+        let body = match &rl.body {
+            Some(b) => self.body(b, &f("body"))?,
+            None => None,
+        };
+        let report = rl.report.unwrap_or(!matches!(
+            engine,
+            Engine::Concurrency(_) | Engine::Budget(_)
+        ));
+        let reset_format = match &rl.reset_format {
+            Some(v) => Some(self.reset_format(v, &f("reset_format"))?),
+            None => None,
+        };
+        let line = self.err(start, "", "").line;
+        Ok(Limit {
+            id,
+            engine,
+            scope,
+            selector,
+            measure,
+            reserve,
+            status,
+            code,
+            message,
+            body,
+            report,
+            reset_format,
+            line,
+        })
+    }
+}
