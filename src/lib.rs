@@ -15,6 +15,9 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod engines;
+pub mod limiter;
 pub mod policy;
 pub mod time;
+pub mod trace;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `ratesim` binary: see [`ratesim::cli`].
+
+fn main() -> std::process::ExitCode {
+    ratesim::cli::main()
+}

@@ -128,6 +128,16 @@ impl Budget {
         }
     }
 
+    /// Whether nothing is spent or reserved that still counts at `now`.
+    pub fn is_idle(&self, state: &BudgetState, now: Nanos) -> bool {
+        match self.period {
+            BudgetPeriod::Rolling(p) => {
+                state.reserved == 0 && state.log.back().is_none_or(|&(s, _)| s.saturating_add(p) <= now)
+            }
+            _ => now >= state.period_end || (state.spent == 0 && state.reserved == 0),
+        }
+    }
+
     /// Decides a request whose estimated amount is `estimate` at `now`.
     pub fn decide(&self, state: &mut BudgetState, now: Nanos, estimate: u64) -> Decision {
         self.roll(state, now);

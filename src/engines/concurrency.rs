@@ -4,8 +4,10 @@
 //!
 //! A request is **admitted iff `in_flight + 1 <= max`** (the cost argument is
 //! ignored: one request is one permit). Admission hands out a [`Permit`];
-//! completion releases it. Releasing a permit twice, or one already reclaimed,
-//! does nothing.
+//! completion releases it. With leases, releasing a permit twice, or one
+//! already reclaimed, does nothing; without leases the state is a bare
+//! counter and each permit must be released exactly once (the production
+//! guard and the simulator guarantee it).
 //!
 //! With a **lease TTL** `L`, a permit granted at `t` is held during
 //! `[t, t + L)` and reclaimed at `t + L` even if its client never comes back
@@ -130,8 +132,8 @@ impl Concurrency {
         Permit { expires, id }
     }
 
-    /// Releases a permit at `now`. A permit already released or reclaimed is
-    /// ignored.
+    /// Releases a permit at `now`. With leases, a permit already released or
+    /// reclaimed is ignored; without leases, release each permit once.
     pub fn release(&self, state: &mut ConcurrencyState, now: Nanos, permit: Permit) {
         if self.lease.is_some() {
             if state.leases.remove(&(permit.expires, permit.id)) {

@@ -64,6 +64,11 @@ impl FixedWindow {
         state.window
     }
 
+    /// Whether nothing is counted in the window containing `now`.
+    pub fn is_idle(&self, state: &FixedWindowState, now: Nanos) -> bool {
+        state.used == 0 || now / self.period > state.window
+    }
+
     /// Decides a request of `cost` units at `now`.
     #[inline]
     pub fn decide(&self, state: &mut FixedWindowState, now: Nanos, cost: u64) -> Decision {

@@ -155,6 +155,11 @@ impl Gcra {
         }
     }
 
+    /// Whether the bucket is empty at `now` (the state is then equivalent to a fresh one).
+    pub fn is_idle(&self, state: &GcraState, now: Nanos) -> bool {
+        state.tat_scaled <= now as u128 * self.rate.count() as u128
+    }
+
     /// The bucket level at `now` in cost units, as an exact fraction
     /// `(numerator, denominator)`: `max(0, tat - now) / T`.
     pub fn level(&self, state: &GcraState, now: Nanos) -> (u128, u64) {

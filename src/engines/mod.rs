@@ -279,6 +279,23 @@ impl Engine {
         }
     }
 
+    /// Whether `state` is at rest at `now`: indistinguishable from a fresh
+    /// state for every future decision (bucket drained, window over, nothing
+    /// in flight, budget period over). Dropping such a state loses nothing,
+    /// which is how the production limiter evicts idle keys without changing
+    /// any answer.
+    pub fn is_idle(&self, state: &EngineState, now: Nanos) -> bool {
+        match (self, state) {
+            (Engine::Gcra(e), EngineState::Gcra(s)) => e.is_idle(s, now),
+            (Engine::FixedWindow(e), EngineState::FixedWindow(s)) => e.is_idle(s, now),
+            (Engine::SlidingLog(e), EngineState::SlidingLog(s)) => e.is_idle(s, now),
+            (Engine::SlidingCounter(e), EngineState::SlidingCounter(s)) => e.is_idle(s, now),
+            (Engine::Concurrency(_), EngineState::Concurrency(s)) => s.in_flight() == 0,
+            (Engine::Budget(e), EngineState::Budget(s)) => e.is_idle(s, now),
+            _ => false,
+        }
+    }
+
     /// The capacity in cost units (burst, window limit, max in flight, budget).
     pub fn capacity(&self) -> u64 {
         match self {

@@ -92,6 +92,12 @@ impl SlidingCounter {
         (e < self.period).then_some(e)
     }
 
+    /// Whether both counts have decayed to nothing by `now`.
+    pub fn is_idle(&self, state: &SlidingCounterState, now: Nanos) -> bool {
+        let k = now / self.period;
+        k >= state.window.saturating_add(2) || (state.current == 0 && (state.prev == 0 || k > state.window))
+    }
+
     /// Decides a request of `cost` units at `now`.
     pub fn decide(&self, state: &mut SlidingCounterState, now: Nanos, cost: u64) -> Decision {
         let elapsed = self.roll(state, now);

@@ -74,6 +74,11 @@ impl SlidingLog {
         }
     }
 
+    /// Whether every remembered entry has left the window by `now`.
+    pub fn is_idle(&self, state: &SlidingLogState, now: Nanos) -> bool {
+        state.entries.back().is_none_or(|&(s, _)| s.saturating_add(self.period) <= now)
+    }
+
     /// Decides a request of `cost` units at `now`.
     pub fn decide(&self, state: &mut SlidingLogState, now: Nanos, cost: u64) -> Decision {
         self.expire(state, now);

@@ -1,0 +1,77 @@
+//! `ratesim policy check` and `ratesim policy explain`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::policy;
+
+#[derive(Subcommand, Debug)]
+pub(super) enum PolicyCommand {
+    /// Check policy files: every plan, limit and number. Exits 1 on any error.
+    Check {
+        /// Policy files (TOML), e.g. policies/*.toml.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print a human summary of a policy's plans.
+    Explain {
+        /// A policy file (TOML).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Only this plan.
+        #[arg(long, value_name = "NAME")]
+        plan: Option<String>,
+    },
+}
+
+pub(super) fn run(cmd: PolicyCommand) -> u8 {
+    match cmd {
+        PolicyCommand::Check { files } => {
+            let mut failed = 0;
+            for file in &files {
+                match policy::load(file) {
+                    Ok(p) => {
+                        let limits: usize = p.plans.iter().map(|pl| pl.limits.len()).sum();
+                        println!(
+                            "ok     {}: {}, {} plan{} ({}), {} limit{}",
+                            file.display(),
+                            p.provider,
+                            p.plans.len(),
+                            if p.plans.len() == 1 { "" } else { "s" },
+                            p.plan_names().join(", "),
+                            limits,
+                            if limits == 1 { "" } else { "s" }
+                        );
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        println!("error  {e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                eprintln!("{failed} of {} policy file{} failed the check", files.len(), if files.len() == 1 { "" } else { "s" });
+                1
+            } else {
+                0
+            }
+        }
+        PolicyCommand::Explain { file, plan } => match policy::load(&file) {
+            Ok(p) => match p.explain(plan.as_deref()) {
+                Ok(text) => {
+                    print!("{text}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    1
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
+    }
+}

@@ -1,0 +1,441 @@
+//! The production limiter: a thread-safe, keyed limiter over one plan.
+//!
+//! [`KeyedLimiter`] holds the state of every limit for every scope identity
+//! (API key, user, workspace) in a sharded map, reads the time from a
+//! [`Clock`], and runs the very same [`Plan::check`] as the simulator. Only
+//! the clock differs: [`SystemClock`] in production, [`ManualClock`] in tests.
+//!
+//! - **Atomic across limits and threads.** A request locks the shards of all
+//!   its states (in ascending shard order, so two requests never deadlock),
+//!   decides every limit, commits only if all admit, then unlocks.
+//! - **Idle keys are evicted losslessly.** A state that is at rest (bucket
+//!   drained, window over, nothing in flight; see [`Engine::is_idle`]) is
+//!   indistinguishable from a fresh one, so dropping it changes no answer.
+//!   Each shard sweeps itself when it has doubled since its last sweep; call
+//!   [`KeyedLimiter::evict_idle`] to sweep everything.
+//! - **Permits release themselves.** An admitted request returns an
+//!   [`Admission`] guard; dropping it releases concurrency permits and
+//!   settles budgets (with actual amounts if given to [`Admission::finish`]).
+//!
+//! # Example: a service answering like a provider's plan
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ratesim::limiter::{KeyedLimiter, ManualClock};
+//! use ratesim::policy::{self, Request};
+//!
+//! let policy = Arc::new(policy::parse(r#"
+//!     provider = "Example"
+//!     [[plan]]
+//!     name = "pro"
+//!     [[plan.limit]]
+//!     id = "rpm"
+//!     algorithm = "gcra"
+//!     rate = "500/min"
+//!     burst = 50
+//! "#, "example.toml").unwrap());
+//! // In production: KeyedLimiter::new(policy, "pro") reads the system clock.
+//! let clock = ManualClock::new(1_767_225_600_000_000_000); // 2026-01-01T00:00:00Z
+//! let limiter = KeyedLimiter::with_clock(policy, "pro", clock).unwrap();
+//!
+//! // In a request handler:
+//! let req = Request { endpoint: "chat", ..Request::new("key-123") };
+//! for _ in 0..50 {
+//!     let admission = limiter.check(&req).expect("the burst is admitted");
+//!     let response = admission.response(); // 200, X-RateLimit-* headers
+//!     assert_eq!(response.status, 200);
+//!     // ... serve the request; dropping `admission` completes it.
+//! }
+//! let denial = limiter.check(&req).unwrap_err();
+//! let response = denial.response();
+//! assert_eq!(response.status, 429);
+//! assert_eq!(response.header("Retry-After"), Some("1")); // 120 ms, rounded up
+//! assert!(response.body.unwrap().contains("RATE_LIMIT_EXCEEDED"));
+//! ```
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::engines::{Engine, EngineState};
+use crate::policy::{render, Plan, PlanDecision, Policy, Rendered, Request, StateStore, Tickets, MAX_LIMITS_PER_PLAN};
+use crate::time::Nanos;
+
+/// A source of the current instant.
+pub trait Clock: Send + Sync {
+    /// Nanoseconds since the Unix epoch.
+    fn now(&self) -> Nanos;
+}
+
+/// The system's wall clock. Engines stay correct (conservative) if it steps
+/// back; calendar budgets and Unix-timestamp headers need wall time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Nanos {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64)
+    }
+}
+
+/// A clock that moves only when told to: for tests and examples.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock reading `now`.
+    pub fn new(now: Nanos) -> ManualClock {
+        ManualClock { now: AtomicU64::new(now) }
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now: Nanos) {
+        self.now.store(now, Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `by` nanoseconds.
+    pub fn advance(&self, by: Nanos) {
+        self.now.fetch_add(by, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Nanos {
+        self.now.load(Ordering::SeqCst)
+    }
+}
+
+impl<C: Clock> Clock for Arc<C> {
+    fn now(&self) -> Nanos {
+        (**self).now()
+    }
+}
+
+/// One shard: per limit, the states by scope identity.
+struct Shard {
+    maps: Vec<HashMap<Box<str>, EngineState, foldhash::fast::RandomState>>,
+    /// Entries at the end of the last sweep (sweep again at twice that).
+    swept_len: usize,
+}
+
+impl Shard {
+    fn len(&self) -> usize {
+        self.maps.iter().map(HashMap::len).sum()
+    }
+
+    fn sweep(&mut self, plan: &Plan, now: Nanos) -> usize {
+        let mut evicted = 0;
+        for (limit, map) in plan.limits.iter().zip(self.maps.iter_mut()) {
+            let before = map.len();
+            map.retain(|_, s| !limit.engine.is_idle(s, now));
+            evicted += before - map.len();
+        }
+        self.swept_len = self.len();
+        evicted
+    }
+}
+
+/// A thread-safe limiter enforcing one plan of a policy.
+pub struct KeyedLimiter<C: Clock = SystemClock> {
+    policy: Arc<Policy>,
+    plan: usize,
+    clock: C,
+    shards: Box<[Mutex<Shard>]>,
+    hasher: foldhash::fast::RandomState,
+}
+
+const SHARDS: usize = 64;
+const MIN_SWEEP_LEN: usize = 1024;
+
+impl KeyedLimiter<SystemClock> {
+    /// A limiter for plan `plan` of `policy` on the system clock.
+    pub fn new(policy: Arc<Policy>, plan: &str) -> Result<Self, String> {
+        Self::with_clock(policy, plan, SystemClock)
+    }
+}
+
+impl<C: Clock> KeyedLimiter<C> {
+    /// A limiter for plan `plan` of `policy` reading time from `clock`.
+    pub fn with_clock(policy: Arc<Policy>, plan: &str, clock: C) -> Result<Self, String> {
+        let index = policy.plans.iter().position(|p| p.name == plan).ok_or_else(|| {
+            format!("no plan named {plan:?} in policy {:?}; its plans are: {}", policy.provider, policy.plan_names().join(", "))
+        })?;
+        let n = policy.plans[index].limits.len();
+        let shards = (0..SHARDS)
+            .map(|_| Mutex::new(Shard { maps: (0..n).map(|_| HashMap::default()).collect(), swept_len: 0 }))
+            .collect();
+        Ok(KeyedLimiter { policy, plan: index, clock, shards, hasher: foldhash::fast::RandomState::default() })
+    }
+
+    /// The plan being enforced.
+    pub fn plan(&self) -> &Plan {
+        &self.policy.plans[self.plan]
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    fn shard_of(&self, limit: usize, scope_key: &str) -> usize {
+        let mut h = self.hasher.build_hasher();
+        limit.hash(&mut h);
+        scope_key.hash(&mut h);
+        (h.finish() as usize) % SHARDS
+    }
+
+    /// Decides `req` now. `Ok` holds the admission guard; `Err` the denial.
+    pub fn check(&self, req: &Request<'_>) -> Result<Admission<'_, C>, Denial<'_, C>> {
+        let now = self.clock.now();
+        let decision = self.check_at(req, now);
+        if decision.allowed {
+            let tickets = decision.tickets;
+            let owned = (!tickets.is_empty()).then(|| OwnedRequest::from(req));
+            Ok(Admission { limiter: self, decision, now, request: owned, done: false })
+        } else {
+            Err(Denial { limiter: self, decision, now })
+        }
+    }
+
+    /// Decides `req` at an explicit instant (the clock is not read).
+    /// Completion of admitted requests is then the caller's job
+    /// ([`KeyedLimiter::complete_at`]).
+    pub fn check_at(&self, req: &Request<'_>, now: Nanos) -> PlanDecision {
+        let plan = self.plan();
+        let mut wanted = [usize::MAX; MAX_LIMITS_PER_PLAN];
+        let mut n = 0;
+        for (i, limit) in plan.limits.iter().enumerate() {
+            if limit.selector.matches(req) {
+                wanted[n] = self.shard_of(i, limit.scope.key_of(req));
+                n += 1;
+            }
+        }
+        let mut store = LockedStore::lock(self, &mut wanted[..n]);
+        let decision = plan.check(&mut store, now, req);
+        store.maybe_sweep(plan, now);
+        decision
+    }
+
+    /// Completes an admission made with [`KeyedLimiter::check_at`].
+    pub fn complete_at(&self, req: &Request<'_>, tickets: &Tickets, now: Nanos) {
+        let plan = self.plan();
+        let mut wanted = [usize::MAX; MAX_LIMITS_PER_PLAN];
+        let mut n = 0;
+        for (i, _) in tickets.iter() {
+            wanted[n] = self.shard_of(i, plan.limits[i].scope.key_of(req));
+            n += 1;
+        }
+        let mut store = LockedStore::lock(self, &mut wanted[..n]);
+        plan.complete(&mut store, now, req, tickets);
+    }
+
+    /// Drops every idle state (lossless; see the module docs). Returns how
+    /// many were dropped.
+    pub fn evict_idle(&self) -> usize {
+        let now = self.clock.now();
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).sweep(self.plan(), now)).sum()
+    }
+
+    /// States held (one per limit per scope identity seen and not evicted).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+    }
+
+    /// Whether no state is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The shards one request needs, locked in ascending order.
+struct LockedStore<'a, C: Clock> {
+    limiter: &'a KeyedLimiter<C>,
+    guards: [Option<(usize, MutexGuard<'a, Shard>)>; MAX_LIMITS_PER_PLAN],
+}
+
+impl<'a, C: Clock> LockedStore<'a, C> {
+    fn lock(limiter: &'a KeyedLimiter<C>, wanted: &mut [usize]) -> Self {
+        wanted.sort_unstable();
+        let mut guards: [Option<(usize, MutexGuard<'a, Shard>)>; MAX_LIMITS_PER_PLAN] = Default::default();
+        let mut last = usize::MAX;
+        let mut k = 0;
+        for &s in wanted.iter() {
+            if s != last {
+                let g = limiter.shards[s].lock().unwrap_or_else(|e| e.into_inner());
+                guards[k] = Some((s, g));
+                k += 1;
+                last = s;
+            }
+        }
+        LockedStore { limiter, guards }
+    }
+
+    fn shard(&mut self, index: usize) -> &mut Shard {
+        self.guards
+            .iter_mut()
+            .flatten()
+            .find(|(s, _)| *s == index)
+            .map(|(_, g)| &mut **g)
+            .expect("the shard was locked for this request")
+    }
+
+    fn maybe_sweep(&mut self, plan: &Plan, now: Nanos) {
+        for (_, g) in self.guards.iter_mut().flatten() {
+            let len = g.len();
+            if len >= MIN_SWEEP_LEN && len >= 2 * g.swept_len {
+                g.sweep(plan, now);
+            }
+        }
+    }
+}
+
+impl<C: Clock> StateStore for LockedStore<'_, C> {
+    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R {
+        let engine: &Engine = &self.limiter.plan().limits[limit].engine;
+        let shard_index = self.limiter.shard_of(limit, scope_key);
+        let map = &mut self.shard(shard_index).maps[limit];
+        if let Some(s) = map.get_mut(scope_key) {
+            return f(s);
+        }
+        let s = map.entry(scope_key.into()).or_insert_with(|| engine.new_state());
+        f(s)
+    }
+}
+
+/// An owned copy of a request, kept by an [`Admission`] that must complete.
+#[derive(Clone, Debug)]
+struct OwnedRequest {
+    key: String,
+    user: Option<String>,
+    workspace: Option<String>,
+    endpoint: String,
+    authenticated: bool,
+    tokens: u64,
+    money: u64,
+}
+
+impl From<&Request<'_>> for OwnedRequest {
+    fn from(r: &Request<'_>) -> Self {
+        OwnedRequest {
+            key: r.key.into(),
+            user: r.user.map(Into::into),
+            workspace: r.workspace.map(Into::into),
+            endpoint: r.endpoint.into(),
+            authenticated: r.authenticated,
+            tokens: r.tokens,
+            money: r.money,
+        }
+    }
+}
+
+impl OwnedRequest {
+    fn as_request(&self) -> Request<'_> {
+        Request {
+            key: &self.key,
+            user: self.user.as_deref(),
+            workspace: self.workspace.as_deref(),
+            endpoint: &self.endpoint,
+            authenticated: self.authenticated,
+            tokens: self.tokens,
+            money: self.money,
+        }
+    }
+}
+
+/// An admitted request. Dropping it completes the request: concurrency
+/// permits are released and budgets settled with the amounts the request
+/// was checked with; [`Admission::finish`] settles actual amounts instead.
+pub struct Admission<'a, C: Clock> {
+    limiter: &'a KeyedLimiter<C>,
+    decision: PlanDecision,
+    now: Nanos,
+    request: Option<OwnedRequest>,
+    done: bool,
+}
+
+impl<C: Clock> Admission<'_, C> {
+    /// The plan's decision.
+    pub fn decision(&self) -> &PlanDecision {
+        &self.decision
+    }
+
+    /// The HTTP status and headers to send (rendered from the policy).
+    pub fn response(&self) -> Rendered {
+        render(&self.limiter.policy, self.limiter.plan(), &self.decision, self.now)
+    }
+
+    /// Completes the request with its actual token count and money amount
+    /// (minor units), as counted once it finished.
+    pub fn finish(mut self, tokens: u64, money: u64) {
+        self.complete(Some((tokens, money)));
+    }
+
+    fn complete(&mut self, actual: Option<(u64, u64)>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if let Some(owned) = &self.request {
+            let mut req = owned.as_request();
+            if let Some((tokens, money)) = actual {
+                req.tokens = tokens;
+                req.money = money;
+            }
+            let now = self.limiter.clock.now();
+            self.limiter.complete_at(&req, &self.decision.tickets, now);
+        }
+    }
+}
+
+impl<C: Clock> Drop for Admission<'_, C> {
+    fn drop(&mut self) {
+        self.complete(None);
+    }
+}
+
+/// A denied request.
+pub struct Denial<'a, C: Clock> {
+    limiter: &'a KeyedLimiter<C>,
+    decision: PlanDecision,
+    now: Nanos,
+}
+
+impl<C: Clock> Denial<'_, C> {
+    /// The plan's decision (which limit denied, when to retry).
+    pub fn decision(&self) -> &PlanDecision {
+        &self.decision
+    }
+
+    /// The id of the limit that denied the request.
+    pub fn limit_id(&self) -> &str {
+        let i = self.decision.denied_by.expect("a denial names its limit");
+        &self.limiter.plan().limits[i].id
+    }
+
+    /// The HTTP status, headers and JSON body to send.
+    pub fn response(&self) -> Rendered {
+        render(&self.limiter.policy, self.limiter.plan(), &self.decision, self.now)
+    }
+}
+
+impl<C: Clock> std::fmt::Debug for Admission<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").field("decision", &self.decision).field("now", &self.now).finish()
+    }
+}
+
+impl<C: Clock> std::fmt::Debug for Denial<'_, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Denial").field("decision", &self.decision).field("now", &self.now).finish()
+    }
+}

@@ -1,0 +1,162 @@
+//! Request traces: what arrives, when, from whom.
+//!
+//! A trace is a stream of [`TraceRow`]s in time order. It comes from a
+//! recorded file ([`csv`], [`jsonl`]) or from a synthetic population spec
+//! ([`synth`]). Every source is read through [`TraceSource`], one row at a
+//! time into a reused buffer, so a 10-million-row trace is never held in
+//! memory and memory does not grow with its length.
+//!
+//! ## Recorded format
+//!
+//! Columns (CSV header row, or JSON object keys; order free):
+//!
+//! | column | required | meaning |
+//! |---|---|---|
+//! | `t` | yes | seconds since the trace start as a decimal (`12.5`, parsed exactly to nanoseconds), or an RFC 3339 timestamp (`2026-01-01T00:00:12.5Z`); one form per file |
+//! | `key` | yes | API key (or client identity) |
+//! | `user` | no | user owning the key |
+//! | `workspace` | no | workspace owning the key |
+//! | `endpoint` | no | endpoint name (default empty) |
+//! | `auth` | no | `true`/`false` (default `true`) |
+//! | `tokens` | no | tokens used, a whole number (default 0) |
+//! | `cost` | no | money in minor units, a whole number (default 0) |
+//! | `duration` | no | service time in decimal seconds (default 0) |
+//!
+//! Rows must be in non-decreasing time order. Every error names the file,
+//! line and column and says what was expected.
+
+pub mod csv;
+pub mod jsonl;
+pub mod synth;
+
+use std::fmt;
+
+use crate::time::Nanos;
+
+/// When a row happens: an offset from the trace start, or an absolute instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TraceTime {
+    /// Nanoseconds since the trace start (decimal seconds in the file).
+    Offset(Nanos),
+    /// Nanoseconds since the Unix epoch (RFC 3339 in the file).
+    Absolute(Nanos),
+}
+
+/// One request of a trace. Reused between rows: readers overwrite every
+/// field (clearing strings, keeping their capacity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceRow {
+    /// When the request arrives.
+    pub t: TraceTime,
+    /// API key (or client identity).
+    pub key: String,
+    /// User owning the key; empty if unknown.
+    pub user: String,
+    /// Workspace owning the key; empty if unknown.
+    pub workspace: String,
+    /// Endpoint; empty if unknown.
+    pub endpoint: String,
+    /// Whether the request is authenticated.
+    pub auth: bool,
+    /// Tokens used.
+    pub tokens: u64,
+    /// Money in minor units.
+    pub cost: u64,
+    /// Service time in nanoseconds.
+    pub duration: Nanos,
+    /// Items carried by the request (synthetic batching; 1 for recorded rows).
+    pub items: u32,
+    /// Asynchronous job: after admission the client polls `poll_endpoint`
+    /// every `poll_every` until the job is done (`duration` after
+    /// admission). 0 means no polling (a synchronous call, or a webhook).
+    pub poll_every: Nanos,
+    /// Endpoint the polls go to (synthetic jobs only).
+    pub poll_endpoint: String,
+    /// 1-based line of the row in its file (0 for synthetic rows).
+    pub line: u64,
+}
+
+impl Default for TraceRow {
+    fn default() -> Self {
+        TraceRow {
+            t: TraceTime::Offset(0),
+            key: String::new(),
+            user: String::new(),
+            workspace: String::new(),
+            endpoint: String::new(),
+            auth: true,
+            tokens: 0,
+            cost: 0,
+            duration: 0,
+            items: 1,
+            poll_every: 0,
+            poll_endpoint: String::new(),
+            line: 0,
+        }
+    }
+}
+
+impl TraceRow {
+    /// Resets every field to its default, keeping string capacity.
+    pub fn clear(&mut self) {
+        self.t = TraceTime::Offset(0);
+        self.key.clear();
+        self.user.clear();
+        self.workspace.clear();
+        self.endpoint.clear();
+        self.auth = true;
+        self.tokens = 0;
+        self.cost = 0;
+        self.duration = 0;
+        self.items = 1;
+        self.poll_every = 0;
+        self.poll_endpoint.clear();
+        self.line = 0;
+    }
+}
+
+/// A trace that could not be read: where and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceError {
+    /// The file (or spec) name.
+    pub file: String,
+    /// 1-based line, 0 if unknown.
+    pub line: u64,
+    /// 1-based column (CSV: field number; JSONL: character), 0 if unknown.
+    pub column: u64,
+    /// The field, e.g. `t`; may be empty.
+    pub field: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+            if self.column > 0 {
+                write!(f, ":{}", self.column)?;
+            }
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": field `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for TraceError {}
+
+/// A stream of trace rows in non-decreasing time order.
+pub trait TraceSource {
+    /// Reads the next row into `row` (overwriting it). `Ok(false)` at the end.
+    fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, TraceError>;
+}
+
+impl<T: TraceSource + ?Sized> TraceSource for Box<T> {
+    fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, TraceError> {
+        (**self).next_row(row)
+    }
+}
