@@ -16,8 +16,12 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod client;
 pub mod engines;
 pub mod limiter;
+pub mod metrics;
 pub mod policy;
+pub mod report;
+pub mod sim;
 pub mod time;
 pub mod trace;

@@ -5,6 +5,7 @@
 //! panic or a debug dump.
 
 mod policy_cmd;
+mod run_cmd;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,11 @@ enum Command {
     /// Validate and summarize policy files.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Simulate a trace against a plan and report acceptance, 429s and retries.
+    ///
+    /// With no arguments: RunInfra Pro, a 12 req/s Poisson client for 10
+    /// minutes, the OpenAI Python SDK's retry behaviour.
+    Run(run_cmd::RunArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -34,6 +40,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Run(args) => run_cmd::run(args),
     };
     ExitCode::from(code)
 }

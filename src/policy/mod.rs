@@ -31,7 +31,7 @@ mod parse;
 mod response;
 
 pub use parse::{load, parse, PolicyError};
-pub use response::{render, Rendered, ResetFormat, ResponseStyle};
+pub use response::{render, retry_after_header, Rendered, ResetFormat, ResponseStyle};
 
 use crate::engines::{Completion, Decision, Engine, EngineState, Retry, Ticket};
 use crate::time::Nanos;

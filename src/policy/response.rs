@@ -146,10 +146,8 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
         }
     }
     let retry_after = retry_after_seconds(decision.retry, now, style.retry_after_unknown);
-    if !decision.allowed && style.retry_after_on.contains(&decision.status) {
-        if let Some(s) = retry_after {
-            headers.push((style.retry_after_header.clone(), s.to_string()));
-        }
+    if let Some(s) = retry_after_header(style, decision, now) {
+        headers.push((style.retry_after_header.clone(), s.to_string()));
     }
     let body = match (decision.allowed, decision.denied_by) {
         (false, Some(i)) => {
@@ -189,6 +187,16 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
         headers,
         body,
     }
+}
+
+/// The `Retry-After` value (whole seconds) a client receives with
+/// `decision`, or `None` if the response carries no such header (admitted,
+/// a status the policy does not put it on, or no known retry instant).
+pub fn retry_after_header(style: &ResponseStyle, decision: &PlanDecision, now: Nanos) -> Option<u64> {
+    if decision.allowed || !style.retry_after_on.contains(&decision.status) {
+        return None;
+    }
+    retry_after_seconds(decision.retry, now, style.retry_after_unknown)
 }
 
 /// Seconds a client should wait, rounded up; at least 1 for a denial that

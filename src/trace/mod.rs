@@ -30,6 +30,7 @@ pub mod jsonl;
 pub mod synth;
 
 use std::fmt;
+use std::path::Path;
 
 use crate::time::Nanos;
 
@@ -158,5 +159,28 @@ pub trait TraceSource {
 impl<T: TraceSource + ?Sized> TraceSource for Box<T> {
     fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, TraceError> {
         (**self).next_row(row)
+    }
+}
+
+/// Opens a trace by its extension: `.csv` and `.jsonl`/`.ndjson` are
+/// recorded traces, streamed; `.toml` is a synthetic spec, generated lazily
+/// with `seed` (unless the spec fixes its own seed).
+pub fn open(path: &Path, seed: u64) -> Result<Box<dyn TraceSource>, TraceError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => Ok(Box::new(csv::CsvTrace::open(path)?)),
+        // "jsonl" | "ndjson" => Ok(Box::new(jsonl::JsonlTrace::open(path)?)),
+        "toml" => {
+            let spec = synth::load_spec(path)?;
+            let seed = spec.seed().unwrap_or(seed);
+            Ok(Box::new(spec.generate(seed)))
+        }
+        _ => Err(TraceError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: "expected a recorded trace (.csv, .jsonl) or a synthetic spec (.toml)".into(),
+        }),
     }
 }

@@ -1,0 +1,165 @@
+//! `ratesim run`: one trace, one plan, one client behaviour.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::client::ClientSpec;
+use crate::metrics::NoBuckets;
+use crate::policy;
+use crate::report::{self, RunInfo, TimeseriesCsv};
+use crate::sim::{DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation};
+use crate::time::{format_rfc3339, parse_duration, parse_rfc3339};
+use crate::trace;
+
+/// Arguments of `ratesim run`.
+#[derive(Args, Debug)]
+pub(super) struct RunArgs {
+    /// Policy file.
+    #[arg(long, value_name = "FILE", default_value = "policies/runinfra.toml")]
+    policy: PathBuf,
+    /// Plan of the policy.
+    #[arg(long, value_name = "NAME", default_value = "pro")]
+    plan: String,
+    /// Recorded trace (.csv, .jsonl) or synthetic spec (.toml).
+    #[arg(long, value_name = "FILE_OR_SPEC", default_value = "traces/steady-over.toml")]
+    trace: PathBuf,
+    /// Client behaviour: a preset, optionally with overrides
+    /// (`openai-python,max_retries=5`). Presets: none, openai-python,
+    /// runagent-backoff, runagent-js, predictions-node, aicredits-jitter,
+    /// naive-immediate, fixed-1s, exp-full-jitter.
+    #[arg(long, value_name = "PRESET", default_value = "openai-python")]
+    client: String,
+    /// Seed of every random stream (clients, synthetic traces).
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    seed: u64,
+    /// Virtual instant of trace offset 0 (RFC 3339).
+    #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
+    start: String,
+    /// Time-series bucket width.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    bucket: String,
+    /// Directory for summary.json and timeseries.csv.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write every attempt's decision as JSON lines.
+    #[arg(long, value_name = "FILE.jsonl")]
+    decisions: Option<PathBuf>,
+    /// Print only the summary table (no progress line).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn fail(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {msg}");
+    1
+}
+
+pub(super) fn run(args: RunArgs) -> u8 {
+    let policy = match policy::load(&args.policy) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let Some(plan) = policy.plan(&args.plan) else {
+        return fail(format!(
+            "{}: no plan named {:?}; its plans are: {}",
+            args.policy.display(),
+            args.plan,
+            policy.plan_names().join(", ")
+        ));
+    };
+    let client = match ClientSpec::parse(&args.client) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("--client: {e}")),
+    };
+    let start = match parse_rfc3339(&args.start) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("--start: {e}")),
+    };
+    let bucket = match parse_duration(&args.bucket) {
+        Ok(b) if b > 0 => b,
+        Ok(_) => return fail("--bucket: expected a width above zero, such as 1s or 1min"),
+        Err(e) => return fail(format!("--bucket: {e}")),
+    };
+    let mut source = match trace::open(&args.trace, args.seed) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let config = SimConfig { start, seed: args.seed, bucket, client: client.clone(), ..SimConfig::default() };
+    let info = RunInfo {
+        provider: policy.provider.clone(),
+        policy: args.policy.display().to_string(),
+        plan: plan.name.clone(),
+        trace: args.trace.display().to_string(),
+        client: client.name.clone(),
+        client_behaviour: client.describe(),
+        seed: args.seed,
+        start: format_rfc3339(start),
+        bucket_ns: bucket,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+
+    if let Some(dir) = &args.out {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return fail(format!("cannot create output directory {}: {e}", dir.display()));
+        }
+    }
+    let create = |path: &Path| File::create(path).map(BufWriter::new).map_err(|e| format!("cannot create {}: {e}", path.display()));
+    let mut jsonl = match &args.decisions {
+        Some(p) => match create(p) {
+            Ok(w) => Some(JsonlDecisions(w)),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    let decisions: &mut dyn DecisionSink = match &mut jsonl {
+        Some(j) => j,
+        None => &mut NoDecisions,
+    };
+    let limit_ids: Vec<String> = plan.limits.iter().map(|l| l.id.clone()).collect();
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    if progress {
+        eprint!("simulating {} against {} / {} …\r", args.trace.display(), policy.provider, plan.name);
+    }
+    let sim = Simulation::new(&policy, plan, config);
+    let result = match &args.out {
+        Some(dir) => {
+            let path = dir.join("timeseries.csv");
+            let w = match create(&path) {
+                Ok(w) => w,
+                Err(e) => return fail(e),
+            };
+            let mut ts = TimeseriesCsv::new(w, limit_ids);
+            let r = sim.run(&mut source, &mut ts, decisions);
+            if let Err(e) = ts.into_inner() {
+                return fail(format!("cannot write {}: {e}", path.display()));
+            }
+            r
+        }
+        None => sim.run(&mut source, &mut NoBuckets, decisions),
+    };
+    if progress {
+        eprint!("{:80}\r", "");
+    }
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if let (Some(j), Some(p)) = (&mut jsonl, &args.decisions) {
+        if let Err(e) = j.0.flush() {
+            return fail(format!("cannot write {}: {e}", p.display()));
+        }
+    }
+    print!("{}", report::terminal_summary(&info, &summary, start));
+    if let Some(dir) = &args.out {
+        let path = dir.join("summary.json");
+        if let Err(e) = std::fs::write(&path, report::summary_json(&info, &summary)) {
+            return fail(format!("cannot write {}: {e}", path.display()));
+        }
+        println!("\nwrote {}, {}", path.display(), dir.join("timeseries.csv").display());
+    }
+    let _ = std::io::stdout().flush();
+    0
+}

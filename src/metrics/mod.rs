@@ -1,0 +1,285 @@
+//! What a simulation measures: per-bucket time series and a run summary.
+//!
+//! Counters are integers. The time series is produced bucket by bucket as
+//! virtual time passes each bucket's end and handed to a [`BucketSink`], so
+//! memory does not grow with the length of the run. Time-to-success
+//! quantiles come from a log-linear histogram with 1/1024 relative
+//! precision (the maximum is exact).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::time::Nanos;
+
+/// Counters of one time bucket `[start, start + width)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    /// Bucket start, nanoseconds since the trace start.
+    pub start_ns: Nanos,
+    /// New requests (trace rows) arriving.
+    pub requests: u64,
+    /// Attempts sent (first attempts, retries and polls).
+    pub attempts: u64,
+    /// Retries among the attempts.
+    pub retries: u64,
+    /// Job status polls among the attempts.
+    pub polls: u64,
+    /// Attempts admitted.
+    pub admitted: u64,
+    /// Attempts denied with 429.
+    pub denied_429: u64,
+    /// Attempts denied with 402.
+    pub denied_402: u64,
+    /// Attempts denied with 503.
+    pub denied_503: u64,
+    /// Attempts denied with another status.
+    pub denied_other: u64,
+    /// Attempts the client itself held back (adaptive throttling).
+    pub throttled: u64,
+    /// Denials per limit, in plan order.
+    pub denied_by_limit: Vec<u64>,
+    /// Requests that gave up.
+    pub give_ups: u64,
+    /// Requests that succeeded.
+    pub successes: u64,
+    /// Requests in flight at the bucket's end.
+    pub in_flight: u64,
+    /// Money settled (minor units).
+    pub spend: u64,
+    /// Tokens settled.
+    pub tokens: u64,
+}
+
+/// Receives time buckets in order as they close.
+pub trait BucketSink {
+    /// One closed bucket.
+    fn bucket(&mut self, bucket: &Bucket) -> std::io::Result<()>;
+}
+
+/// Keeps every bucket in memory (tests, charts of short runs).
+#[derive(Clone, Debug, Default)]
+pub struct KeepBuckets(pub Vec<Bucket>);
+
+impl BucketSink for KeepBuckets {
+    fn bucket(&mut self, bucket: &Bucket) -> std::io::Result<()> {
+        self.0.push(bucket.clone());
+        Ok(())
+    }
+}
+
+/// Discards buckets.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoBuckets;
+
+impl BucketSink for NoBuckets {
+    fn bucket(&mut self, _: &Bucket) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const SUB_BITS: u32 = 10;
+const SUB: usize = 1 << SUB_BITS;
+
+/// A log-linear histogram of nanosecond values: exact below 1024 ns, then
+/// 1024 sub-buckets per power of two (relative error below 0.1%).
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+    max: Nanos,
+    min: Nanos,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram { counts: vec![0; (64 - SUB_BITS as usize + 1) * SUB], total: 0, max: 0, min: u64::MAX }
+    }
+}
+
+impl Histogram {
+    fn index(v: Nanos) -> usize {
+        if v < SUB as u64 {
+            v as usize
+        } else {
+            // v in [2^msb, 2^(msb+1)): keep the top SUB_BITS + 1 bits.
+            let shift = (63 - v.leading_zeros()) - SUB_BITS;
+            (shift as usize + 1) * SUB + ((v >> shift) as usize - SUB)
+        }
+    }
+
+    fn lower_bound(index: usize) -> Nanos {
+        let group = index / SUB;
+        let m = (index % SUB) as u64;
+        if group == 0 {
+            m
+        } else {
+            (SUB as u64 + m) << (group - 1)
+        }
+    }
+
+    /// Records one value.
+    pub fn record(&mut self, v: Nanos) {
+        self.counts[Self::index(v)] += 1;
+        self.total += 1;
+        self.max = self.max.max(v);
+        self.min = self.min.min(v);
+    }
+
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The largest value, exactly.
+    pub fn max(&self) -> Option<Nanos> {
+        (self.total > 0).then_some(self.max)
+    }
+
+    /// The `q` quantile (0 < q <= 1): the lower bound of the bucket holding
+    /// the `ceil(q · n)`-th smallest value, clamped to the exact min and max.
+    pub fn quantile(&self, q: f64) -> Option<Nanos> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::lower_bound(i).clamp(self.min, self.max));
+            }
+        }
+        Some(self.max)
+    }
+}
+
+/// Time-to-success quantiles in nanoseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ns: Option<Nanos>,
+    /// 90th percentile.
+    pub p90_ns: Option<Nanos>,
+    /// 99th percentile.
+    pub p99_ns: Option<Nanos>,
+    /// Maximum (exact).
+    pub max_ns: Option<Nanos>,
+}
+
+impl Latency {
+    /// Quantiles of `h`.
+    pub fn of(h: &Histogram) -> Latency {
+        Latency { p50_ns: h.quantile(0.5), p90_ns: h.quantile(0.9), p99_ns: h.quantile(0.99), max_ns: h.max() }
+    }
+}
+
+/// A key and its denial count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyDenials {
+    /// The API key.
+    pub key: String,
+    /// Attempts denied.
+    pub denied: u64,
+    /// Attempts sent.
+    pub attempts: u64,
+}
+
+/// Totals of a run and the ratios a planner reads.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Requests (trace rows).
+    pub requests: u64,
+    /// Attempts sent (including retries and polls).
+    pub attempts: u64,
+    /// Retries sent.
+    pub retries: u64,
+    /// Polls sent.
+    pub polls: u64,
+    /// Attempts admitted.
+    pub admitted: u64,
+    /// Attempts denied, by HTTP status.
+    pub denied_by_status: BTreeMap<u16, u64>,
+    /// Attempts denied, by limit id.
+    pub denied_by_limit: BTreeMap<String, u64>,
+    /// Attempts held back by the client itself.
+    pub throttled: u64,
+    /// Requests that eventually succeeded.
+    pub successes: u64,
+    /// Requests that gave up.
+    pub give_ups: u64,
+    /// Requests still unresolved when the trace ended (none after a full drain).
+    pub unresolved: u64,
+    /// First attempts denied.
+    pub first_attempt_denied: u64,
+    /// successes / requests.
+    pub success_ratio: f64,
+    /// first attempts denied / requests.
+    pub first_attempt_denial_rate: f64,
+    /// 429 denials / attempts.
+    pub rate_429: f64,
+    /// attempts / requests.
+    pub retry_amplification: f64,
+    /// give-ups / requests.
+    pub give_up_ratio: f64,
+    /// Time from arrival to success, backoff included.
+    pub time_to_success: Latency,
+    /// Most requests in flight at once.
+    pub peak_in_flight: u64,
+    /// Money settled, minor units.
+    pub spend: u64,
+    /// Tokens settled.
+    pub tokens: u64,
+    /// Largest budget settle overshoot seen.
+    pub max_budget_overshoot: u64,
+    /// Keys with the most denials (most first, then by name).
+    pub top_denied_keys: Vec<KeyDenials>,
+    /// Virtual time from the trace start to the last event, ns.
+    pub duration_ns: Nanos,
+}
+
+/// Ratio with 0/0 = 0.
+pub fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantiles_are_tight() {
+        let mut h = Histogram::default();
+        for v in 1..=100_000u64 {
+            h.record(v * 1_000);
+        }
+        let p50 = h.quantile(0.5).unwrap();
+        assert!((49_950_000..=50_000_000).contains(&p50), "{p50}");
+        let p99 = h.quantile(0.99).unwrap();
+        assert!((98_900_000..=99_000_000).contains(&p99), "{p99}");
+        assert_eq!(h.max(), Some(100_000_000));
+        let top = h.quantile(1.0).unwrap();
+        assert!((99_900_000..=100_000_000).contains(&top), "{top}");
+        let mut small = Histogram::default();
+        for v in [3, 3, 7] {
+            small.record(v);
+        }
+        assert_eq!(small.quantile(0.5), Some(3));
+        assert_eq!(small.quantile(1.0), Some(7));
+    }
+
+    #[test]
+    fn histogram_index_is_monotone() {
+        let mut last = 0;
+        for v in (0..5_000_000u64).step_by(997).chain([u64::MAX / 3, u64::MAX]) {
+            let i = Histogram::index(v);
+            assert!(i >= last);
+            assert!(Histogram::lower_bound(i) <= v, "{v}");
+            last = i;
+        }
+    }
+}

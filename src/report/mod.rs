@@ -1,0 +1,218 @@
+//! Reports of a simulation: the terminal summary, `summary.json` and
+//! `timeseries.csv`.
+//!
+//! Every output is a pure function of the run's results, written with a
+//! fixed key order and fixed number formatting, so the same run regenerates
+//! the same bytes.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::metrics::{Bucket, BucketSink, Summary};
+use crate::time::{format_rfc3339, Nanos, SECOND};
+
+/// What was run: names for the report headers.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunInfo {
+    /// Provider of the policy.
+    pub provider: String,
+    /// Policy file.
+    pub policy: String,
+    /// Plan name.
+    pub plan: String,
+    /// Trace file or spec.
+    pub trace: String,
+    /// Client behaviour name.
+    pub client: String,
+    /// What the client does, in a line.
+    pub client_behaviour: String,
+    /// Seed.
+    pub seed: u64,
+    /// Virtual start instant (RFC 3339).
+    pub start: String,
+    /// Time-series bucket width in nanoseconds.
+    pub bucket_ns: Nanos,
+    /// ratesim version.
+    pub version: String,
+}
+
+/// `summary.json`: the run and its summary.
+#[derive(Serialize)]
+struct SummaryFile<'a> {
+    run: &'a RunInfo,
+    summary: &'a Summary,
+}
+
+/// Renders `summary.json` (pretty, with a trailing newline).
+pub fn summary_json(info: &RunInfo, summary: &Summary) -> String {
+    let mut s = serde_json::to_string_pretty(&SummaryFile { run: info, summary }).expect("summary serializes");
+    s.push('\n');
+    s
+}
+
+/// Streams time buckets as CSV rows.
+pub struct TimeseriesCsv<W: Write> {
+    out: W,
+    limit_ids: Vec<String>,
+    header_written: bool,
+}
+
+impl<W: Write> TimeseriesCsv<W> {
+    /// A writer whose denial-by-limit columns are named after `limit_ids`.
+    pub fn new(out: W, limit_ids: Vec<String>) -> Self {
+        TimeseriesCsv { out, limit_ids, header_written: false }
+    }
+
+    /// Flushes and returns the writer.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> BucketSink for TimeseriesCsv<W> {
+    fn bucket(&mut self, b: &Bucket) -> io::Result<()> {
+        if !self.header_written {
+            write!(
+                self.out,
+                "t_s,requests,attempts,retries,polls,admitted,denied_429,denied_402,denied_503,denied_other,throttled,give_ups,successes,in_flight,spend,tokens"
+            )?;
+            for id in &self.limit_ids {
+                write!(self.out, ",denied_by_{id}")?;
+            }
+            writeln!(self.out)?;
+            self.header_written = true;
+        }
+        write!(
+            self.out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            crate::time::format_decimal_seconds(b.start_ns),
+            b.requests,
+            b.attempts,
+            b.retries,
+            b.polls,
+            b.admitted,
+            b.denied_429,
+            b.denied_402,
+            b.denied_503,
+            b.denied_other,
+            b.throttled,
+            b.give_ups,
+            b.successes,
+            b.in_flight,
+            b.spend,
+            b.tokens
+        )?;
+        for n in &b.denied_by_limit {
+            write!(self.out, ",{n}")?;
+        }
+        writeln!(self.out)
+    }
+}
+
+/// Thousands separators: `12345` → `12,345`.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A span for people: `850 ms`, `12.4 s`, `3 min 20 s`, `2 h 05 min`.
+pub fn human_duration(ns: Nanos) -> String {
+    if ns == 0 {
+        "0 ms".to_string()
+    } else if ns < 1_000_000 {
+        format!("{:.3} ms", ns as f64 / 1e6)
+    } else if ns < SECOND {
+        format!("{} ms", ns / 1_000_000)
+    } else if ns < 60 * SECOND {
+        format!("{:.2} s", ns as f64 / 1e9)
+    } else if ns < 3600 * SECOND {
+        let s = ns / SECOND;
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        let m = ns / (60 * SECOND);
+        format!("{} h {:02} min", m / 60, m % 60)
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// The terminal summary of a run.
+pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{} / {}  ·  client {}  ·  seed {}", info.provider, info.plan, info.client, info.seed);
+    let _ = writeln!(o, "trace {}", info.trace);
+    let _ = writeln!(
+        o,
+        "virtual time {}  ({} → {})",
+        human_duration(s.duration_ns),
+        format_rfc3339(start),
+        format_rfc3339(start + s.duration_ns)
+    );
+    o.push('\n');
+    let row = |o: &mut String, label: &str, value: String, note: String| {
+        let line = format!("  {label:<24}{value:>14}  {note}");
+        let _ = writeln!(o, "{}", line.trim_end());
+    };
+    row(&mut o, "requests", group(s.requests), String::new());
+    row(&mut o, "attempts", group(s.attempts), format!("{:.2}× retry amplification", s.retry_amplification));
+    row(&mut o, "  retries", group(s.retries), String::new());
+    if s.polls > 0 {
+        row(&mut o, "  polls", group(s.polls), String::new());
+    }
+    row(&mut o, "admitted", group(s.admitted), String::new());
+    for (status, n) in &s.denied_by_status {
+        row(&mut o, &format!("denied {status}"), group(*n), format!("{} of attempts", pct(crate::metrics::ratio(*n, s.attempts))));
+    }
+    if s.throttled > 0 {
+        row(&mut o, "held back by client", group(s.throttled), String::new());
+    }
+    row(&mut o, "succeeded", group(s.successes), format!("{} of requests", pct(s.success_ratio)));
+    row(&mut o, "gave up", group(s.give_ups), format!("{} of requests", pct(s.give_up_ratio)));
+    if s.unresolved > 0 {
+        row(&mut o, "unresolved", group(s.unresolved), String::new());
+    }
+    row(&mut o, "first attempt denied", group(s.first_attempt_denied), pct(s.first_attempt_denial_rate));
+    row(&mut o, "429 rate (all attempts)", pct(s.rate_429), String::new());
+    let lat = &s.time_to_success;
+    if let (Some(p50), Some(p90), Some(p99), Some(max)) = (lat.p50_ns, lat.p90_ns, lat.p99_ns, lat.max_ns) {
+        let _ = writeln!(
+            o,
+            "  {:<24}p50 {}   p90 {}   p99 {}   max {}",
+            "time to success",
+            human_duration(p50),
+            human_duration(p90),
+            human_duration(p99),
+            human_duration(max)
+        );
+    }
+    row(&mut o, "peak in flight", group(s.peak_in_flight), String::new());
+    if s.spend > 0 {
+        row(&mut o, "spend (minor units)", group(s.spend), String::new());
+    }
+    if s.tokens > 0 {
+        row(&mut o, "tokens", group(s.tokens), String::new());
+    }
+    let denials: Vec<String> = s.denied_by_limit.iter().filter(|(_, n)| **n > 0).map(|(id, n)| format!("{id} {}", group(*n))).collect();
+    if !denials.is_empty() {
+        let _ = writeln!(o, "  {:<24}{}", "denials by limit", denials.join("  ·  "));
+    }
+    if !s.top_denied_keys.is_empty() {
+        let _ = writeln!(o, "  {:<24}", "keys with most denials");
+        for k in s.top_denied_keys.iter().take(5) {
+            let _ = writeln!(o, "    {:<30}{:>12} of {} attempts", k.key, group(k.denied), group(k.attempts));
+        }
+    }
+    o
+}

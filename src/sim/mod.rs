@@ -1,0 +1,815 @@
+//! The discrete-event simulator: a trace and a client behaviour against a
+//! plan, on a virtual clock.
+//!
+//! The simulator runs the production engines through the same
+//! [`Plan::check`] as [`crate::limiter::KeyedLimiter`]; only the clock (an
+//! integer the event loop advances) and the state store (dense vectors
+//! indexed by interned identities) differ.
+//!
+//! ## Event order
+//!
+//! Events are processed in order of `(time, class, sequence)`:
+//!
+//! 1. **class 0 — completions**: a request's service time ended; its
+//!    concurrency permits are released and its budgets settled. Releases at
+//!    an instant happen before any admission at that instant.
+//! 2. **class 1 — timers**: retries, job status polls and paced sends, in
+//!    the order they were scheduled.
+//! 3. **class 2 — arrivals**: new trace rows, in file order.
+//!
+//! Trace rows are read lazily and merged with the event queue, so the queue
+//! holds only outstanding timers and completions, never the trace.
+//!
+//! ## Time
+//!
+//! Virtual time is nanoseconds since the Unix epoch, so calendar budgets and
+//! Unix-timestamp headers are real. A trace with offsets starts at
+//! [`SimConfig::start`] (default 2026-01-01T00:00:00Z); a trace with RFC 3339
+//! times uses them as they are, and starts at its first row.
+//!
+//! ## Randomness
+//!
+//! Each client (an API key) draws from its own ChaCha8 stream:
+//! `ChaCha8Rng::seed_from_u64(seed)` with stream number = the key's index in
+//! order of first appearance. Same trace, seed and client: byte-identical
+//! results, whatever else runs in parallel.
+
+mod store;
+
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io::Write;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::client::{ClientSpec, Pacing, RetryChoice};
+use crate::engines::{Engine, EngineState, Gcra, SlidingLog};
+use crate::metrics::{ratio, Bucket, BucketSink, Histogram, KeyDenials, Latency, Summary};
+use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tickets};
+use crate::time::{Nanos, Rate, MINUTE, SECOND};
+use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
+
+pub use store::SimStore;
+
+/// 2026-01-01T00:00:00Z, the default virtual start.
+pub const DEFAULT_START: Nanos = 1_767_225_600 * SECOND;
+
+/// How a simulation runs.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Virtual instant of trace offset 0.
+    pub start: Nanos,
+    /// Seed of every client's random stream.
+    pub seed: u64,
+    /// Width of a time-series bucket.
+    pub bucket: Nanos,
+    /// How clients behave.
+    pub client: ClientSpec,
+    /// How many keys the summary lists by denials.
+    pub top_keys: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig { start: DEFAULT_START, seed: 0, bucket: SECOND, client: ClientSpec::none(), top_keys: 10 }
+    }
+}
+
+/// Why a simulation stopped early.
+#[derive(Debug)]
+pub enum SimError {
+    /// The trace could not be read.
+    Trace(TraceError),
+    /// An output could not be written.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for SimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimError::Trace(e) => write!(f, "{e}"),
+            SimError::Io(e) => write!(f, "cannot write output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+impl From<TraceError> for SimError {
+    fn from(e: TraceError) -> Self {
+        SimError::Trace(e)
+    }
+}
+
+impl From<std::io::Error> for SimError {
+    fn from(e: std::io::Error) -> Self {
+        SimError::Io(e)
+    }
+}
+
+/// Where per-attempt decisions go (`--decisions FILE.jsonl`).
+pub trait DecisionSink {
+    /// One attempt's decision.
+    fn decision(&mut self, d: &DecisionRecord<'_>) -> std::io::Result<()>;
+}
+
+/// Discards decisions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoDecisions;
+
+impl DecisionSink for NoDecisions {
+    fn decision(&mut self, _: &DecisionRecord<'_>) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One attempt's decision, as written to the decisions JSONL.
+#[derive(Clone, Copy, Debug)]
+pub struct DecisionRecord<'a> {
+    /// Nanoseconds since the trace start.
+    pub t_ns: Nanos,
+    /// 0-based request (data row) number.
+    pub request: u64,
+    /// 0-based attempt number of the request (polls continue the count).
+    pub attempt: u32,
+    /// What the attempt is.
+    pub kind: AttemptKind,
+    /// The API key.
+    pub key: &'a str,
+    /// The endpoint.
+    pub endpoint: &'a str,
+    /// Admitted or not.
+    pub allowed: bool,
+    /// 200 or the denying status.
+    pub status: u16,
+    /// The denying limit's id.
+    pub limit: Option<&'a str>,
+    /// Remaining units of the reported limit (none if no limit applied).
+    pub remaining: Option<u64>,
+    /// Reset of the reported limit, nanoseconds since the trace start.
+    pub reset_ns: Option<Nanos>,
+    /// For a denial: exact wait until the request would be admitted.
+    pub retry_after_ns: Option<Nanos>,
+}
+
+/// What an attempt is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptKind {
+    /// A request's first attempt.
+    First,
+    /// A retry after a denial.
+    Retry,
+    /// A job status poll.
+    Poll,
+}
+
+/// Writes decisions as JSON lines.
+pub struct JsonlDecisions<W: Write>(pub W);
+
+impl<W: Write> DecisionSink for JsonlDecisions<W> {
+    fn decision(&mut self, d: &DecisionRecord<'_>) -> std::io::Result<()> {
+        let opt = |v: Option<u64>| v.map_or("null".to_string(), |x| x.to_string());
+        let kind = match d.kind {
+            AttemptKind::First => "first",
+            AttemptKind::Retry => "retry",
+            AttemptKind::Poll => "poll",
+        };
+        writeln!(
+            self.0,
+            "{{\"t_ns\":{},\"request\":{},\"attempt\":{},\"kind\":\"{kind}\",\"key\":{},\"endpoint\":{},\"allowed\":{},\"status\":{},\"limit\":{},\"remaining\":{},\"reset_ns\":{},\"retry_after_ns\":{}}}",
+            d.t_ns,
+            d.request,
+            d.attempt,
+            serde_json::Value::from(d.key),
+            serde_json::Value::from(d.endpoint),
+            d.allowed,
+            d.status,
+            d.limit.map_or("null".to_string(), |l| serde_json::Value::from(l).to_string()),
+            opt(d.remaining),
+            opt(d.reset_ns),
+            opt(d.retry_after_ns),
+        )
+    }
+}
+
+/// Interns strings to dense ids in order of first appearance.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32, foldhash::fast::FixedState>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(s.to_string(), id);
+        self.names.push(s.to_string());
+        id
+    }
+}
+
+/// The facts of a request, copied freely.
+#[derive(Clone, Copy, Debug, Default)]
+struct ReqInfo {
+    index: u64,
+    arrival: Nanos,
+    key: u32,
+    user: u32,
+    workspace: u32,
+    endpoint: u32,
+    poll_endpoint: u32,
+    auth: bool,
+    tokens: u64,
+    money: u64,
+    duration: Nanos,
+    poll_every: Nanos,
+}
+
+/// A request that still has something pending.
+#[derive(Clone, Debug, Default)]
+struct Live {
+    info: ReqInfo,
+    attempt: u32,
+    prev_delay: Nanos,
+    tickets: Tickets,
+    /// Job done at (polling jobs), once admitted.
+    job_done: Option<Nanos>,
+    /// Events outstanding that name this slot.
+    pending: u8,
+    /// Resolved (success or give-up) — the slot is freed when nothing is pending.
+    resolved: bool,
+    /// Holds a client-semaphore slot.
+    holds_client_slot: bool,
+}
+
+/// The policy's view of a request (a poll carries no tokens or money).
+fn request_of<'a>(keys: &'a Interner, endpoints: &'a Interner, info: &ReqInfo, poll: bool) -> Request<'a> {
+    Request {
+        key: &keys.names[info.key as usize],
+        user: None,
+        workspace: None,
+        endpoint: &endpoints.names[if poll { info.poll_endpoint } else { info.endpoint } as usize],
+        authenticated: info.auth,
+        tokens: if poll { 0 } else { info.tokens },
+        money: if poll { 0 } else { info.money },
+    }
+}
+
+/// The state of client `key`, created on first use.
+fn client_of(clients: &mut Vec<ClientState>, key: u32) -> &mut ClientState {
+    let i = key as usize;
+    if i >= clients.len() {
+        clients.resize_with(i + 1, ClientState::default);
+    }
+    &mut clients[i]
+}
+
+/// Client `key`'s random stream: ChaCha8 seeded with `seed`, stream `key`.
+fn rng_of(clients: &mut Vec<ClientState>, seed: u64, key: u32) -> &mut ChaCha8Rng {
+    client_of(clients, key).rng.get_or_insert_with(|| {
+        let mut r = ChaCha8Rng::seed_from_u64(seed);
+        r.set_stream(key as u64);
+        r
+    })
+}
+
+/// Per-client (per-key) behaviour state.
+#[derive(Default)]
+struct ClientState {
+    rng: Option<ChaCha8Rng>,
+    /// Two one-minute windows for retry budgets and adaptive throttling:
+    /// `[previous, current]` counts of requests, retries, attempts, accepts.
+    window: u64,
+    requests: [u64; 2],
+    retries: [u64; 2],
+    attempts: [u64; 2],
+    accepts: [u64; 2],
+    pace: Option<EngineState>,
+    in_flight: u64,
+    queue: VecDeque<u32>,
+    denied: u64,
+    sent: u64,
+}
+
+impl ClientState {
+    fn roll(&mut self, now: Nanos) {
+        let w = now / MINUTE;
+        if w > self.window {
+            let keep = w == self.window + 1;
+            for a in [&mut self.requests, &mut self.retries, &mut self.attempts, &mut self.accepts] {
+                a[0] = if keep { a[1] } else { 0 };
+                a[1] = 0;
+            }
+            self.window = w;
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum EventKind {
+    Complete,
+    Retry,
+    Poll,
+    Send,
+}
+
+/// Heap entry: ordered by (time, class, sequence); reversed for a min-heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Event {
+    time: Nanos,
+    order: u64,
+    slot: u32,
+    kind: EventKind,
+}
+
+impl Ord for Event {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.time, other.order).cmp(&(self.time, self.order))
+    }
+}
+
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+const CLASS_SHIFT: u32 = 62;
+
+/// A simulation of one plan, one trace, one client behaviour.
+pub struct Simulation<'p> {
+    policy: &'p Policy,
+    plan: &'p Plan,
+    config: SimConfig,
+    /// The client-side rate limiter (sliding window or token bucket), if any.
+    pace_engine: Option<Engine>,
+    store: SimStore,
+    keys: Interner,
+    users: Interner,
+    workspaces: Interner,
+    endpoints: Interner,
+    clients: Vec<ClientState>,
+    slots: Vec<Live>,
+    free: Vec<u32>,
+    heap: BinaryHeap<Event>,
+    seq: u64,
+    origin: Option<Nanos>,
+    now: Nanos,
+    // metrics
+    bucket: Bucket,
+    bucket_index: u64,
+    in_flight: u64,
+    summary: Summary,
+    latency: Histogram,
+    denied_by_limit: Vec<u64>,
+    denied_by_status: std::collections::BTreeMap<u16, u64>,
+}
+
+impl<'p> Simulation<'p> {
+    /// A simulation of `plan` (of `policy`).
+    pub fn new(policy: &'p Policy, plan: &'p Plan, config: SimConfig) -> Simulation<'p> {
+        let n = plan.limits.len();
+        let pace_engine = match config.client.pacing {
+            Some(Pacing::SlidingWindow { limit, period }) => SlidingLog::new(limit, period).map(Engine::SlidingLog),
+            Some(Pacing::TokenBucket { count, period, burst }) => {
+                Rate::new(count, period).and_then(|r| Gcra::new(r, burst)).map(Engine::Gcra)
+            }
+            _ => None,
+        };
+        Simulation {
+            policy,
+            plan,
+            pace_engine,
+            store: SimStore::new(plan),
+            keys: Interner::default(),
+            users: Interner::default(),
+            workspaces: Interner::default(),
+            endpoints: Interner::default(),
+            clients: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            heap: BinaryHeap::new(),
+            seq: 0,
+            origin: None,
+            now: 0,
+            bucket: Bucket { denied_by_limit: vec![0; n], ..Bucket::default() },
+            bucket_index: 0,
+            in_flight: 0,
+            summary: Summary::default(),
+            latency: Histogram::default(),
+            denied_by_limit: vec![0; n],
+            denied_by_status: Default::default(),
+            config,
+        }
+    }
+
+    /// Runs the whole trace, draining every retry, poll and completion.
+    pub fn run(
+        mut self,
+        trace: &mut dyn TraceSource,
+        buckets: &mut dyn BucketSink,
+        decisions: &mut dyn DecisionSink,
+    ) -> Result<Summary, SimError> {
+        let mut row = TraceRow::default();
+        let mut have_row = trace.next_row(&mut row)?;
+        let mut row_time = if have_row { self.absolute(row.t) } else { 0 };
+        let mut last_row_time = row_time;
+        loop {
+            let next_event = self.heap.peek().map(|e| (e.time, e.order));
+            let take_row = match (have_row, next_event) {
+                (false, None) => break,
+                (true, None) => true,
+                (false, Some(_)) => false,
+                (true, Some((t, order))) => row_time < t || (row_time == t && (2u64 << CLASS_SHIFT) < order),
+            };
+            if take_row {
+                self.advance(row_time, buckets)?;
+                self.arrive(&row, decisions)?;
+                have_row = trace.next_row(&mut row)?;
+                if have_row {
+                    row_time = self.absolute(row.t);
+                    if row_time < last_row_time {
+                        return Err(SimError::Trace(TraceError {
+                            file: String::new(),
+                            line: row.line,
+                            column: 0,
+                            field: "t".into(),
+                            message: "rows must be in time order".into(),
+                        }));
+                    }
+                    last_row_time = row_time;
+                }
+            } else {
+                let e = self.heap.pop().expect("peeked");
+                self.advance(e.time, buckets)?;
+                self.event(e, decisions)?;
+            }
+        }
+        self.finish(buckets)
+    }
+
+    fn absolute(&mut self, t: TraceTime) -> Nanos {
+        match t {
+            TraceTime::Offset(o) => {
+                self.origin.get_or_insert(self.config.start);
+                self.config.start.saturating_add(o)
+            }
+            TraceTime::Absolute(a) => {
+                self.origin.get_or_insert(a);
+                a
+            }
+        }
+    }
+
+    fn origin(&self) -> Nanos {
+        self.origin.unwrap_or(self.config.start)
+    }
+
+    /// Moves virtual time to `t`, closing the buckets it passes.
+    fn advance(&mut self, t: Nanos, buckets: &mut dyn BucketSink) -> std::io::Result<()> {
+        self.now = t;
+        let idx = (t - self.origin()) / self.config.bucket;
+        while self.bucket_index < idx {
+            self.close_bucket(buckets)?;
+        }
+        Ok(())
+    }
+
+    fn close_bucket(&mut self, buckets: &mut dyn BucketSink) -> std::io::Result<()> {
+        self.bucket.start_ns = self.bucket_index * self.config.bucket;
+        self.bucket.in_flight = self.in_flight;
+        buckets.bucket(&self.bucket)?;
+        let n = self.plan.limits.len();
+        self.bucket = Bucket { denied_by_limit: vec![0; n], ..Bucket::default() };
+        self.bucket_index += 1;
+        Ok(())
+    }
+
+    fn schedule(&mut self, time: Nanos, kind: EventKind, slot: u32) {
+        let class = if kind == EventKind::Complete { 0u64 } else { 1 };
+        self.seq += 1;
+        self.heap.push(Event { time, order: (class << CLASS_SHIFT) | self.seq, slot, kind });
+        self.slots[slot as usize].pending += 1;
+    }
+
+    fn arrive(&mut self, row: &TraceRow, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
+        let key = self.keys.id(&row.key);
+        let user = self.users.id(if row.user.is_empty() { &row.key } else { &row.user });
+        let workspace = self.workspaces.id(if row.workspace.is_empty() { &row.key } else { &row.workspace });
+        let endpoint = self.endpoints.id(&row.endpoint);
+        let poll_endpoint = self.endpoints.id(&row.poll_endpoint);
+        let info = ReqInfo {
+            index: self.summary.requests,
+            arrival: self.now,
+            key,
+            user,
+            workspace,
+            endpoint,
+            poll_endpoint,
+            auth: row.auth,
+            tokens: row.tokens,
+            money: row.cost,
+            duration: row.duration,
+            poll_every: row.poll_every,
+        };
+        let live = Live { info, ..Live::default() };
+        self.summary.requests += 1;
+        self.bucket.requests += 1;
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = live;
+                s
+            }
+            None => {
+                self.slots.push(live);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let c = client_of(&mut self.clients, key);
+        c.roll(self.now);
+        c.requests[1] += 1;
+        self.send(slot, decisions)
+    }
+
+    fn event(&mut self, e: Event, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
+        self.slots[e.slot as usize].pending -= 1;
+        match e.kind {
+            EventKind::Complete => self.complete(e.slot),
+            EventKind::Retry | EventKind::Send => self.send(e.slot, decisions)?,
+            EventKind::Poll => self.attempt(e.slot, AttemptKind::Poll, decisions)?,
+        }
+        self.maybe_free(e.slot);
+        Ok(())
+    }
+
+    fn maybe_free(&mut self, slot: u32) {
+        let l = &self.slots[slot as usize];
+        if l.resolved && l.pending == 0 {
+            self.free.push(slot);
+        }
+    }
+
+    /// Sends the request's next attempt, unless the client's own limiter
+    /// holds it back (then it is rescheduled or queued).
+    fn send(&mut self, slot: u32, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
+        let key = self.slots[slot as usize].info.key;
+        let now = self.now;
+        if let Some(Pacing::Semaphore { max }) = self.config.client.pacing {
+            if !self.slots[slot as usize].holds_client_slot {
+                let c = client_of(&mut self.clients, key);
+                if c.in_flight >= max {
+                    c.queue.push_back(slot);
+                    self.slots[slot as usize].pending += 1;
+                    return Ok(());
+                }
+                c.in_flight += 1;
+                self.slots[slot as usize].holds_client_slot = true;
+            }
+        }
+        if let Some(engine) = &self.pace_engine {
+            let state = client_of(&mut self.clients, key).pace.get_or_insert_with(|| engine.new_state());
+            let (d, _) = engine.acquire(state, now, 1);
+            if !d.allowed {
+                // Wait until the client's own limiter admits the send.
+                let wait = d.retry.at().unwrap_or(now + SECOND).max(now + 1);
+                self.schedule(wait, EventKind::Send, slot);
+                return Ok(());
+            }
+        }
+        let kind = if self.slots[slot as usize].attempt == 0 { AttemptKind::First } else { AttemptKind::Retry };
+        self.attempt(slot, kind, decisions)
+    }
+
+    fn attempt(&mut self, slot: u32, kind: AttemptKind, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
+        let now = self.now;
+        let info = self.slots[slot as usize].info;
+        let attempt_no = self.slots[slot as usize].attempt;
+        self.slots[slot as usize].attempt += 1;
+        let poll = kind == AttemptKind::Poll;
+
+        // Adaptive throttling: the client may reject locally.
+        if let (Some(adaptive), false) = (&self.config.client.adaptive, poll) {
+            let c = client_of(&mut self.clients, info.key);
+            c.roll(now);
+            let requests = (c.attempts[0] + c.attempts[1]) as f64;
+            let accepts = (c.accepts[0] + c.accepts[1]) as f64;
+            c.attempts[1] += 1;
+            let p = ((requests - adaptive.k * accepts) / (requests + 1.0)).max(0.0);
+            if p > 0.0 && rng_of(&mut self.clients, self.config.seed, info.key).random::<f64>() < p {
+                self.summary.throttled += 1;
+                self.bucket.throttled += 1;
+                return self.failed(slot, attempt_no, 429, None);
+            }
+        }
+
+        self.summary.attempts += 1;
+        self.bucket.attempts += 1;
+        match kind {
+            AttemptKind::Retry => {
+                self.summary.retries += 1;
+                self.bucket.retries += 1;
+            }
+            AttemptKind::Poll => {
+                self.summary.polls += 1;
+                self.bucket.polls += 1;
+            }
+            AttemptKind::First => {}
+        }
+        self.store.set_identity(info.key, info.user, info.workspace);
+        let plan = self.plan;
+        let decision = plan.check(&mut self.store, now, &request_of(&self.keys, &self.endpoints, &info, poll));
+        self.record(&info, attempt_no, kind, &decision, decisions)?;
+        let c = client_of(&mut self.clients, info.key);
+        c.sent += 1;
+        if decision.allowed {
+            c.accepts[1] += 1;
+            self.summary.admitted += 1;
+            self.bucket.admitted += 1;
+            self.admitted(slot, kind, &decision);
+            return Ok(());
+        }
+        c.denied += 1;
+        if attempt_no == 0 {
+            self.summary.first_attempt_denied += 1;
+        }
+        *self.denied_by_status.entry(decision.status).or_insert(0) += 1;
+        match decision.status {
+            429 => self.bucket.denied_429 += 1,
+            402 => self.bucket.denied_402 += 1,
+            503 => self.bucket.denied_503 += 1,
+            _ => self.bucket.denied_other += 1,
+        }
+        if let Some(i) = decision.denied_by {
+            self.denied_by_limit[i] += 1;
+            self.bucket.denied_by_limit[i] += 1;
+        }
+        if poll {
+            // A denied poll: the client polls again next interval.
+            self.schedule(now + info.poll_every, EventKind::Poll, slot);
+            return Ok(());
+        }
+        let header = retry_after_header(&self.policy.response, &decision, now);
+        self.failed(slot, attempt_no, decision.status, header)
+    }
+
+    fn record(&self, info: &ReqInfo, attempt: u32, kind: AttemptKind, d: &PlanDecision, sink: &mut dyn DecisionSink) -> std::io::Result<()> {
+        let origin = self.origin();
+        let reported = d.reported.map(|(_, r)| r);
+        let endpoint = if kind == AttemptKind::Poll { info.poll_endpoint } else { info.endpoint };
+        sink.decision(&DecisionRecord {
+            t_ns: self.now - origin,
+            request: info.index,
+            attempt,
+            kind,
+            key: &self.keys.names[info.key as usize],
+            endpoint: &self.endpoints.names[endpoint as usize],
+            allowed: d.allowed,
+            status: d.status,
+            limit: d.denied_by.map(|i| self.plan.limits[i].id.as_str()),
+            remaining: reported.map(|r| r.remaining),
+            reset_ns: reported.map(|r| r.reset.saturating_sub(origin)),
+            retry_after_ns: d.retry.at().map(|t| t - self.now),
+        })
+    }
+
+    fn admitted(&mut self, slot: u32, kind: AttemptKind, d: &PlanDecision) {
+        let now = self.now;
+        let info = self.slots[slot as usize].info;
+        if kind == AttemptKind::Poll {
+            if self.slots[slot as usize].job_done.is_some_and(|done| now >= done) {
+                self.succeed(slot);
+            } else {
+                self.schedule(now + info.poll_every, EventKind::Poll, slot);
+            }
+            return;
+        }
+        self.slots[slot as usize].tickets = d.tickets;
+        if info.duration > 0 || !d.tickets.is_empty() {
+            self.in_flight += 1;
+            self.summary.peak_in_flight = self.summary.peak_in_flight.max(self.in_flight);
+            self.schedule(now + info.duration, EventKind::Complete, slot);
+        } else {
+            self.settle_amounts(&info);
+            self.release_client_slot(slot);
+        }
+        if info.poll_every > 0 {
+            self.slots[slot as usize].job_done = Some(now + info.duration);
+            self.schedule(now + info.poll_every, EventKind::Poll, slot);
+        } else {
+            self.succeed(slot);
+        }
+    }
+
+    fn settle_amounts(&mut self, info: &ReqInfo) {
+        self.summary.spend += info.money;
+        self.summary.tokens += info.tokens;
+        self.bucket.spend += info.money;
+        self.bucket.tokens += info.tokens;
+    }
+
+    fn succeed(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if s.resolved {
+            return;
+        }
+        s.resolved = true;
+        let arrival = s.info.arrival;
+        self.summary.successes += 1;
+        self.bucket.successes += 1;
+        self.latency.record(self.now - arrival);
+    }
+
+    fn complete(&mut self, slot: u32) {
+        let info = self.slots[slot as usize].info;
+        self.in_flight -= 1;
+        let tickets = std::mem::take(&mut self.slots[slot as usize].tickets);
+        if !tickets.is_empty() {
+            self.store.set_identity(info.key, info.user, info.workspace);
+            let plan = self.plan;
+            let req = request_of(&self.keys, &self.endpoints, &info, false);
+            let c = plan.complete(&mut self.store, self.now, &req, &tickets);
+            self.summary.max_budget_overshoot = self.summary.max_budget_overshoot.max(c.overshoot);
+        }
+        self.settle_amounts(&info);
+        self.release_client_slot(slot);
+    }
+
+    /// Frees the client-semaphore slot of `slot` and starts the next queued request.
+    fn release_client_slot(&mut self, slot: u32) {
+        if !std::mem::take(&mut self.slots[slot as usize].holds_client_slot) {
+            return;
+        }
+        let key = self.slots[slot as usize].info.key;
+        let now = self.now;
+        let c = client_of(&mut self.clients, key);
+        c.in_flight -= 1;
+        if let Some(next) = c.queue.pop_front() {
+            // Start it at this instant, after the release.
+            self.slots[next as usize].pending -= 1;
+            self.schedule(now, EventKind::Send, next);
+        }
+    }
+
+    fn failed(&mut self, slot: u32, attempt: u32, status: u16, header: Option<u64>) -> Result<(), SimError> {
+        let now = self.now;
+        let (key, prev_delay) = {
+            let l = &self.slots[slot as usize];
+            (l.info.key, l.prev_delay)
+        };
+        let client = &self.config.client;
+        let mut choice = client.after_failure(attempt, status, header, prev_delay, rng_of(&mut self.clients, self.config.seed, key));
+        if let (RetryChoice::After(_), Some(budget)) = (choice, &client.retry_budget) {
+            let c = client_of(&mut self.clients, key);
+            c.roll(now);
+            let requests = (c.requests[0] + c.requests[1]) as f64;
+            let retries = (c.retries[0] + c.retries[1]) as f64;
+            if retries + 1.0 > budget.ratio * requests {
+                choice = RetryChoice::GiveUp;
+            }
+        }
+        match choice {
+            RetryChoice::After(delay) => {
+                client_of(&mut self.clients, key).retries[1] += 1;
+                self.slots[slot as usize].prev_delay = delay;
+                self.schedule(now.saturating_add(delay), EventKind::Retry, slot);
+            }
+            RetryChoice::GiveUp => {
+                self.slots[slot as usize].resolved = true;
+                self.summary.give_ups += 1;
+                self.bucket.give_ups += 1;
+                self.release_client_slot(slot);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, buckets: &mut dyn BucketSink) -> Result<Summary, SimError> {
+        let origin = self.origin();
+        self.close_bucket(buckets)?;
+        let mut s = self.summary;
+        s.duration_ns = self.now.saturating_sub(origin);
+        s.unresolved = s.requests - s.successes - s.give_ups;
+        s.success_ratio = ratio(s.successes, s.requests);
+        s.first_attempt_denial_rate = ratio(s.first_attempt_denied, s.requests);
+        s.rate_429 = ratio(self.denied_by_status.get(&429).copied().unwrap_or(0), s.attempts);
+        s.retry_amplification = ratio(s.attempts, s.requests);
+        s.give_up_ratio = ratio(s.give_ups, s.requests);
+        s.time_to_success = Latency::of(&self.latency);
+        s.denied_by_status = self.denied_by_status;
+        s.denied_by_limit = self.plan.limits.iter().zip(&self.denied_by_limit).map(|(l, &n)| (l.id.clone(), n)).collect();
+        let mut top: Vec<KeyDenials> = self
+            .clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.denied > 0)
+            .map(|(i, c)| KeyDenials { key: self.keys.names[i].clone(), denied: c.denied, attempts: c.sent })
+            .collect();
+        top.sort_by(|a, b| b.denied.cmp(&a.denied).then_with(|| a.key.cmp(&b.key)));
+        top.truncate(self.config.top_keys);
+        s.top_denied_keys = top;
+        Ok(s)
+    }
+}

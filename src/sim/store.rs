@@ -1,0 +1,109 @@
+//! The simulator's state store: per limit, a dense column of engine states
+//! indexed by interned scope identity.
+//!
+//! Fixed-size states (GCRA, fixed window, sliding counter) are stored unboxed
+//! in their own type — a GCRA key costs 16 bytes — and wrapped into an
+//! [`EngineState`] only for the duration of one engine call. States with
+//! heap parts (sliding logs, leased permits, budgets) are stored as
+//! [`EngineState`] directly.
+
+use crate::engines::{EngineState, FixedWindowState, GcraState, SlidingCounterState};
+use crate::policy::{Plan, Scope, StateStore};
+
+enum Column {
+    Gcra(Vec<GcraState>),
+    FixedWindow(Vec<FixedWindowState>),
+    SlidingCounter(Vec<SlidingCounterState>),
+    Any(Vec<Option<EngineState>>),
+}
+
+/// Engine states of one plan for every identity a simulation has seen.
+pub struct SimStore {
+    scopes: Vec<Scope>,
+    fresh: Vec<EngineState>,
+    columns: Vec<Column>,
+    /// Interned identities of the request being decided: key, user, workspace.
+    ids: [u32; 3],
+}
+
+fn slot<T: Clone + Default>(v: &mut Vec<T>, id: usize) -> &mut T {
+    if id >= v.len() {
+        v.resize(id + 1, T::default());
+    }
+    &mut v[id]
+}
+
+macro_rules! unboxed {
+    ($v:expr, $id:expr, $variant:ident, $f:expr) => {{
+        let cell = slot($v, $id);
+        let mut s = EngineState::$variant(*cell);
+        let r = $f(&mut s);
+        if let EngineState::$variant(n) = s {
+            *cell = n;
+        }
+        r
+    }};
+}
+
+impl SimStore {
+    /// An empty store for `plan`.
+    pub fn new(plan: &Plan) -> SimStore {
+        let columns = plan
+            .limits
+            .iter()
+            .map(|l| match l.engine.new_state() {
+                EngineState::Gcra(_) => Column::Gcra(Vec::new()),
+                EngineState::FixedWindow(_) => Column::FixedWindow(Vec::new()),
+                EngineState::SlidingCounter(_) => Column::SlidingCounter(Vec::new()),
+                _ => Column::Any(Vec::new()),
+            })
+            .collect();
+        SimStore {
+            scopes: plan.limits.iter().map(|l| l.scope).collect(),
+            fresh: plan.limits.iter().map(|l| l.engine.new_state()).collect(),
+            columns,
+            ids: [0; 3],
+        }
+    }
+
+    /// Sets the identities (interned key, user and workspace ids) of the
+    /// request about to be decided or completed.
+    pub fn set_identity(&mut self, key: u32, user: u32, workspace: u32) {
+        self.ids = [key, user, workspace];
+    }
+
+    /// Bytes of engine state held (excluding heap parts of logs and leases).
+    pub fn state_bytes(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|c| match c {
+                Column::Gcra(v) => v.len() * std::mem::size_of::<GcraState>(),
+                Column::FixedWindow(v) => v.len() * std::mem::size_of::<FixedWindowState>(),
+                Column::SlidingCounter(v) => v.len() * std::mem::size_of::<SlidingCounterState>(),
+                Column::Any(v) => v.len() * std::mem::size_of::<Option<EngineState>>(),
+            })
+            .sum()
+    }
+}
+
+impl StateStore for SimStore {
+    #[inline]
+    fn with_state<R>(&mut self, limit: usize, _scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R {
+        let id = match self.scopes[limit] {
+            Scope::Key => self.ids[0],
+            Scope::User => self.ids[1],
+            Scope::Workspace => self.ids[2],
+            Scope::Global => 0,
+        } as usize;
+        match &mut self.columns[limit] {
+            Column::Gcra(v) => unboxed!(v, id, Gcra, f),
+            Column::FixedWindow(v) => unboxed!(v, id, FixedWindow, f),
+            Column::SlidingCounter(v) => unboxed!(v, id, SlidingCounter, f),
+            Column::Any(v) => {
+                let fresh = &self.fresh[limit];
+                let s = slot(v, id).get_or_insert_with(|| fresh.clone());
+                f(s)
+            }
+        }
+    }
+}
