@@ -163,7 +163,11 @@ impl<C: Clock> KeyedLimiter<C> {
     /// A limiter for plan `plan` of `policy` reading time from `clock`.
     pub fn with_clock(policy: Arc<Policy>, plan: &str, clock: C) -> Result<Self, String> {
         let index = policy.plans.iter().position(|p| p.name == plan).ok_or_else(|| {
-            format!("no plan named {plan:?} in policy {:?}; its plans are: {}", policy.provider, policy.plan_names().join(", "))
+            format!(
+                "no plan named {plan:?} in policy {:?}; its plans are: {}",
+                policy.provider,
+                policy.plan_names().join(", ")
+            )
         })?;
         let n = policy.plans[index].limits.len();
         let shards = (0..SHARDS)
@@ -195,6 +199,9 @@ impl<C: Clock> KeyedLimiter<C> {
     }
 
     /// Decides `req` now. `Ok` holds the admission guard; `Err` the denial.
+    // Both variants carry the plan's decision inline; boxing the denial would
+    // allocate on every 429, the path an overloaded service takes most.
+    #[allow(clippy::result_large_err)]
     pub fn check(&self, req: &Request<'_>) -> Result<Admission<'_, C>, Denial<'_, C>> {
         let now = self.clock.now();
         let decision = self.check_at(req, now);

@@ -71,18 +71,14 @@ impl Rate {
 
     /// Parses `"500/min"`, `"7/s"`, `"3/h"`, `"100/day"`, `"10/30s"`, `"1/1.5s"`.
     pub fn parse(text: &str) -> Result<Rate, String> {
-        let expected =
-            "expected a rate such as \"500/min\", \"7/s\", \"3/h\", \"100/day\" or \"10/30s\"";
-        let (count, unit) = text
-            .split_once('/')
-            .ok_or_else(|| format!("{expected}, found {text:?}"))?;
-        let count: u64 = count.trim().parse().map_err(|_| {
-            format!("{expected}, found {text:?} (the count must be a whole number)")
-        })?;
+        let expected = "expected a rate such as \"500/min\", \"7/s\", \"3/h\", \"100/day\" or \"10/30s\"";
+        let (count, unit) = text.split_once('/').ok_or_else(|| format!("{expected}, found {text:?}"))?;
+        let count: u64 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("{expected}, found {text:?} (the count must be a whole number)"))?;
         if count == 0 {
-            return Err(format!(
-                "{expected}, found {text:?} (the count must be at least 1)"
-            ));
+            return Err(format!("{expected}, found {text:?} (the count must be at least 1)"));
         }
         let unit = unit.trim();
         let period = match unit_nanos(unit) {
@@ -91,8 +87,7 @@ impl Rate {
                 format!("{expected}, found {text:?} (unknown unit {unit:?}; use s, min, h, day or a duration)")
             })?,
         };
-        Rate::new(count, period)
-            .ok_or_else(|| format!("{expected}, found {text:?} (the period must be positive)"))
+        Rate::new(count, period).ok_or_else(|| format!("{expected}, found {text:?} (the period must be positive)"))
     }
 }
 
@@ -128,15 +123,12 @@ fn unit_nanos(unit: &str) -> Option<Nanos> {
 /// a whole number of nanoseconds (`"0.5ns"` is an error), and is exact.
 pub fn parse_duration(text: &str) -> Result<Nanos, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("expected a duration with a unit such as \"60s\", \"1.5min\" or \"250ms\", found {text:?}"))?;
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| {
+        format!("expected a duration with a unit such as \"60s\", \"1.5min\" or \"250ms\", found {text:?}")
+    })?;
     let (number, unit) = t.split_at(split);
     let unit_ns = unit_nanos(unit.trim()).ok_or_else(|| {
-        format!(
-            "expected a duration unit ns, us, ms, s, min, h or day, found {:?} in {text:?}",
-            unit.trim()
-        )
+        format!("expected a duration unit ns, us, ms, s, min, h or day, found {:?} in {text:?}", unit.trim())
     })?;
     scale_decimal(number, unit_ns).map_err(|e| format!("{e} in duration {text:?}"))
 }
@@ -155,25 +147,17 @@ fn scale_decimal(number: &str, unit: Nanos) -> Result<Nanos, String> {
     };
     let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (int.is_empty() && frac.is_empty()) || !digits_ok(int) || !digits_ok(frac) {
-        return Err(format!(
-            "expected a non-negative decimal number, found {number:?}"
-        ));
+        return Err(format!("expected a non-negative decimal number, found {number:?}"));
     }
-    let int_val: u64 = if int.is_empty() {
-        0
-    } else {
-        int.parse()
-            .map_err(|_| format!("number {number:?} is too large"))?
-    };
+    let int_val: u64 =
+        if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("number {number:?} is too large"))? };
     let mut total = (int_val as u128) * unit as u128;
     // Fraction: frac / 10^len * unit must be a whole number of nanoseconds.
     if !frac.is_empty() {
         if frac.len() > 18 {
             return Err(format!("too many decimals in {number:?}"));
         }
-        let f: u128 = frac
-            .parse()
-            .map_err(|_| format!("bad fraction in {number:?}"))?;
+        let f: u128 = frac.parse().map_err(|_| format!("bad fraction in {number:?}"))?;
         let denom = 10u128.pow(frac.len() as u32);
         let scaled = f * unit as u128;
         if scaled % denom != 0 {
@@ -187,14 +171,9 @@ fn scale_decimal(number: &str, unit: Nanos) -> Result<Nanos, String> {
 /// Formats a span with the largest unit that divides it exactly:
 /// `60s` → `"1min"`, `1500ms` → `"1500ms"`, `7ns` → `"7ns"`.
 pub fn format_duration(ns: Nanos) -> String {
-    for (unit, name) in [
-        (DAY, "day"),
-        (HOUR, "h"),
-        (MINUTE, "min"),
-        (SECOND, "s"),
-        (MILLISECOND, "ms"),
-        (MICROSECOND, "us"),
-    ] {
+    for (unit, name) in
+        [(DAY, "day"), (HOUR, "h"), (MINUTE, "min"), (SECOND, "s"), (MILLISECOND, "ms"), (MICROSECOND, "us")]
+    {
         if ns >= unit && ns % unit == 0 {
             return format!("{}{}", ns / unit, name);
         }
@@ -262,12 +241,7 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 pub fn civil(t: Nanos) -> Civil {
     let days = (t / DAY) as i64;
     let (year, month, day) = civil_from_days(days);
-    Civil {
-        year,
-        month,
-        day,
-        nanos_of_day: t % DAY,
-    }
+    Civil { year, month, day, nanos_of_day: t % DAY }
 }
 
 /// The instant at which the UTC calendar month containing `t` starts.
@@ -279,11 +253,7 @@ pub fn month_start(t: Nanos) -> Nanos {
 /// The instant at which the UTC calendar month after the one containing `t` starts.
 pub fn next_month_start(t: Nanos) -> Nanos {
     let c = civil(t);
-    let (y, m) = if c.month == 12 {
-        (c.year + 1, 1)
-    } else {
-        (c.year, c.month + 1)
-    };
+    let (y, m) = if c.month == 12 { (c.year + 1, 1) } else { (c.year, c.month + 1) };
     days_from_civil(y, m, 1) as Nanos * DAY
 }
 
@@ -293,15 +263,8 @@ pub fn format_rfc3339(t: Nanos) -> String {
     let c = civil(t);
     let secs = c.nanos_of_day / SECOND;
     let frac = c.nanos_of_day % SECOND;
-    let base = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        c.year,
-        c.month,
-        c.day,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+    let base =
+        format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", c.year, c.month, c.day, secs / 3600, secs / 60 % 60, secs % 60);
     if frac == 0 {
         format!("{base}Z")
     } else {
@@ -313,9 +276,7 @@ pub fn format_rfc3339(t: Nanos) -> String {
 /// `2026-01-01T05:30:00.25+05:30`) to nanoseconds since the Unix epoch.
 /// Instants before 1970 are an error.
 pub fn parse_rfc3339(text: &str) -> Result<Nanos, String> {
-    let err = || {
-        format!("expected an RFC 3339 timestamp such as \"2026-01-01T00:00:00Z\", found {text:?}")
-    };
+    let err = || format!("expected an RFC 3339 timestamp such as \"2026-01-01T00:00:00Z\", found {text:?}");
     let b = text.as_bytes();
     if b.len() < 20
         || b[4] != b'-'
@@ -358,10 +319,7 @@ pub fn parse_rfc3339(text: &str) -> Result<Nanos, String> {
     }
     let offset_s: i64 = if rest == "Z" || rest == "z" {
         0
-    } else if rest.len() == 6
-        && (rest.starts_with('+') || rest.starts_with('-'))
-        && rest.as_bytes()[3] == b':'
-    {
+    } else if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && rest.as_bytes()[3] == b':' {
         let h = num_from(&rest[1..3]).ok_or_else(err)?;
         let m = num_from(&rest[4..6]).ok_or_else(err)?;
         let s = (h * 3600 + m * 60) as i64;
@@ -374,13 +332,9 @@ pub fn parse_rfc3339(text: &str) -> Result<Nanos, String> {
         return Err(err());
     };
     let days = days_from_civil(year as i64, month, day);
-    let secs =
-        days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second.min(59) as i64 - offset_s;
+    let secs = days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second.min(59) as i64 - offset_s;
     if secs < 0 {
-        return Err(format!(
-            "{} (instants before 1970 are not supported)",
-            err()
-        ));
+        return Err(format!("{} (instants before 1970 are not supported)", err()));
     }
     (secs as u64)
         .checked_mul(SECOND)
@@ -416,16 +370,10 @@ mod tests {
 
     #[test]
     fn rates_parse_exactly() {
-        assert_eq!(
-            Rate::parse("500/min").unwrap(),
-            Rate::new(500, MINUTE).unwrap()
-        );
+        assert_eq!(Rate::parse("500/min").unwrap(), Rate::new(500, MINUTE).unwrap());
         assert_eq!(Rate::parse("7/s").unwrap(), Rate::new(7, SECOND).unwrap());
         assert_eq!(Rate::parse("3/h").unwrap(), Rate::new(3, HOUR).unwrap());
-        assert_eq!(
-            Rate::parse("10/30s").unwrap(),
-            Rate::new(10, 30 * SECOND).unwrap()
-        );
+        assert_eq!(Rate::parse("10/30s").unwrap(), Rate::new(10, 30 * SECOND).unwrap());
         assert!(Rate::parse("0/s").is_err());
         assert!(Rate::parse("-1/s").is_err());
         assert!(Rate::parse("5/fortnight").is_err());
@@ -457,19 +405,10 @@ mod tests {
         let t = parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
         assert_eq!(t, 1_767_225_600 * SECOND);
         assert_eq!(format_rfc3339(t), "2026-01-01T00:00:00Z");
-        assert_eq!(
-            next_month_start(t),
-            parse_rfc3339("2026-02-01T00:00:00Z").unwrap()
-        );
+        assert_eq!(next_month_start(t), parse_rfc3339("2026-02-01T00:00:00Z").unwrap());
         let feb29 = parse_rfc3339("2028-02-29T23:59:59.5Z").unwrap();
-        assert_eq!(
-            month_start(feb29),
-            parse_rfc3339("2028-02-01T00:00:00Z").unwrap()
-        );
-        assert_eq!(
-            next_month_start(feb29),
-            parse_rfc3339("2028-03-01T00:00:00Z").unwrap()
-        );
+        assert_eq!(month_start(feb29), parse_rfc3339("2028-02-01T00:00:00Z").unwrap());
+        assert_eq!(next_month_start(feb29), parse_rfc3339("2028-03-01T00:00:00Z").unwrap());
         assert_eq!(parse_rfc3339("2026-01-01T05:30:00+05:30").unwrap(), t);
         assert!(parse_rfc3339("2026-02-30T00:00:00Z").is_err());
         assert!(parse_rfc3339("2026-01-01").is_err());

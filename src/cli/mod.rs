@@ -6,6 +6,7 @@
 
 mod policy_cmd;
 mod run_cmd;
+mod sweep_cmd;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,9 @@ enum Command {
     /// With no arguments: RunInfra Pro, a 12 req/s Poisson client for 10
     /// minutes, the OpenAI Python SDK's retry behaviour.
     Run(run_cmd::RunArgs),
+    /// Run every combination of plans, clients and seeds in parallel and
+    /// compare them in one table.
+    Sweep(sweep_cmd::SweepArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -41,6 +45,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Run(args) => run_cmd::run(args),
+        Command::Sweep(args) => sweep_cmd::run(args),
     };
     ExitCode::from(code)
 }

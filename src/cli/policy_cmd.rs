@@ -51,7 +51,11 @@ pub(super) fn run(cmd: PolicyCommand) -> u8 {
                 }
             }
             if failed > 0 {
-                eprintln!("{failed} of {} policy file{} failed the check", files.len(), if files.len() == 1 { "" } else { "s" });
+                eprintln!(
+                    "{failed} of {} policy file{} failed the check",
+                    files.len(),
+                    if files.len() == 1 { "" } else { "s" }
+                );
                 1
             } else {
                 0

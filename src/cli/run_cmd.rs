@@ -32,9 +32,11 @@ pub(super) struct RunArgs {
     /// naive-immediate, fixed-1s, exp-full-jitter.
     #[arg(long, value_name = "PRESET", default_value = "openai-python")]
     client: String,
-    /// Seed of every random stream (clients, synthetic traces).
-    #[arg(long, value_name = "N", default_value_t = 42)]
-    seed: u64,
+    /// Seed of every random stream (client jitter; a synthetic spec's
+    /// arrivals, overriding the spec's own `seed`). Default: the spec's
+    /// seed, else 42.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
     /// Virtual instant of trace offset 0 (RFC 3339).
     #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
     start: String,
@@ -55,6 +57,15 @@ pub(super) struct RunArgs {
 fn fail(msg: impl std::fmt::Display) -> u8 {
     eprintln!("error: {msg}");
     1
+}
+
+/// The `seed` a synthetic spec fixes, if the trace is one.
+fn spec_seed(path: &Path) -> Option<u64> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        trace::synth::load_spec(path).ok().and_then(|s| s.seed())
+    } else {
+        None
+    }
 }
 
 pub(super) fn run(args: RunArgs) -> u8 {
@@ -83,11 +94,15 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Ok(_) => return fail("--bucket: expected a width above zero, such as 1s or 1min"),
         Err(e) => return fail(format!("--bucket: {e}")),
     };
-    let mut source = match trace::open(&args.trace, args.seed) {
+    let seed = match args.seed {
+        Some(s) => s,
+        None => spec_seed(&args.trace).unwrap_or(42),
+    };
+    let mut source = match trace::open(&args.trace, Some(seed)) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let config = SimConfig { start, seed: args.seed, bucket, client: client.clone(), ..SimConfig::default() };
+    let config = SimConfig { start, seed, bucket, client: client.clone(), ..SimConfig::default() };
     let info = RunInfo {
         provider: policy.provider.clone(),
         policy: args.policy.display().to_string(),
@@ -95,7 +110,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         trace: args.trace.display().to_string(),
         client: client.name.clone(),
         client_behaviour: client.describe(),
-        seed: args.seed,
+        seed,
         start: format_rfc3339(start),
         bucket_ns: bucket,
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -106,7 +121,9 @@ pub(super) fn run(args: RunArgs) -> u8 {
             return fail(format!("cannot create output directory {}: {e}", dir.display()));
         }
     }
-    let create = |path: &Path| File::create(path).map(BufWriter::new).map_err(|e| format!("cannot create {}: {e}", path.display()));
+    let create = |path: &Path| {
+        File::create(path).map(BufWriter::new).map_err(|e| format!("cannot create {}: {e}", path.display()))
+    };
     let mut jsonl = match &args.decisions {
         Some(p) => match create(p) {
             Ok(w) => Some(JsonlDecisions(w)),

@@ -176,9 +176,8 @@ impl ClientSpec {
     pub fn parse(text: &str) -> Result<ClientSpec, String> {
         let mut parts = text.split(',');
         let name = parts.next().unwrap_or("").trim();
-        let mut spec = preset(name).ok_or_else(|| {
-            format!("unknown client preset {name:?}; expected one of: {}", preset_names().join(", "))
-        })?;
+        let mut spec = preset(name)
+            .ok_or_else(|| format!("unknown client preset {name:?}; expected one of: {}", preset_names().join(", ")))?;
         let mut custom = Vec::new();
         for part in parts {
             let (k, v) = part
@@ -249,7 +248,11 @@ impl ClientSpec {
             Backoff::Immediate => "immediately".to_string(),
             Backoff::Fixed(d) => format!("after {}", format_duration(*d)),
             Backoff::Exponential { base, factor, cap } => {
-                format!("after {}·{factor}^n (cap {})", crate::time::format_decimal_seconds(*base) + "s", format_duration(*cap))
+                format!(
+                    "after {}·{factor}^n (cap {})",
+                    crate::time::format_decimal_seconds(*base) + "s",
+                    format_duration(*cap)
+                )
             }
         };
         let ra = match &self.retry_after {
@@ -260,9 +263,14 @@ impl ClientSpec {
                 format_duration(*c),
                 if *give_up_above_cap { " (gives up above)" } else { "" }
             ),
-            RetryAfter::MinOfBackoff { default } => format!("waits min(Retry-After or {}, backoff)", format_duration(*default)),
+            RetryAfter::MinOfBackoff { default } => {
+                format!("waits min(Retry-After or {}, backoff)", format_duration(*default))
+            }
         };
-        format!("{}: {} attempts, retries {} with {:?} jitter, {}", self.name, self.max_attempts, backoff, self.jitter, ra)
+        format!(
+            "{}: {} attempts, retries {} with {:?} jitter, {}",
+            self.name, self.max_attempts, backoff, self.jitter, ra
+        )
     }
 }
 
@@ -286,7 +294,9 @@ fn parse_pacing(v: &str) -> Option<Pacing> {
     let d = |s: &str| crate::time::parse_duration(s).ok().filter(|d| *d > 0);
     match parts.as_slice() {
         ["window", limit, period] => Some(Pacing::SlidingWindow { limit: n(limit)?, period: d(period)? }),
-        ["bucket", count, period, burst] => Some(Pacing::TokenBucket { count: n(count)?, period: d(period)?, burst: n(burst)? }),
+        ["bucket", count, period, burst] => {
+            Some(Pacing::TokenBucket { count: n(count)?, period: d(period)?, burst: n(burst)? })
+        }
         ["semaphore", max] => Some(Pacing::Semaphore { max: n(max)? }),
         _ => None,
     }
@@ -319,7 +329,14 @@ impl ClientSpec {
     /// The decision after attempt `attempt` (0-based) failed with `status`;
     /// `retry_after` is the header in whole seconds if the response carried
     /// one. `prev_delay` is the previous delay (for decorrelated jitter).
-    pub fn after_failure(&self, attempt: u32, status: u16, retry_after: Option<u64>, prev_delay: Nanos, rng: &mut ChaCha8Rng) -> RetryChoice {
+    pub fn after_failure(
+        &self,
+        attempt: u32,
+        status: u16,
+        retry_after: Option<u64>,
+        prev_delay: Nanos,
+        rng: &mut ChaCha8Rng,
+    ) -> RetryChoice {
         if attempt + 1 >= self.max_attempts || !self.retry_on.contains(&status) {
             return RetryChoice::GiveUp;
         }

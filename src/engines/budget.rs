@@ -4,7 +4,8 @@
 //!
 //! A budget counts an amount — requests, tokens, or money in integer minor
 //! units (paise, cents) — per period: the UTC calendar day, the UTC calendar
-//! month, or a rolling period `P` (the trailing window `(now - P, now]`).
+//! month, a rolling period `P` (the trailing window `(now - P, now]`), or
+//! the key's whole life (a cumulative budget that never resets).
 //!
 //! The amount of a request is usually unknown when it starts (tokens are
 //! counted as the answer streams), so admission and accounting are split:
@@ -25,7 +26,8 @@
 //! trailing window and stops counting `P` after it settled; reservations count
 //! until settled.
 //!
-//! A denial's [`Retry`]: calendar, the start of the next period
+//! A denial's [`Retry`]: lifetime, [`Retry::Never`] (or [`Retry::Unknown`]
+//! while reservations are outstanding); calendar, the start of the next period
 //! ([`Retry::Never`] if the estimate alone exceeds the limit); rolling, the
 //! instant enough settled entries have left the window, or [`Retry::Unknown`]
 //! if outstanding reservations alone leave no room.
@@ -44,6 +46,8 @@ pub enum BudgetPeriod {
     Month,
     /// The trailing window of this many nanoseconds.
     Rolling(Nanos),
+    /// Never resets: cumulative usage over the key's life.
+    Lifetime,
 }
 
 /// Budget configuration.
@@ -107,16 +111,14 @@ impl Budget {
                     state.spent -= a;
                 }
             }
+            BudgetPeriod::Lifetime => {}
             BudgetPeriod::Day | BudgetPeriod::Month => {
                 if now >= state.period_end {
                     let (index, end) = match self.period {
                         BudgetPeriod::Day => (now / DAY, (now / DAY + 1) * DAY),
                         _ => {
                             let c = crate::time::civil(now);
-                            (
-                                c.year as u64 * 12 + c.month as u64 - 1,
-                                next_month_start(now),
-                            )
+                            (c.year as u64 * 12 + c.month as u64 - 1, next_month_start(now))
                         }
                     };
                     state.period = index;
@@ -134,6 +136,7 @@ impl Budget {
             BudgetPeriod::Rolling(p) => {
                 state.reserved == 0 && state.log.back().is_none_or(|&(s, _)| s.saturating_add(p) <= now)
             }
+            BudgetPeriod::Lifetime => state.spent == 0 && state.reserved == 0,
             _ => now >= state.period_end || (state.spent == 0 && state.reserved == 0),
         }
     }
@@ -145,22 +148,20 @@ impl Budget {
         let left = self.limit.saturating_sub(used);
         let reset = match self.period {
             BudgetPeriod::Rolling(p) => state.log.back().map_or(now, |e| e.0.saturating_add(p)),
+            BudgetPeriod::Lifetime => Nanos::MAX,
             _ => state.period_end,
         };
         if used.saturating_add(estimate) <= self.limit {
-            return Decision {
-                allowed: true,
-                limit: self.limit,
-                remaining: left - estimate,
-                reset,
-                retry: Retry::Now,
-            };
+            return Decision { allowed: true, limit: self.limit, remaining: left - estimate, reset, retry: Retry::Now };
         }
         let retry = if estimate > self.limit {
             Retry::Never
         } else {
             match self.period {
                 BudgetPeriod::Day | BudgetPeriod::Month => Retry::At(state.period_end),
+                // Only a settlement below its reservation can free room.
+                BudgetPeriod::Lifetime if state.reserved > 0 => Retry::Unknown,
+                BudgetPeriod::Lifetime => Retry::Never,
                 BudgetPeriod::Rolling(p) => {
                     if state.reserved + estimate > self.limit {
                         Retry::Unknown
@@ -179,13 +180,7 @@ impl Budget {
                 }
             }
         };
-        Decision {
-            allowed: false,
-            limit: self.limit,
-            remaining: left,
-            reset,
-            retry,
-        }
+        Decision { allowed: false, limit: self.limit, remaining: left, reset, retry }
     }
 
     /// Reserves `estimate` at `now`; returns the period the reservation belongs to.
@@ -198,14 +193,7 @@ impl Budget {
     /// Settles a reservation of `estimate` made in period `period` with the
     /// actual amount at `now`. Returns the settle overshoot
     /// `max(0, actual - estimate)`.
-    pub fn settle(
-        &self,
-        state: &mut BudgetState,
-        now: Nanos,
-        period: u64,
-        estimate: u64,
-        actual: u64,
-    ) -> u64 {
+    pub fn settle(&self, state: &mut BudgetState, now: Nanos, period: u64, estimate: u64, actual: u64) -> u64 {
         self.roll(state, now);
         if period == state.period {
             state.reserved = state.reserved.saturating_sub(estimate);

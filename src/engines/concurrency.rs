@@ -16,6 +16,9 @@
 //! that the simulator releases at `now`, frees its slot for a request at the
 //! same `now`.
 //!
+//! `reset`: with leases, when the last outstanding lease ends (counting the
+//! permit just granted); without leases, `now` (the engine cannot know).
+//!
 //! A denial's [`Retry`]: with leases, the instant the earliest lease ends
 //! (nothing else arriving, that is when a slot frees); without leases,
 //! [`Retry::Unknown`] — the engine cannot know when a client finishes.
@@ -93,12 +96,18 @@ impl Concurrency {
     /// Decides one request at `now`.
     pub fn decide(&self, state: &mut ConcurrencyState, now: Nanos, _cost: u64) -> Decision {
         self.reclaim(state, now);
+        // With leases, everything in flight is reclaimed when the last lease ends.
+        let last_lease = state.leases.last().map_or(now, |&(e, _)| e.max(now));
         if state.in_flight < self.max {
+            let reset = match self.lease {
+                Some(ttl) => last_lease.max(now.saturating_add(ttl)),
+                None => now,
+            };
             return Decision {
                 allowed: true,
                 limit: self.max,
                 remaining: self.max - state.in_flight - 1,
-                reset: now,
+                reset,
                 retry: Retry::Now,
             };
         }
@@ -106,13 +115,7 @@ impl Concurrency {
             (Some(_), Some(&(expires, _))) => Retry::At(expires),
             _ => Retry::Unknown,
         };
-        Decision {
-            allowed: false,
-            limit: self.max,
-            remaining: 0,
-            reset: now,
-            retry,
-        }
+        Decision { allowed: false, limit: self.max, remaining: 0, reset: last_lease, retry }
     }
 
     /// Grants a permit at `now`.

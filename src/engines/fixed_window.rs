@@ -76,26 +76,10 @@ impl FixedWindow {
         let end = (k + 1).saturating_mul(self.period);
         let left = self.limit - state.used;
         if cost <= left {
-            Decision {
-                allowed: true,
-                limit: self.limit,
-                remaining: left - cost,
-                reset: end,
-                retry: Retry::Now,
-            }
+            Decision { allowed: true, limit: self.limit, remaining: left - cost, reset: end, retry: Retry::Now }
         } else {
-            let retry = if cost > self.limit {
-                Retry::Never
-            } else {
-                Retry::At(end)
-            };
-            Decision {
-                allowed: false,
-                limit: self.limit,
-                remaining: left,
-                reset: end,
-                retry,
-            }
+            let retry = if cost > self.limit { Retry::Never } else { Retry::At(end) };
+            Decision { allowed: false, limit: self.limit, remaining: left, reset: end, retry }
         }
     }
 

@@ -68,11 +68,7 @@ impl Gcra {
         if burst == 0 {
             return None;
         }
-        Some(Gcra {
-            rate,
-            burst,
-            capacity: burst as u128 * rate.period() as u128,
-        })
+        Some(Gcra { rate, burst, capacity: burst as u128 * rate.period() as u128 })
     }
 
     /// The drain rate.
@@ -107,10 +103,7 @@ impl Gcra {
                 Retry::Never
             } else {
                 // Smallest t with tat - t·count + need <= capacity.
-                Retry::At(sat_nanos(div_ceil_u128(
-                    state.tat_scaled + need - self.capacity,
-                    count,
-                )))
+                Retry::At(sat_nanos(div_ceil_u128(state.tat_scaled + need - self.capacity, count)))
             };
             Decision {
                 allowed: false,
@@ -126,8 +119,7 @@ impl Gcra {
     #[inline]
     pub fn commit(&self, state: &mut GcraState, now: Nanos, cost: u64) {
         let now_scaled = now as u128 * self.rate.count() as u128;
-        state.tat_scaled =
-            state.tat_scaled.max(now_scaled) + cost as u128 * self.rate.period() as u128;
+        state.tat_scaled = state.tat_scaled.max(now_scaled) + cost as u128 * self.rate.period() as u128;
     }
 
     /// `decide` then `commit` if admitted.
@@ -164,10 +156,7 @@ impl Gcra {
     /// `(numerator, denominator)`: `max(0, tat - now) / T`.
     pub fn level(&self, state: &GcraState, now: Nanos) -> (u128, u64) {
         let now_scaled = now as u128 * self.rate.count() as u128;
-        (
-            state.tat_scaled.saturating_sub(now_scaled),
-            self.rate.period(),
-        )
+        (state.tat_scaled.saturating_sub(now_scaled), self.rate.period())
     }
 }
 
@@ -242,10 +231,7 @@ mod tests {
         for i in 0..10_000u64 {
             t += (i * 7919) % 1_700_000_000;
             let cost = 1 + i % 3;
-            assert_eq!(
-                g.acquire(&mut a, t, cost).allowed,
-                g.try_acquire(&mut b, t, cost)
-            );
+            assert_eq!(g.acquire(&mut a, t, cost).allowed, g.try_acquire(&mut b, t, cost));
             assert_eq!(a, b);
         }
     }

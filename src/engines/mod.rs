@@ -194,9 +194,7 @@ impl Engine {
             Engine::Gcra(_) => EngineState::Gcra(GcraState::default()),
             Engine::FixedWindow(_) => EngineState::FixedWindow(FixedWindowState::default()),
             Engine::SlidingLog(_) => EngineState::SlidingLog(SlidingLogState::default()),
-            Engine::SlidingCounter(_) => {
-                EngineState::SlidingCounter(SlidingCounterState::default())
-            }
+            Engine::SlidingCounter(_) => EngineState::SlidingCounter(SlidingCounterState::default()),
             Engine::Concurrency(_) => EngineState::Concurrency(ConcurrencyState::default()),
             Engine::Budget(_) => EngineState::Budget(BudgetState::default()),
         }
@@ -231,15 +229,10 @@ impl Engine {
                 e.commit(s, now, cost);
                 Ticket::None
             }
-            (Engine::Concurrency(e), EngineState::Concurrency(s)) => {
-                Ticket::Permit(e.commit(s, now))
-            }
+            (Engine::Concurrency(e), EngineState::Concurrency(s)) => Ticket::Permit(e.commit(s, now)),
             (Engine::Budget(e), EngineState::Budget(s)) => {
                 let period = e.commit(s, now, cost);
-                Ticket::Reservation {
-                    period,
-                    amount: cost,
-                }
+                Ticket::Reservation { period, amount: cost }
             }
             _ => panic!("engine state of another algorithm"),
         }
@@ -248,32 +241,20 @@ impl Engine {
     /// `decide`, then `commit` if admitted: the one-limit convenience.
     pub fn acquire(&self, state: &mut EngineState, now: Nanos, cost: u64) -> (Decision, Ticket) {
         let d = self.decide(state, now, cost);
-        let t = if d.allowed {
-            self.commit(state, now, cost)
-        } else {
-            Ticket::None
-        };
+        let t = if d.allowed { self.commit(state, now, cost) } else { Ticket::None };
         (d, t)
     }
 
     /// An admitted request finished at `now`; `actual` is its real cost for a
     /// budget (ignored by the others). Releases permits, settles budgets.
-    pub fn complete(
-        &self,
-        state: &mut EngineState,
-        now: Nanos,
-        ticket: Ticket,
-        actual: u64,
-    ) -> Completion {
+    pub fn complete(&self, state: &mut EngineState, now: Nanos, ticket: Ticket, actual: u64) -> Completion {
         match (self, state, ticket) {
             (Engine::Concurrency(e), EngineState::Concurrency(s), Ticket::Permit(p)) => {
                 e.release(s, now, p);
                 Completion::default()
             }
             (Engine::Budget(e), EngineState::Budget(s), Ticket::Reservation { period, amount }) => {
-                Completion {
-                    overshoot: e.settle(s, now, period, amount, actual),
-                }
+                Completion { overshoot: e.settle(s, now, period, amount, actual) }
             }
             _ => Completion::default(),
         }

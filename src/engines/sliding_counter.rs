@@ -63,11 +63,7 @@ impl SlidingCounter {
     fn roll(&self, state: &mut SlidingCounterState, now: Nanos) -> Nanos {
         let k = now / self.period;
         if k > state.window {
-            state.prev = if k == state.window + 1 {
-                state.current
-            } else {
-                0
-            };
+            state.prev = if k == state.window + 1 { state.current } else { 0 };
             state.current = 0;
             state.window = k;
             now - k * self.period
@@ -115,31 +111,15 @@ impl SlidingCounter {
         };
         if weighted + need <= cap {
             let remaining = ((cap - weighted - need) / p) as u64;
-            let reset = if cost > 0 {
-                start.saturating_add(2 * self.period)
-            } else {
-                reset
-            };
-            return Decision {
-                allowed: true,
-                limit: self.limit,
-                remaining,
-                reset,
-                retry: Retry::Now,
-            };
+            let reset = if cost > 0 { start.saturating_add(2 * self.period) } else { reset };
+            return Decision { allowed: true, limit: self.limit, remaining, reset, retry: Retry::Now };
         }
         let remaining = (cap.saturating_sub(weighted) / p) as u64;
         let retry = if cost > self.limit {
             Retry::Never
         } else {
             let this_window = (state.current + cost <= self.limit)
-                .then(|| {
-                    self.first_fit(
-                        state.prev,
-                        (self.limit - state.current - cost) as u128 * p,
-                        elapsed,
-                    )
-                })
+                .then(|| self.first_fit(state.prev, (self.limit - state.current - cost) as u128 * p, elapsed))
                 .flatten()
                 .map(|e| start + e);
             // Next window: prev' = current, current' = 0.
@@ -150,13 +130,7 @@ impl SlidingCounter {
             };
             Retry::At(this_window.unwrap_or_else(next_window))
         };
-        Decision {
-            allowed: false,
-            limit: self.limit,
-            remaining,
-            reset,
-            retry,
-        }
+        Decision { allowed: false, limit: self.limit, remaining, reset, retry }
     }
 
     /// Counts `cost` units in the current window.

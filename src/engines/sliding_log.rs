@@ -82,15 +82,10 @@ impl SlidingLog {
     /// Decides a request of `cost` units at `now`.
     pub fn decide(&self, state: &mut SlidingLogState, now: Nanos, cost: u64) -> Decision {
         self.expire(state, now);
-        let reset_of =
-            |newest: Option<Nanos>| newest.map_or(now, |s| s.saturating_add(self.period).max(now));
+        let reset_of = |newest: Option<Nanos>| newest.map_or(now, |s| s.saturating_add(self.period).max(now));
         let left = self.limit.saturating_sub(state.total);
         if cost <= left {
-            let newest = if cost > 0 {
-                Some(now)
-            } else {
-                state.entries.back().map(|e| e.0)
-            };
+            let newest = if cost > 0 { Some(now) } else { state.entries.back().map(|e| e.0) };
             return Decision {
                 allowed: true,
                 limit: self.limit,

@@ -226,6 +226,8 @@ pub struct Summary {
     pub time_to_success: Latency,
     /// Most requests in flight at once.
     pub peak_in_flight: u64,
+    /// Most attempts in one time bucket (the height of a retry wave).
+    pub peak_bucket_attempts: u64,
     /// Money settled, minor units.
     pub spend: u64,
     /// Tokens settled.

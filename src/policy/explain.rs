@@ -10,10 +10,7 @@ use crate::time::{format_duration, Rate, DAY, HOUR, MINUTE, SECOND};
 pub(super) fn explain(policy: &Policy, only: Option<&str>) -> Result<String, String> {
     let plans: Vec<_> = match only {
         Some(name) => vec![policy.plan(name).ok_or_else(|| {
-            format!(
-                "no plan named {name:?} in this policy; its plans are: {}",
-                policy.plan_names().join(", ")
-            )
+            format!("no plan named {name:?} in this policy; its plans are: {}", policy.plan_names().join(", "))
         })?],
         None => policy.plans.iter().collect(),
     };
@@ -103,17 +100,9 @@ pub(super) fn describe(limit: &Limit) -> String {
                 window_words(w.period())
             )
         }
-        Engine::SlidingLog(w) => format!(
-            "{} {unit} per rolling {} {scope}",
-            w.limit(),
-            window_words(w.period())
-        ),
+        Engine::SlidingLog(w) => format!("{} {unit} per rolling {} {scope}", w.limit(), window_words(w.period())),
         Engine::SlidingCounter(w) => {
-            format!(
-                "{} {unit} per {} {scope}, sliding-window estimate",
-                w.limit(),
-                window_words(w.period())
-            )
+            format!("{} {unit} per {} {scope}, sliding-window estimate", w.limit(), window_words(w.period()))
         }
         Engine::Concurrency(c) => {
             let mut t = format!("{} concurrent requests {scope}", c.max());
@@ -127,19 +116,13 @@ pub(super) fn describe(limit: &Limit) -> String {
                 BudgetPeriod::Day => "UTC calendar day".to_string(),
                 BudgetPeriod::Month => "UTC calendar month".to_string(),
                 BudgetPeriod::Rolling(p) => format!("rolling {}", format_duration(p)),
+                BudgetPeriod::Lifetime => "key lifetime (never resets)".to_string(),
             };
-            let mut t = format!(
-                "budget of {} per {period} {scope}",
-                amount_words(b.limit(), &limit.measure)
-            );
+            let mut t = format!("budget of {} per {period} {scope}", amount_words(b.limit(), &limit.measure));
             match limit.reserve {
                 Reserve::Fixed(0) => {}
                 Reserve::Fixed(n) => {
-                    let _ = write!(
-                        t,
-                        ", reserving {} per request",
-                        amount_words(n, &limit.measure)
-                    );
+                    let _ = write!(t, ", reserving {} per request", amount_words(n, &limit.measure));
                 }
                 Reserve::Measured => t.push_str(", reserving each request's amount"),
             }

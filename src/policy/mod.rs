@@ -147,11 +147,7 @@ pub struct Selector {
 
 impl Default for Selector {
     fn default() -> Self {
-        Selector {
-            endpoints: Vec::new(),
-            except: Vec::new(),
-            auth: AuthMatch::Any,
-        }
+        Selector { endpoints: Vec::new(), except: Vec::new(), auth: AuthMatch::Any }
     }
 }
 
@@ -171,11 +167,7 @@ impl Selector {
             AuthMatch::Unauthenticated => !req.authenticated,
         };
         auth_ok
-            && (self.endpoints.is_empty()
-                || self
-                    .endpoints
-                    .iter()
-                    .any(|p| pattern_matches(p, req.endpoint)))
+            && (self.endpoints.is_empty() || self.endpoints.iter().any(|p| pattern_matches(p, req.endpoint)))
             && !self.except.iter().any(|p| pattern_matches(p, req.endpoint))
     }
 }
@@ -205,10 +197,9 @@ impl Measure {
     /// settled at completion).
     pub fn amount(&self, req: &Request<'_>) -> u64 {
         match self {
-            Measure::Requests { cost, by_endpoint } => by_endpoint
-                .iter()
-                .find(|(e, _)| e == req.endpoint)
-                .map_or(*cost, |(_, c)| *c),
+            Measure::Requests { cost, by_endpoint } => {
+                by_endpoint.iter().find(|(e, _)| e == req.endpoint).map_or(*cost, |(_, c)| *c)
+            }
             Measure::Tokens => req.tokens,
             Measure::Money { .. } => req.money,
         }
@@ -252,6 +243,10 @@ pub struct Limit {
     pub report: bool,
     /// Overrides the policy's reset header format for this limit.
     pub reset_format: Option<ResetFormat>,
+    /// The value advertised in the limit header instead of the engine's
+    /// capacity (e.g. a leaky bucket of 500/min with burst 50 advertised as
+    /// `X-RateLimit-Limit: 500`, as RunInfra's page shows).
+    pub header_limit: Option<u64>,
     /// Line in the policy file where the limit is declared.
     pub line: usize,
 }
@@ -288,15 +283,7 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// An authenticated request on `key` to no particular endpoint.
     pub fn new(key: &'a str) -> Request<'a> {
-        Request {
-            key,
-            user: None,
-            workspace: None,
-            endpoint: "",
-            authenticated: true,
-            tokens: 0,
-            money: 0,
-        }
+        Request { key, user: None, workspace: None, endpoint: "", authenticated: true, tokens: 0, money: 0 }
     }
 }
 
@@ -308,12 +295,7 @@ pub trait StateStore {
     /// Runs `f` on the state of limit `limit` (an index into
     /// [`Plan::limits`]) for scope identity `scope_key`, creating the state
     /// with [`Engine::new_state`] if absent.
-    fn with_state<R>(
-        &mut self,
-        limit: usize,
-        scope_key: &str,
-        f: impl FnOnce(&mut EngineState) -> R,
-    ) -> R;
+    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R;
 }
 
 /// The completion tickets of an admitted request, one per limit that needs
@@ -332,9 +314,7 @@ impl Tickets {
 
     /// `(limit index, ticket)` pairs.
     pub fn iter(&self) -> impl Iterator<Item = (usize, Ticket)> + '_ {
-        self.items[..self.len as usize]
-            .iter()
-            .map(|&(i, t)| (i as usize, t))
+        self.items[..self.len as usize].iter().map(|&(i, t)| (i as usize, t))
     }
 
     /// Whether no limit needs a completion.
@@ -352,9 +332,14 @@ pub struct PlanDecision {
     pub status: u16,
     /// Index of the binding (denying) limit.
     pub denied_by: Option<usize>,
+    /// The binding limit's own decision (its figures fill the error body).
+    pub denial: Option<Decision>,
     /// The limit whose figures the rate-limit headers show, and its decision:
-    /// when denied, the binding limit; when allowed, the reportable limit with
-    /// the fewest remaining units (first declared among equals).
+    /// when denied by a reportable or rate-like limit (GCRA, windows), that
+    /// limit; otherwise the reportable applicable limit with the fewest
+    /// remaining units (first declared among equals), if any. So a
+    /// concurrency cap or a budget (`report = false` by default) never
+    /// appears in `X-RateLimit-*` headers; its figures go in the error body.
     pub reported: Option<(usize, Decision)>,
     /// When the same request would be admitted by all limits together.
     pub retry: Retry,
@@ -381,12 +366,7 @@ impl Plan {
 
     /// Decides `req` at `now` against every applicable limit, atomically
     /// (see the module docs), committing the admission if all admit.
-    pub fn check<S: StateStore>(
-        &self,
-        store: &mut S,
-        now: Nanos,
-        req: &Request<'_>,
-    ) -> PlanDecision {
+    pub fn check<S: StateStore>(&self, store: &mut S, now: Nanos, req: &Request<'_>) -> PlanDecision {
         let mut decisions: [Option<Decision>; MAX_LIMITS_PER_PLAN] = [None; MAX_LIMITS_PER_PLAN];
         let mut allowed = true;
         let mut applied = 0u8;
@@ -399,9 +379,7 @@ impl Plan {
             }
             applied += 1;
             let cost = limit.admission_cost(req);
-            let d = store.with_state(i, limit.scope.key_of(req), |s| {
-                limit.engine.decide(s, now, cost)
-            });
+            let d = store.with_state(i, limit.scope.key_of(req), |s| limit.engine.decide(s, now, cost));
             decisions[i] = Some(d);
             retry = retry.and(d.retry);
             if !d.allowed {
@@ -409,7 +387,8 @@ impl Plan {
                 if binding.is_none_or(|(_, b)| severity(d.retry) > severity(b.retry)) {
                     binding = Some((i, d));
                 }
-            } else if limit.report && reported.is_none_or(|(_, r)| d.remaining < r.remaining) {
+            }
+            if limit.report && reported.is_none_or(|(_, r)| d.remaining < r.remaining) {
                 reported = Some((i, d));
             }
         }
@@ -420,9 +399,7 @@ impl Plan {
                     continue;
                 }
                 let cost = limit.admission_cost(req);
-                let t = store.with_state(i, limit.scope.key_of(req), |s| {
-                    limit.engine.commit(s, now, cost)
-                });
+                let t = store.with_state(i, limit.scope.key_of(req), |s| limit.engine.commit(s, now, cost));
                 if t != Ticket::None {
                     tickets.push(i, t);
                 }
@@ -431,18 +408,20 @@ impl Plan {
                 allowed,
                 status: 200,
                 denied_by: None,
+                denial: None,
                 reported,
                 retry: Retry::Now,
                 tickets,
                 applied,
             }
         } else {
-            let (i, _) = binding.expect("a denial has a binding limit");
+            let (i, d) = binding.expect("a denial has a binding limit");
             PlanDecision {
                 allowed,
                 status: self.limits[i].status,
                 denied_by: Some(i),
-                reported: binding,
+                denial: Some(d),
+                reported: if self.limits[i].report || self.limits[i].is_rate_like() { binding } else { reported },
                 retry,
                 tickets,
                 applied,
@@ -464,9 +443,7 @@ impl Plan {
         for (i, ticket) in tickets.iter() {
             let limit = &self.limits[i];
             let actual = limit.measure.amount(req);
-            let c = store.with_state(i, limit.scope.key_of(req), |s| {
-                limit.engine.complete(s, now, ticket, actual)
-            });
+            let c = store.with_state(i, limit.scope.key_of(req), |s| limit.engine.complete(s, now, ticket, actual));
             out.overshoot = out.overshoot.max(c.overshoot);
         }
         out
@@ -474,6 +451,12 @@ impl Plan {
 }
 
 impl Limit {
+    /// Whether the limit counts requests over time (GCRA or a window), as
+    /// `X-RateLimit-*` headers describe; concurrency caps and budgets do not.
+    pub fn is_rate_like(&self) -> bool {
+        !matches!(self.engine, Engine::Concurrency(_) | Engine::Budget(_))
+    }
+
     /// What admission consumes for `req`: the measured amount for rate and
     /// window limits, the configured reservation for budgets, one permit for
     /// concurrency.

@@ -13,13 +13,9 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{
-    AuthMatch, Limit, Measure, Plan, Policy, Reserve, Scope, Selector, MAX_LIMITS_PER_PLAN,
-};
+use super::{AuthMatch, Limit, Measure, Plan, Policy, Reserve, Scope, Selector, MAX_LIMITS_PER_PLAN};
 use super::{ResetFormat, ResponseStyle};
-use crate::engines::{
-    Budget, BudgetPeriod, Concurrency, Engine, FixedWindow, Gcra, SlidingCounter, SlidingLog,
-};
+use crate::engines::{Budget, BudgetPeriod, Concurrency, Engine, FixedWindow, Gcra, SlidingCounter, SlidingLog};
 use crate::time::{parse_duration, Rate};
 
 /// A policy that could not be read: where, which field, what was expected.
@@ -70,13 +66,57 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyError> {
     let cx = Cx { text, file };
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().to_string();
-        let message = message
-            .replace("unknown variant", "unknown value")
-            .replace("invalid type", "wrong type");
-        cx.err(e.span().map_or(0, |s| s.start), "", message)
+        let offset = e.span().map_or(0, |s| s.start);
+        cx.err(offset, &structural_field(text, offset), human_serde_message(e.message()))
     })?;
     cx.policy(raw)
+}
+
+/// The field an error found while reading the TOML structure points at:
+/// the enclosing table (`plan.limit`) and, if the offset is in a value, its
+/// key (`plan.limit > burst`).
+fn structural_field(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = &text[line_start..line_end];
+    let table = text[..line_end]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key =
+        line.find('=').filter(|&eq| line_start + eq < offset).map(|eq| line[..eq].trim().trim_matches('"').to_string());
+    match (table, key) {
+        (Some(t), Some(k)) => format!("{t} > {k}"),
+        (Some(t), None) => t,
+        (None, Some(k)) => k,
+        (None, None) => String::new(),
+    }
+}
+
+/// serde's wording made readable: Rust type names become words.
+fn human_serde_message(message: &str) -> String {
+    let words = |t: &str| -> String {
+        match t.trim() {
+            "i64" | "u64" | "i32" | "u32" | "u16" => "a whole number".into(),
+            "a sequence" => "an array".into(),
+            "a map" | "struct" => "a table".into(),
+            "a boolean" => "true or false".into(),
+            other => other.to_string(),
+        }
+    };
+    let m = message.trim();
+    if let Some(rest) = m.strip_prefix("invalid type: ") {
+        if let Some((found, expected)) = rest.split_once(", expected ") {
+            if let Some(big) = found.strip_suffix(" as i128") {
+                return format!("expected a whole number below 2^63, found {big}");
+            }
+            return format!("expected {}, found {found}", words(expected));
+        }
+    }
+    m.replace("unknown variant", "unknown value")
 }
 
 #[derive(Deserialize)]
@@ -139,6 +179,7 @@ struct RawLimit {
     body: Option<Spanned<String>>,
     report: Option<bool>,
     reset_format: Option<Spanned<String>>,
+    header_limit: Option<Spanned<i64>>,
     #[serde(rename = "match")]
     selector: Option<RawSelector>,
 }
@@ -163,13 +204,7 @@ impl Cx<'_> {
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        PolicyError {
-            file: self.file.to_string(),
-            line,
-            column,
-            field: field.to_string(),
-            message: message.into(),
-        }
+        PolicyError { file: self.file.to_string(), line, column, field: field.to_string(), message: message.into() }
     }
 
     fn at<T>(&self, v: &Spanned<T>, field: &str, message: impl Into<String>) -> PolicyError {
@@ -179,11 +214,7 @@ impl Cx<'_> {
     fn policy(&self, raw: RawPolicy) -> Result<Policy, PolicyError> {
         let provider = raw.provider.get_ref().trim().to_string();
         if provider.is_empty() {
-            return Err(self.at(
-                &raw.provider,
-                "provider",
-                "expected the provider's name, found an empty string",
-            ));
+            return Err(self.at(&raw.provider, "provider", "expected the provider's name, found an empty string"));
         }
         if raw.plan.is_empty() {
             return Err(self.err(
@@ -202,11 +233,7 @@ impl Cx<'_> {
             let rp = rp.into_inner();
             let name = rp.name.get_ref().trim().to_string();
             if name.is_empty() {
-                return Err(self.at(
-                    &rp.name,
-                    "plan > name",
-                    "expected a plan name, found an empty string",
-                ));
+                return Err(self.at(&rp.name, "plan > name", "expected a plan name, found an empty string"));
             }
             if plans.iter().any(|p| p.name == name) {
                 return Err(self.at(
@@ -219,14 +246,16 @@ impl Cx<'_> {
             let mut limits: Vec<Limit> = match &rp.extends {
                 Some(base) => match plans.iter().find(|p| &p.name == base.get_ref()) {
                     Some(p) => p.limits.clone(),
-                    None => return Err(self.at(
-                        base,
-                        &format!("{ctx} > extends"),
-                        format!(
-                            "expected the name of a plan defined earlier in this file, found {:?}",
-                            base.get_ref()
-                        ),
-                    )),
+                    None => {
+                        return Err(self.at(
+                            base,
+                            &format!("{ctx} > extends"),
+                            format!(
+                                "expected the name of a plan defined earlier in this file, found {:?}",
+                                base.get_ref()
+                            ),
+                        ))
+                    }
                 },
                 None => Vec::new(),
             };
@@ -247,31 +276,22 @@ impl Cx<'_> {
                 }
             }
             if limits.is_empty() {
-                return Err(self.err(plan_span, &ctx, "expected at least one [[plan.limit]] (or `extends` naming a plan that has limits)"));
+                return Err(self.err(
+                    plan_span,
+                    &ctx,
+                    "expected at least one [[plan.limit]] (or `extends` naming a plan that has limits)",
+                ));
             }
             if limits.len() > MAX_LIMITS_PER_PLAN {
                 return Err(self.err(
                     plan_span,
                     &ctx,
-                    format!(
-                        "at most {MAX_LIMITS_PER_PLAN} limits per plan, found {}",
-                        limits.len()
-                    ),
+                    format!("at most {MAX_LIMITS_PER_PLAN} limits per plan, found {}", limits.len()),
                 ));
             }
-            plans.push(Plan {
-                name,
-                description: rp.description,
-                limits,
-            });
+            plans.push(Plan { name, description: rp.description, limits });
         }
-        Ok(Policy {
-            provider,
-            source: raw.source,
-            description: raw.description,
-            response,
-            plans,
-        })
+        Ok(Policy { provider, source: raw.source, description: raw.description, response, plans })
     }
 
     fn response(&self, r: RawResponse) -> Result<ResponseStyle, PolicyError> {
@@ -306,14 +326,11 @@ impl Cx<'_> {
             style.retry_after_header = h;
         }
         if let Some(list) = r.retry_after_on {
-            style.retry_after_on = list
-                .iter()
-                .map(|s| self.status(s, "response > retry_after_on"))
-                .collect::<Result<_, _>>()?;
+            style.retry_after_on =
+                list.iter().map(|s| self.status(s, "response > retry_after_on")).collect::<Result<_, _>>()?;
         }
         if let Some(v) = r.retry_after_unknown {
-            let d = parse_duration(v.get_ref())
-                .map_err(|e| self.at(&v, "response > retry_after_unknown", e))?;
+            let d = parse_duration(v.get_ref()).map_err(|e| self.at(&v, "response > retry_after_unknown", e))?;
             style.retry_after_unknown = Some(d);
         }
         if let Some(b) = r.x_ratelimit {
@@ -332,7 +349,11 @@ impl Cx<'_> {
         match v.get_ref().as_str() {
             "unix" => Ok(ResetFormat::Unix),
             "seconds" => Ok(ResetFormat::Seconds),
-            other => Err(self.at(v, field, format!("expected \"unix\" (a Unix timestamp) or \"seconds\" (seconds until reset), found {other:?}"))),
+            other => Err(self.at(
+                v,
+                field,
+                format!("expected \"unix\" (a Unix timestamp) or \"seconds\" (seconds until reset), found {other:?}"),
+            )),
         }
     }
 
@@ -341,19 +362,11 @@ impl Cx<'_> {
         if (400..=599).contains(&s) {
             Ok(s as u16)
         } else {
-            Err(self.at(
-                v,
-                field,
-                format!("expected an HTTP error status from 400 to 599 (429, 402, 503), found {s}"),
-            ))
+            Err(self.at(v, field, format!("expected an HTTP error status from 400 to 599 (429, 402, 503), found {s}")))
         }
     }
 
-    fn body(
-        &self,
-        v: &Spanned<String>,
-        field: &str,
-    ) -> Result<Option<serde_json::Value>, PolicyError> {
+    fn body(&self, v: &Spanned<String>, field: &str) -> Result<Option<serde_json::Value>, PolicyError> {
         serde_json::from_str(v.get_ref()).map(Some).map_err(|e| {
             self.at(v, field, format!("expected a JSON body template (e.g. '{{\"error\": {{\"code\": \"{{code}}\"}}}}'), but it is not valid JSON: {e}"))
         })
@@ -364,11 +377,7 @@ impl Cx<'_> {
         if n >= 1 {
             Ok(n as u64)
         } else {
-            Err(self.at(
-                v,
-                field,
-                format!("expected {what} of at least 1, found {n}"),
-            ))
+            Err(self.at(v, field, format!("expected {what} of at least 1, found {n}")))
         }
     }
 
@@ -389,9 +398,7 @@ impl Cx<'_> {
 
         // The count and period of rate-like limits: `rate = "60/min"`, or
         // `limit` and `period`.
-        let rate_or_window = |count_field: &Option<Spanned<i64>>,
-                              count_name: &str|
-         -> Result<Rate, PolicyError> {
+        let rate_or_window = |count_field: &Option<Spanned<i64>>, count_name: &str| -> Result<Rate, PolicyError> {
             match (&rl.rate, count_field, &rl.period) {
                 (Some(r), None, None) => Rate::parse(r.get_ref()).map_err(|e| self.at(r, &f("rate"), e)),
                 (None, Some(c), Some(p)) => {
@@ -407,11 +414,7 @@ impl Cx<'_> {
         };
         let forbid = |present: bool, name: &str, span_of: usize| -> Result<(), PolicyError> {
             if present {
-                Err(self.err(
-                    span_of,
-                    &f(name),
-                    format!("`{name}` does not apply to a {algorithm} limit"),
-                ))
+                Err(self.err(span_of, &f(name), format!("`{name}` does not apply to a {algorithm} limit")))
             } else {
                 Ok(())
             }
@@ -480,13 +483,14 @@ impl Cx<'_> {
                     Some(p) => match p.get_ref().as_str() {
                         "day" => BudgetPeriod::Day,
                         "month" => BudgetPeriod::Month,
+                        "lifetime" => BudgetPeriod::Lifetime,
                         other => match parse_duration(other) {
                             Ok(d) if d > 0 => BudgetPeriod::Rolling(d),
                             _ => {
                                 return Err(self.at(
                                     p,
                                     &f("period"),
-                                    format!("expected \"day\" (UTC calendar day), \"month\" (UTC calendar month) or a rolling duration such as \"30day\", found {other:?}"),
+                                    format!("expected \"day\" (UTC calendar day), \"month\" (UTC calendar month), \"lifetime\" (never resets) or a rolling duration such as \"30day\", found {other:?}"),
                                 ))
                             }
                         },
@@ -535,10 +539,7 @@ impl Cx<'_> {
                     return Err(self.at(
                         c,
                         &f("cost"),
-                        format!(
-                            "`cost` applies to request limits; this limit counts {}",
-                            m.unit()
-                        ),
+                        format!("`cost` applies to request limits; this limit counts {}", m.unit()),
                     ));
                 }
                 m
@@ -558,22 +559,18 @@ impl Cx<'_> {
             None => Reserve::Fixed(0),
             Some(v) => {
                 if !matches!(engine, Engine::Budget(_)) {
-                    return Err(self.at(
-                        v,
-                        &f("reserve"),
-                        "`reserve` applies to budget limits only",
-                    ));
+                    return Err(self.at(v, &f("reserve"), "`reserve` applies to budget limits only"));
                 }
                 match v.get_ref() {
                     toml::Value::Integer(n) if *n >= 0 => Reserve::Fixed(*n as u64),
                     toml::Value::String(s) if s == "measured" => Reserve::Measured,
-                    other => return Err(self.at(
-                        v,
-                        &f("reserve"),
-                        format!(
-                            "expected a non-negative whole amount or \"measured\", found {other}"
-                        ),
-                    )),
+                    other => {
+                        return Err(self.at(
+                            v,
+                            &f("reserve"),
+                            format!("expected a non-negative whole amount or \"measured\", found {other}"),
+                        ))
+                    }
                 }
             }
         };
@@ -598,15 +595,20 @@ impl Cx<'_> {
         let selector = match rl.selector {
             None => Selector::default(),
             Some(s) => {
-                let list = |v: Option<Vec<Spanned<String>>>,
-                            name: &str|
-                 -> Result<Vec<String>, PolicyError> {
+                let list = |v: Option<Vec<Spanned<String>>>, name: &str| -> Result<Vec<String>, PolicyError> {
                     v.unwrap_or_default()
                         .into_iter()
                         .map(|e| {
                             let p = e.get_ref().trim();
                             if p.is_empty() || p[..p.len() - 1].contains('*') {
-                                Err(self.at(&e, &f(&format!("match > {name}")), format!("expected an endpoint name or a prefix ending in `*`, found {:?}", e.get_ref())))
+                                Err(self.at(
+                                    &e,
+                                    &f(&format!("match > {name}")),
+                                    format!(
+                                        "expected an endpoint name or a prefix ending in `*`, found {:?}",
+                                        e.get_ref()
+                                    ),
+                                ))
                             } else {
                                 Ok(p.to_string())
                             }
@@ -619,20 +621,16 @@ impl Cx<'_> {
                         "any" => AuthMatch::Any,
                         "authenticated" => AuthMatch::Authenticated,
                         "unauthenticated" => AuthMatch::Unauthenticated,
-                        other => return Err(self.at(
-                            a,
-                            &f("match > auth"),
-                            format!(
-                                "expected any, authenticated or unauthenticated, found {other:?}"
-                            ),
-                        )),
+                        other => {
+                            return Err(self.at(
+                                a,
+                                &f("match > auth"),
+                                format!("expected any, authenticated or unauthenticated, found {other:?}"),
+                            ))
+                        }
                     },
                 };
-                Selector {
-                    endpoints: list(s.endpoints, "endpoints")?,
-                    except: list(s.except, "except")?,
-                    auth,
-                }
+                Selector { endpoints: list(s.endpoints, "endpoints")?, except: list(s.except, "except")?, auth }
             }
         };
 
@@ -655,12 +653,13 @@ impl Cx<'_> {
             Some(b) => self.body(b, &f("body"))?,
             None => None,
         };
-        let report = rl.report.unwrap_or(!matches!(
-            engine,
-            Engine::Concurrency(_) | Engine::Budget(_)
-        ));
+        let report = rl.report.unwrap_or(!matches!(engine, Engine::Concurrency(_) | Engine::Budget(_)));
         let reset_format = match &rl.reset_format {
             Some(v) => Some(self.reset_format(v, &f("reset_format"))?),
+            None => None,
+        };
+        let header_limit = match &rl.header_limit {
+            Some(v) => Some(self.positive(v, &f("header_limit"), "a limit to advertise")?),
             None => None,
         };
         let line = self.err(start, "", "").line;
@@ -677,6 +676,7 @@ impl Cx<'_> {
             body,
             report,
             reset_format,
+            header_limit,
             line,
         })
     }

@@ -106,10 +106,7 @@ pub struct Rendered {
 impl Rendered {
     /// The value of header `name`, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -125,7 +122,7 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
                 ResetFormat::Unix => ceil_seconds(d.reset),
                 ResetFormat::Seconds => reset_after,
             };
-            headers.push((style.limit_header.clone(), d.limit.to_string()));
+            headers.push((style.limit_header.clone(), limit.header_limit.unwrap_or(d.limit).to_string()));
             headers.push((style.remaining_header.clone(), d.remaining.to_string()));
             headers.push((style.reset_header.clone(), reset.to_string()));
             if let Some(h) = &style.reset_after_header {
@@ -134,15 +131,9 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
         }
         if style.ietf {
             if let Some((q, w)) = quota_window(&limit.engine) {
-                headers.push((
-                    "RateLimit-Policy".into(),
-                    format!("\"{}\";q={q};w={w}", limit.id),
-                ));
+                headers.push(("RateLimit-Policy".into(), format!("\"{}\";q={q};w={w}", limit.id)));
             }
-            headers.push((
-                "RateLimit".into(),
-                format!("\"{}\";r={};t={reset_after}", limit.id, d.remaining),
-            ));
+            headers.push(("RateLimit".into(), format!("\"{}\";r={};t={reset_after}", limit.id, d.remaining)));
         }
     }
     let retry_after = retry_after_seconds(decision.retry, now, style.retry_after_unknown);
@@ -152,10 +143,7 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
     let body = match (decision.allowed, decision.denied_by) {
         (false, Some(i)) => {
             let limit = &plan.limits[i];
-            let d = decision
-                .reported
-                .map(|(_, d)| d)
-                .expect("a denial reports its limit");
+            let d = decision.denial.expect("a denial carries the binding limit's decision");
             let template = limit.body.as_ref().or(style.body.as_ref());
             template.map(|t| {
                 let fill = |name: &str| -> Option<serde_json::Value> {
@@ -182,11 +170,7 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
         }
         _ => None,
     };
-    Rendered {
-        status: decision.status,
-        headers,
-        body,
-    }
+    Rendered { status: decision.status, headers, body }
 }
 
 /// The `Retry-After` value (whole seconds) a client receives with
@@ -221,10 +205,7 @@ fn quota_window(engine: &Engine) -> Option<(u64, u64)> {
 }
 
 /// Substitutes placeholders in every string of `template`.
-fn fill_template(
-    template: &serde_json::Value,
-    fill: &dyn Fn(&str) -> Option<serde_json::Value>,
-) -> serde_json::Value {
+fn fill_template(template: &serde_json::Value, fill: &dyn Fn(&str) -> Option<serde_json::Value>) -> serde_json::Value {
     use serde_json::Value;
     match template {
         Value::String(s) => {
@@ -257,11 +238,7 @@ fn fill_template(
             Value::String(out)
         }
         Value::Array(a) => Value::Array(a.iter().map(|v| fill_template(v, fill)).collect()),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| (k.clone(), fill_template(v, fill)))
-                .collect(),
-        ),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), fill_template(v, fill))).collect()),
         other => other.clone(),
     }
 }

@@ -173,7 +173,12 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
     }
     row(&mut o, "admitted", group(s.admitted), String::new());
     for (status, n) in &s.denied_by_status {
-        row(&mut o, &format!("denied {status}"), group(*n), format!("{} of attempts", pct(crate::metrics::ratio(*n, s.attempts))));
+        row(
+            &mut o,
+            &format!("denied {status}"),
+            group(*n),
+            format!("{} of attempts", pct(crate::metrics::ratio(*n, s.attempts))),
+        );
     }
     if s.throttled > 0 {
         row(&mut o, "held back by client", group(s.throttled), String::new());
@@ -198,13 +203,20 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
         );
     }
     row(&mut o, "peak in flight", group(s.peak_in_flight), String::new());
+    row(
+        &mut o,
+        "peak attempts / bucket",
+        group(s.peak_bucket_attempts),
+        format!("per {}", human_duration(info.bucket_ns)),
+    );
     if s.spend > 0 {
         row(&mut o, "spend (minor units)", group(s.spend), String::new());
     }
     if s.tokens > 0 {
         row(&mut o, "tokens", group(s.tokens), String::new());
     }
-    let denials: Vec<String> = s.denied_by_limit.iter().filter(|(_, n)| **n > 0).map(|(id, n)| format!("{id} {}", group(*n))).collect();
+    let denials: Vec<String> =
+        s.denied_by_limit.iter().filter(|(_, n)| **n > 0).map(|(id, n)| format!("{id} {}", group(*n))).collect();
     if !denials.is_empty() {
         let _ = writeln!(o, "  {:<24}{}", "denials by limit", denials.join("  ·  "));
     }

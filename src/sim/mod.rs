@@ -35,6 +35,7 @@
 //! results, whatever else runs in parallel.
 
 mod store;
+pub mod sweep;
 
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::Write;
@@ -481,6 +482,7 @@ impl<'p> Simulation<'p> {
     fn close_bucket(&mut self, buckets: &mut dyn BucketSink) -> std::io::Result<()> {
         self.bucket.start_ns = self.bucket_index * self.config.bucket;
         self.bucket.in_flight = self.in_flight;
+        self.summary.peak_bucket_attempts = self.summary.peak_bucket_attempts.max(self.bucket.attempts);
         buckets.bucket(&self.bucket)?;
         let n = self.plan.limits.len();
         self.bucket = Bucket { denied_by_limit: vec![0; n], ..Bucket::default() };
@@ -655,7 +657,14 @@ impl<'p> Simulation<'p> {
         self.failed(slot, attempt_no, decision.status, header)
     }
 
-    fn record(&self, info: &ReqInfo, attempt: u32, kind: AttemptKind, d: &PlanDecision, sink: &mut dyn DecisionSink) -> std::io::Result<()> {
+    fn record(
+        &self,
+        info: &ReqInfo,
+        attempt: u32,
+        kind: AttemptKind,
+        d: &PlanDecision,
+        sink: &mut dyn DecisionSink,
+    ) -> std::io::Result<()> {
         let origin = self.origin();
         let reported = d.reported.map(|(_, r)| r);
         let endpoint = if kind == AttemptKind::Poll { info.poll_endpoint } else { info.endpoint };
@@ -760,7 +769,8 @@ impl<'p> Simulation<'p> {
             (l.info.key, l.prev_delay)
         };
         let client = &self.config.client;
-        let mut choice = client.after_failure(attempt, status, header, prev_delay, rng_of(&mut self.clients, self.config.seed, key));
+        let mut choice =
+            client.after_failure(attempt, status, header, prev_delay, rng_of(&mut self.clients, self.config.seed, key));
         if let (RetryChoice::After(_), Some(budget)) = (choice, &client.retry_budget) {
             let c = client_of(&mut self.clients, key);
             c.roll(now);
@@ -799,7 +809,8 @@ impl<'p> Simulation<'p> {
         s.give_up_ratio = ratio(s.give_ups, s.requests);
         s.time_to_success = Latency::of(&self.latency);
         s.denied_by_status = self.denied_by_status;
-        s.denied_by_limit = self.plan.limits.iter().zip(&self.denied_by_limit).map(|(l, &n)| (l.id.clone(), n)).collect();
+        s.denied_by_limit =
+            self.plan.limits.iter().zip(&self.denied_by_limit).map(|(l, &n)| (l.id.clone(), n)).collect();
         let mut top: Vec<KeyDenials> = self
             .clients
             .iter()

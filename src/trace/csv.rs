@@ -166,8 +166,7 @@ impl TimeCheck {
             }
         }
         let bytes = text.as_bytes();
-        let form = if looks_decimal(bytes) || looks_decimal(bytes.strip_prefix(b"-").unwrap_or(b""))
-        {
+        let form = if looks_decimal(bytes) || looks_decimal(bytes.strip_prefix(b"-").unwrap_or(b"")) {
             Form::Offset
         } else if looks_rfc3339(bytes) {
             Form::Absolute
@@ -179,13 +178,10 @@ impl TimeCheck {
         let t = match form {
             Form::Offset => {
                 if text.starts_with('-') {
-                    return Err(format!(
-                        "{OFFSET_EXPECTED}, found {text:?}, which is negative"
-                    ));
+                    return Err(format!("{OFFSET_EXPECTED}, found {text:?}, which is negative"));
                 }
                 TraceTime::Offset(
-                    decimal_seconds(text)
-                        .map_err(|why| format!("{OFFSET_EXPECTED}, found {text:?}{why}"))?,
+                    decimal_seconds(text).map_err(|why| format!("{OFFSET_EXPECTED}, found {text:?}{why}"))?,
                 )
             }
             Form::Absolute => TraceTime::Absolute(parse_rfc3339(text).map_err(|e| {
@@ -311,18 +307,7 @@ pub(crate) fn fast_decimal(b: &[u8]) -> Option<Nanos> {
     int.checked_mul(SECOND)?.checked_add(frac)
 }
 
-const POW10: [u64; 10] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-    1_000_000_000,
-];
+const POW10: [u64; 10] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
 
 /// Exact decimal seconds; on error, a reason to append to the message
 /// (possibly empty), e.g. `" (finer than a nanosecond)"`.
@@ -333,10 +318,7 @@ pub(crate) fn decimal_seconds(text: &str) -> Result<Nanos, &'static str> {
     parse_decimal_seconds(text).map_err(|_| {
         if !looks_decimal(text.as_bytes()) {
             ""
-        } else if text
-            .split_once('.')
-            .is_some_and(|(_, f)| f.len() > 9 && f[9..].bytes().any(|c| c != b'0'))
-        {
+        } else if text.split_once('.').is_some_and(|(_, f)| f.len() > 9 && f[9..].bytes().any(|c| c != b'0')) {
             " (finer than a nanosecond)"
         } else {
             " (too large)"
@@ -349,22 +331,14 @@ pub(crate) fn decimal_seconds(text: &str) -> Result<Nanos, &'static str> {
 
 /// Sets one field of `row` from its text.
 #[inline]
-fn set_field(
-    col: Column,
-    text: &str,
-    row: &mut TraceRow,
-    times: &mut TimeCheck,
-    line: u64,
-) -> Result<(), String> {
+fn set_field(col: Column, text: &str, row: &mut TraceRow, times: &mut TimeCheck, line: u64) -> Result<(), String> {
     match col {
         Column::T => {
             row.t = times.admit_text(text, line)?;
         }
         Column::Key => {
             if text.is_empty() {
-                return Err(
-                    "expected an API key (or client identity), found an empty field".to_string(),
-                );
+                return Err("expected an API key (or client identity), found an empty field".to_string());
             }
             row.key.push_str(text);
         }
@@ -404,22 +378,14 @@ fn parse_count(text: &str, what: &str) -> Result<u64, String> {
         }
         n = match n.checked_mul(10).and_then(|n| n.checked_add(d as u64)) {
             Some(n) => n,
-            None => {
-                return Err(format!(
-                    "expected a whole number of {what} (0 or more), found {text:?} (too large)"
-                ))
-            }
+            None => return Err(format!("expected a whole number of {what} (0 or more), found {text:?} (too large)")),
         };
     }
     Ok(n)
 }
 
 fn count_error(text: &str, what: &str) -> String {
-    let why = if text.starts_with('-') && text.len() > 1 {
-        ", which is negative"
-    } else {
-        ""
-    };
+    let why = if text.starts_with('-') && text.len() > 1 { ", which is negative" } else { "" };
     format!("expected a whole number of {what} (0 or more), found {text:?}{why}")
 }
 
@@ -428,9 +394,7 @@ const DURATION_EXPECTED: &str = "expected a service time in decimal seconds (e.g
 /// A non-empty `duration` field: exact decimal seconds.
 pub(crate) fn parse_duration(text: &str) -> Result<Nanos, String> {
     if text.starts_with('-') && text.len() > 1 {
-        return Err(format!(
-            "{DURATION_EXPECTED}, found {text:?}, which is negative"
-        ));
+        return Err(format!("{DURATION_EXPECTED}, found {text:?}, which is negative"));
     }
     decimal_seconds(text).map_err(|why| format!("{DURATION_EXPECTED}, found {text:?}{why}"))
 }
@@ -454,6 +418,9 @@ struct QuoteScan {
     state: Scan,
     /// 0-based field the scan is in.
     field: usize,
+    /// Bytes fed so far, and where the current field started.
+    fed: usize,
+    field_start: usize,
     /// Field and line where the current quoted field opened.
     open_field: usize,
     open_line: u64,
@@ -462,6 +429,7 @@ struct QuoteScan {
 impl QuoteScan {
     fn feed(&mut self, bytes: &[u8], line: u64) {
         for &b in bytes {
+            self.fed += 1;
             self.state = match (self.state, b) {
                 (Scan::FieldStart, b'"') => {
                     self.open_field = self.field;
@@ -470,6 +438,7 @@ impl QuoteScan {
                 }
                 (Scan::FieldStart | Scan::Unquoted | Scan::QuoteInQuoted, b',') => {
                     self.field += 1;
+                    self.field_start = self.fed;
                     Scan::FieldStart
                 }
                 (Scan::FieldStart | Scan::Unquoted, _) => Scan::Unquoted,
@@ -524,10 +493,7 @@ fn split_quoted(
                 }
             }
         } else {
-            let end = bytes[pos..]
-                .iter()
-                .position(|&b| b == b',')
-                .map_or(bytes.len(), |j| pos + j);
+            let end = bytes[pos..].iter().position(|&b| b == b',').map_or(bytes.len(), |j| pos + j);
             let text = &line[pos..end];
             if text.contains('"') {
                 return Err((
@@ -650,13 +616,7 @@ impl<R: BufRead> CsvTrace<R> {
     }
 
     fn error(&self, line: u64, column: u64, field: &str, message: String) -> TraceError {
-        TraceError {
-            file: self.name.clone(),
-            line,
-            column,
-            field: field.to_string(),
-            message,
-        }
+        TraceError { file: self.name.clone(), line, column, field: field.to_string(), message }
     }
 
     fn field_name(&self, idx: usize) -> &'static str {
@@ -672,12 +632,7 @@ impl<R: BufRead> CsvTrace<R> {
                 }
                 Ok(n)
             }
-            Err(e) => Err(self.error(
-                self.line + 1,
-                0,
-                "",
-                format!("cannot read the trace: {e}"),
-            )),
+            Err(e) => Err(self.error(self.line + 1, 0, "", format!("cannot read the trace: {e}"))),
         }
     }
 
@@ -700,11 +655,7 @@ impl<R: BufRead> CsvTrace<R> {
                 }
                 from = self.buf.len();
                 if self.read_line()? == 0 {
-                    let field = if self.columns.is_empty() {
-                        ""
-                    } else {
-                        self.field_name(scan.open_field)
-                    };
+                    let field = if self.columns.is_empty() { "" } else { self.field_name(scan.open_field) };
                     return Err(self.error(
                         scan.open_line,
                         scan.open_field as u64 + 1,
@@ -732,15 +683,7 @@ impl<R: BufRead> CsvTrace<R> {
         let mut scan = QuoteScan::default();
         scan.feed(&self.buf[..valid_up_to], start);
         let line = start + self.buf[..valid_up_to].iter().filter(|&&b| b == b'\n').count() as u64;
-        let field_start = self.buf[..valid_up_to]
-            .iter()
-            .rposition(|&b| b == b',' || b == b'\n')
-            .map_or(0, |i| i + 1);
-        let field = if self.columns.is_empty() {
-            ""
-        } else {
-            self.field_name(scan.field)
-        };
+        let field = if self.columns.is_empty() { "" } else { self.field_name(scan.field) };
         self.error(
             line,
             scan.field as u64 + 1,
@@ -749,7 +692,7 @@ impl<R: BufRead> CsvTrace<R> {
                 "expected UTF-8 text, found the byte 0x{:02X} (at byte {} of the field), \
                  which is not valid UTF-8; trace files must be UTF-8",
                 self.buf[valid_up_to],
-                valid_up_to - field_start + 1
+                valid_up_to - scan.field_start + 1
             ),
         )
     }
@@ -838,10 +781,7 @@ impl<R: BufRead> CsvTrace<R> {
         let found = scan.field + 1;
         let expected = self.columns.len();
         let names: Vec<&str> = self.columns().collect();
-        let message = format!(
-            "expected {expected} fields ({}) as in the header, found {found}",
-            names.join(",")
-        );
+        let message = format!("expected {expected} fields ({}) as in the header, found {found}", names.join(","));
         if found > expected {
             self.error(start, expected as u64 + 1, "", message)
         } else {
@@ -893,9 +833,7 @@ impl<R: BufRead> TraceSource for CsvTrace<R> {
             Ok(n) if n == columns.len() => Ok(true),
             Ok(_) => Err(self.count_error(start, text)),
             Err((idx, _)) if idx >= columns.len() => Err(self.count_error(start, text)),
-            Err((idx, message)) => {
-                Err(self.error(start, idx as u64 + 1, self.field_name(idx), message))
-            }
+            Err((idx, message)) => Err(self.error(start, idx as u64 + 1, self.field_name(idx), message)),
         }
     }
 }

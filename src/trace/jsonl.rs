@@ -33,8 +33,8 @@
 //! - `null` for an optional key means its default.
 //!
 //! Every error is a [`TraceError`] naming the file, the 1-based line, the
-//! 1-based character column where serde_json detected the problem (after the
-//! offending value, for a bad value) and, when known, the key.
+//! 1-based character column where serde_json detected the problem (for a bad
+//! value, its last character) and, when known, the key.
 
 use std::fmt::{self, Write as _};
 use std::fs::File;
@@ -105,14 +105,8 @@ impl<R: BufRead> JsonlTrace<R> {
         }
         // serde_json counts bytes; report characters.
         let bytes = &self.buf[..e.column().min(self.buf.len())];
-        let column = bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count() as u64;
-        TraceError {
-            file: self.name.clone(),
-            line: self.line,
-            column,
-            field: self.field.clone(),
-            message,
-        }
+        let column = bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count().max(1) as u64;
+        TraceError { file: self.name.clone(), line: self.line, column, field: self.field.clone(), message }
     }
 }
 
@@ -186,52 +180,28 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let RowSeed {
-            row,
-            times,
-            line,
-            scratch,
-            field,
-        } = self;
+        let RowSeed { row, times, line, scratch, field } = self;
         let mut seen = 0u16;
         while let Some(col) = map.next_key_seed(KeySeed { field })? {
             if seen & col.bit() != 0 {
-                return Err(de::Error::custom(
-                    "duplicate key; give each key once per object",
-                ));
+                return Err(de::Error::custom("duplicate key; give each key once per object"));
             }
             seen |= col.bit();
             match col {
                 Column::T => {
-                    row.t = map.next_value_seed(TimeSeed {
-                        times,
-                        line,
-                        scratch,
-                    })?;
+                    row.t = map.next_value_seed(TimeSeed { times, line, scratch })?;
                 }
                 Column::Key => {
-                    map.next_value_seed(StrSeed {
-                        out: &mut row.key,
-                        nullable: false,
-                    })?;
+                    map.next_value_seed(StrSeed { out: &mut row.key, nullable: false })?;
                     if row.key.is_empty() {
                         return Err(de::Error::custom(
                             "expected an API key (or client identity), found an empty string",
                         ));
                     }
                 }
-                Column::User => map.next_value_seed(StrSeed {
-                    out: &mut row.user,
-                    nullable: true,
-                })?,
-                Column::Workspace => map.next_value_seed(StrSeed {
-                    out: &mut row.workspace,
-                    nullable: true,
-                })?,
-                Column::Endpoint => map.next_value_seed(StrSeed {
-                    out: &mut row.endpoint,
-                    nullable: true,
-                })?,
+                Column::User => map.next_value_seed(StrSeed { out: &mut row.user, nullable: true })?,
+                Column::Workspace => map.next_value_seed(StrSeed { out: &mut row.workspace, nullable: true })?,
+                Column::Endpoint => map.next_value_seed(StrSeed { out: &mut row.endpoint, nullable: true })?,
                 Column::Auth => row.auth = map.next_value_seed(BoolSeed)?,
                 Column::Tokens => row.tokens = map.next_value_seed(CountSeed("tokens"))?,
                 Column::Cost => row.cost = map.next_value_seed(CountSeed("minor currency units"))?,
@@ -242,9 +212,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         for required in [Column::T, Column::Key] {
             if seen & required.bit() == 0 {
                 field.push_str(required.name());
-                return Err(de::Error::custom(
-                    "missing required key; every object needs `t` and `key`",
-                ));
+                return Err(de::Error::custom("missing required key; every object needs `t` and `key`"));
             }
         }
         Ok(())
@@ -274,8 +242,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Column, E> {
         self.field.clear();
         self.field.push_str(v);
-        Column::from_name(v)
-            .ok_or_else(|| E::custom(format!("unknown key; the accepted keys are {ACCEPTED}")))
+        Column::from_name(v).ok_or_else(|| E::custom(format!("unknown key; the accepted keys are {ACCEPTED}")))
     }
 }
 
@@ -382,17 +349,11 @@ impl<'de> Visitor<'de> for CountSeed {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-        Err(E::custom(format!(
-            "expected a whole number of {} (0 or more), found {v}, which is negative",
-            self.0
-        )))
+        Err(E::custom(format!("expected a whole number of {} (0 or more), found {v}, which is negative", self.0)))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
-        Err(E::custom(format!(
-            "expected a whole number of {} (0 or more), found {v}",
-            self.0
-        )))
+        Err(E::custom(format!("expected a whole number of {} (0 or more), found {v}", self.0)))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
@@ -402,32 +363,29 @@ impl<'de> Visitor<'de> for CountSeed {
 
 /// Decimal seconds from a JSON number: exact integers, or an `f64` turned
 /// back into its shortest decimal text (see the module docs).
-fn number_seconds<E: de::Error>(v: f64, scratch: &mut String, expected: &str) -> Result<Nanos, E> {
+fn number_seconds<E: de::Error>(v: f64, scratch: &mut String, expected: &str, key: &str) -> Result<Nanos, E> {
     if v < 0.0 {
-        return Err(E::custom(format!(
-            "{expected}, found {v}, which is negative"
-        )));
+        return Err(E::custom(format!("{expected}, found {v}, which is negative")));
     }
     scratch.clear();
     let _ = write!(scratch, "{v}");
-    let significant = scratch
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .skip_while(|&c| c == b'0')
-        .collect::<Vec<u8>>();
-    let digits = significant.len() - significant.iter().rev().take_while(|&&c| c == b'0').count();
+    let b = scratch.as_bytes();
+    let nonzero = |c: &u8| matches!(c, b'1'..=b'9');
+    let digits = match (b.iter().position(nonzero), b.iter().rposition(nonzero)) {
+        (Some(first), Some(last)) => b[first..=last].iter().filter(|c| c.is_ascii_digit()).count(),
+        _ => 0,
+    };
     if digits > 15 {
         return Err(E::custom(format!(
             "{expected}, found the JSON number {v}, which has more than 15 significant digits \
-             and may have been rounded; give it as a string, e.g. \"{v}\""
+             and may have been rounded; give it as a string, e.g. \"{key}\": \"1767225600.123456789\""
         )));
     }
     decimal_seconds(scratch).map_err(|why| E::custom(format!("{expected}, found {v}{why}")))
 }
 
 fn whole_seconds<E: de::Error>(v: u64, expected: &str) -> Result<Nanos, E> {
-    v.checked_mul(SECOND)
-        .ok_or_else(|| E::custom(format!("{expected}, found {v} (too large)")))
+    v.checked_mul(SECOND).ok_or_else(|| E::custom(format!("{expected}, found {v} (too large)")))
 }
 
 const T_EXPECTED: &str = "expected seconds since the trace start (a number such as 12.5 or a \
@@ -458,22 +416,16 @@ impl<'de> Visitor<'de> for TimeSeed<'_> {
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<TraceTime, E> {
         let ns = whole_seconds(v, T_EXPECTED)?;
-        self.times
-            .admit(Form::Offset, TraceTime::Offset(ns), &v, self.line)
-            .map_err(E::custom)
+        self.times.admit(Form::Offset, TraceTime::Offset(ns), &v, self.line).map_err(E::custom)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<TraceTime, E> {
-        Err(E::custom(format!(
-            "{T_EXPECTED}, found {v}, which is negative"
-        )))
+        Err(E::custom(format!("{T_EXPECTED}, found {v}, which is negative")))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<TraceTime, E> {
-        let ns = number_seconds(v, self.scratch, T_EXPECTED)?;
-        self.times
-            .admit(Form::Offset, TraceTime::Offset(ns), &v, self.line)
-            .map_err(E::custom)
+        let ns = number_seconds(v, self.scratch, T_EXPECTED, "t")?;
+        self.times.admit(Form::Offset, TraceTime::Offset(ns), &v, self.line).map_err(E::custom)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<TraceTime, E> {
@@ -508,13 +460,11 @@ impl<'de> Visitor<'de> for DurationSeed<'_> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Nanos, E> {
-        Err(E::custom(format!(
-            "{DURATION_EXPECTED}, found {v}, which is negative"
-        )))
+        Err(E::custom(format!("{DURATION_EXPECTED}, found {v}, which is negative")))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Nanos, E> {
-        number_seconds(v, self.scratch, DURATION_EXPECTED)
+        number_seconds(v, self.scratch, DURATION_EXPECTED, "duration")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Nanos, E> {

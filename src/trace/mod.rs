@@ -164,15 +164,15 @@ impl<T: TraceSource + ?Sized> TraceSource for Box<T> {
 
 /// Opens a trace by its extension: `.csv` and `.jsonl`/`.ndjson` are
 /// recorded traces, streamed; `.toml` is a synthetic spec, generated lazily
-/// with `seed` (unless the spec fixes its own seed).
-pub fn open(path: &Path, seed: u64) -> Result<Box<dyn TraceSource>, TraceError> {
+/// with `seed` if given, else the spec's own `seed`, else 0.
+pub fn open(path: &Path, seed: Option<u64>) -> Result<Box<dyn TraceSource>, TraceError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
         "csv" => Ok(Box::new(csv::CsvTrace::open(path)?)),
-        // "jsonl" | "ndjson" => Ok(Box::new(jsonl::JsonlTrace::open(path)?)),
+        "jsonl" | "ndjson" => Ok(Box::new(jsonl::JsonlTrace::open(path)?)),
         "toml" => {
             let spec = synth::load_spec(path)?;
-            let seed = spec.seed().unwrap_or(seed);
+            let seed = seed.or(spec.seed()).unwrap_or(0);
             Ok(Box::new(spec.generate(seed)))
         }
         _ => Err(TraceError {
@@ -182,5 +182,31 @@ pub fn open(path: &Path, seed: u64) -> Result<Box<dyn TraceSource>, TraceError> 
             field: String::new(),
             message: "expected a recorded trace (.csv, .jsonl) or a synthetic spec (.toml)".into(),
         }),
+    }
+}
+
+/// A trace held in memory: for tests and for programs that build rows
+/// themselves. Rows must be in time order.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryTrace {
+    rows: std::collections::VecDeque<TraceRow>,
+}
+
+impl MemoryTrace {
+    /// A trace of `rows`.
+    pub fn new(rows: Vec<TraceRow>) -> MemoryTrace {
+        MemoryTrace { rows: rows.into() }
+    }
+}
+
+impl TraceSource for MemoryTrace {
+    fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, TraceError> {
+        match self.rows.pop_front() {
+            Some(r) => {
+                *row = r;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }

@@ -94,7 +94,10 @@
 //!
 //! Non-homogeneous processes (`diurnal`, `ramp`, `flash-crowd`) are generated
 //! by thinning (Lewis–Shedler): candidates from a Poisson process at an upper
-//! bound of `λ`, each kept with probability `λ(t)/bound`. This is exact, not
+//! bound of `λ`, each kept with probability `λ(t)/bound`. The bound is
+//! piecewise: the peak rate for `diurnal`, a 32-step staircase for a rising
+//! ramp, and the current rate wherever `λ` only falls (a falling ramp, a
+//! flash crowd after `at`), re-taken after every candidate. This is exact, not
 //! an approximation, and deterministic.
 //!
 //! ## Distributions
@@ -217,13 +220,7 @@ impl Spec {
                 let mut attrs = ChaCha8Rng::seed_from_u64(seed);
                 attrs.set_stream(stream | 1);
                 let state = pop.arrival.initial_state(&mut arrivals);
-                let mut client = Client {
-                    pop: pi as u32,
-                    index: ci,
-                    arrivals,
-                    attrs,
-                    state,
-                };
+                let mut client = Client { pop: pi as u32, index: ci, arrivals, attrs, state };
                 let id = clients.len() as u32;
                 if let Some(t) = next_arrival(pop, &mut client) {
                     heap.push(Reverse((t, id)));
@@ -231,11 +228,7 @@ impl Spec {
                 clients.push(client);
             }
         }
-        SynthTrace {
-            populations: self.populations.clone(),
-            clients,
-            heap,
-        }
+        SynthTrace { populations: self.populations.clone(), clients, heap }
     }
 }
 
@@ -306,37 +299,12 @@ enum Workspaces {
 /// nanoseconds since the population start.
 #[derive(Clone, Copy, Debug)]
 enum Arrival {
-    Constant {
-        rate: Rate,
-        random_phase: bool,
-    },
-    Poisson {
-        rate: f64,
-    },
-    OnOff {
-        rate: f64,
-        on: f64,
-        off: f64,
-        exponential: bool,
-        random_phase: bool,
-    },
-    Diurnal {
-        rate: f64,
-        amplitude: f64,
-        period: f64,
-        peak_at: f64,
-    },
-    Ramp {
-        from: f64,
-        to: f64,
-        over: f64,
-    },
-    FlashCrowd {
-        base: f64,
-        at: f64,
-        peak: f64,
-        decay: f64,
-    },
+    Constant { rate: Rate, random_phase: bool },
+    Poisson { rate: f64 },
+    OnOff { rate: f64, on: f64, off: f64, exponential: bool, random_phase: bool },
+    Diurnal { rate: f64, amplitude: f64, period: f64, peak_at: f64 },
+    Ramp { from: f64, to: f64, over: f64 },
+    FlashCrowd { base: f64, at: f64, peak: f64, decay: f64 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -386,10 +354,7 @@ pub struct SynthTrace {
 
 impl std::fmt::Debug for SynthTrace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SynthTrace")
-            .field("clients", &self.clients.len())
-            .field("active", &self.heap.len())
-            .finish()
+        f.debug_struct("SynthTrace").field("clients", &self.clients.len()).field("active", &self.heap.len()).finish()
     }
 }
 
@@ -517,13 +482,7 @@ impl Arrival {
                 State::Constant { k: 0, phase }
             }
             Arrival::Poisson { .. } => State::Poisson { t: 0.0 },
-            Arrival::OnOff {
-                on,
-                off,
-                exponential,
-                random_phase,
-                ..
-            } => {
+            Arrival::OnOff { on, off, exponential, random_phase, .. } => {
                 let (t, on_end) = match (exponential, random_phase) {
                     (false, false) => (0.0, on),
                     (false, true) => {
@@ -549,31 +508,19 @@ impl Arrival {
                 };
                 State::OnOff { t, on_end }
             }
-            Arrival::Diurnal { .. } | Arrival::Ramp { .. } | Arrival::FlashCrowd { .. } => {
-                State::Thinned { t: 0.0 }
-            }
+            Arrival::Diurnal { .. } | Arrival::Ramp { .. } | Arrival::FlashCrowd { .. } => State::Thinned { t: 0.0 },
         }
     }
 
     /// The rate at `t` (per nanosecond) of a thinned process.
     fn lambda(&self, t: f64) -> f64 {
         match *self {
-            Arrival::Diurnal {
-                rate,
-                amplitude,
-                period,
-                peak_at,
-            } => {
+            Arrival::Diurnal { rate, amplitude, period, peak_at } => {
                 let phase = ((t - peak_at) / period).rem_euclid(1.0);
                 rate * (1.0 + amplitude * (std::f64::consts::TAU * phase).cos())
             }
             Arrival::Ramp { from, to, over } => from + (to - from) * (t / over).min(1.0),
-            Arrival::FlashCrowd {
-                base,
-                at,
-                peak,
-                decay,
-            } => {
+            Arrival::FlashCrowd { base, at, peak, decay } => {
                 if t < at {
                     base
                 } else {
@@ -584,27 +531,37 @@ impl Arrival {
         }
     }
 
-    /// An upper bound of `lambda` on `[t, until)`: `(bound, until)`.
+    /// An upper bound of `lambda` on `[t, until)`: `(bound, until)`. The
+    /// thinning loop asks again after every candidate, so a bound taken at
+    /// the current time adapts as a decreasing rate falls.
     fn majorant(&self, t: f64) -> (f64, f64) {
         match *self {
-            Arrival::Diurnal {
-                rate, amplitude, ..
-            } => (rate * (1.0 + amplitude), f64::INFINITY),
-            Arrival::Ramp { from, to, .. } => (from.max(to), f64::INFINITY),
-            Arrival::FlashCrowd {
-                base, at, decay, ..
-            } => {
+            Arrival::Diurnal { rate, amplitude, .. } => (rate * (1.0 + amplitude), f64::INFINITY),
+            Arrival::Ramp { from, to, over } => {
+                if from >= to || t >= over {
+                    // Non-increasing from here on: the current rate bounds it.
+                    (self.lambda(t), f64::INFINITY)
+                } else {
+                    // Increasing: bound each 1/32 of the ramp by its end value.
+                    let until = (t + over / RAMP_SEGMENTS).min(over);
+                    (self.lambda(until), until)
+                }
+            }
+            Arrival::FlashCrowd { base, at, .. } => {
                 if t < at {
                     (base, at)
                 } else {
-                    // λ decreases after `at`, so λ(t) bounds the next `decay`.
-                    (self.lambda(t), t + decay)
+                    // λ never increases after `at`, so λ(t) bounds all of [t, ∞).
+                    (self.lambda(t), f64::INFINITY)
                 }
             }
             _ => (0.0, f64::INFINITY),
         }
     }
 }
+
+/// An increasing ramp is thinned against a staircase of this many steps.
+const RAMP_SEGMENTS: f64 = 32.0;
 
 /// Computes the client's next arrival as an absolute offset, or `None` when
 /// it has no more before its population's end.
@@ -629,16 +586,7 @@ fn next_arrival(pop: &Population, client: &mut Client) -> Option<Nanos> {
             }
             *t as Nanos
         }
-        (
-            Arrival::OnOff {
-                rate,
-                on,
-                off,
-                exponential,
-                ..
-            },
-            State::OnOff { t, on_end },
-        ) => loop {
+        (Arrival::OnOff { rate, on, off, exponential, .. }, State::OnOff { t, on_end }) => loop {
             if *t >= spanf {
                 return None;
             }
@@ -716,9 +664,7 @@ pub fn parse_spec(text: &str, file: &str) -> Result<Spec, TraceError> {
     let cx = Cx { text, file };
     let raw: RawSpec = toml::from_str(text).map_err(|e| {
         let message = e.message().trim().to_string();
-        let message = message
-            .replace("unknown variant", "unknown value")
-            .replace("invalid type", "wrong type");
+        let message = message.replace("unknown variant", "unknown value").replace("invalid type", "wrong type");
         cx.err(e.span().map_or(0, |s| s.start), "", message)
     })?;
     cx.spec(raw)
@@ -842,11 +788,7 @@ impl Cx<'_> {
     fn positive_duration(&self, v: &Spanned<String>, field: &str) -> Res<Nanos> {
         let d = self.duration(v, field)?;
         if d == 0 {
-            return Err(self.at(
-                v,
-                field,
-                format!("expected a duration longer than zero, found {:?}", v.get_ref()),
-            ));
+            return Err(self.at(v, field, format!("expected a duration longer than zero, found {:?}", v.get_ref())));
         }
         Ok(d)
     }
@@ -868,24 +810,15 @@ impl Cx<'_> {
     }
 
     fn exact_rate(&self, v: &Spanned<String>, field: &str) -> Res<Rate> {
-        Rate::parse(v.get_ref()).map_err(|e| {
-            self.at(
-                v,
-                field,
-                format!("{e}; a rate must be positive (requests per client)"),
-            )
-        })
+        Rate::parse(v.get_ref())
+            .map_err(|e| self.at(v, field, format!("{e}; a rate must be positive (requests per client)")))
     }
 
     /// A whole number in `min..=max`.
     fn count(&self, v: &Spanned<i64>, field: &str, min: i64, max: i64, what: &str) -> Res<u64> {
         let n = *v.get_ref();
         if n < min || n > max {
-            return Err(self.at(
-                v,
-                field,
-                format!("expected {what} from {min} to {max}, found {n}"),
-            ));
+            return Err(self.at(v, field, format!("expected {what} from {min} to {max}, found {n}")));
         }
         Ok(n as u64)
     }
@@ -895,13 +828,7 @@ impl Cx<'_> {
         let x = match v.get_ref() {
             toml::Value::Integer(i) => *i as f64,
             toml::Value::Float(f) => *f,
-            other => {
-                return Err(self.at(
-                    v,
-                    field,
-                    format!("expected a number, found {}", other.type_str()),
-                ))
-            }
+            other => return Err(self.at(v, field, format!("expected a number, found {}", other.type_str()))),
         };
         if !x.is_finite() {
             return Err(self.at(v, field, format!("expected a finite number, found {x}")));
@@ -912,11 +839,7 @@ impl Cx<'_> {
     fn non_negative(&self, v: &Spanned<toml::Value>, field: &str) -> Res<f64> {
         let x = self.number(v, field)?;
         if x < 0.0 {
-            return Err(self.at(
-                v,
-                field,
-                format!("expected a number of at least 0, found {x}"),
-            ));
+            return Err(self.at(v, field, format!("expected a number of at least 0, found {x}")));
         }
         Ok(x)
     }
@@ -957,12 +880,7 @@ impl Cx<'_> {
             }
             populations.push(pop);
         }
-        Ok(Spec {
-            horizon,
-            seed,
-            description: raw.description,
-            populations,
-        })
+        Ok(Spec { horizon, seed, description: raw.description, populations })
     }
 
     fn population(
@@ -978,11 +896,7 @@ impl Cx<'_> {
             Some(n) => {
                 let name = n.get_ref().trim().to_string();
                 if name.is_empty() {
-                    return Err(self.at(
-                        n,
-                        "population > name",
-                        "expected a population name, found an empty string",
-                    ));
+                    return Err(self.at(n, "population > name", "expected a population name, found an empty string"));
                 }
                 if earlier.iter().any(|p| p.name == name) {
                     return Err(self.at(
@@ -1003,14 +917,10 @@ impl Cx<'_> {
         };
         let ctx = format!("population {name:?}");
         let f = |k: &str| format!("{ctx} > {k}");
-        let missing = |k: &str, what: &str| {
-            self.err(start_at, &f(k), format!("missing field `{k}`: {what}"))
-        };
+        let missing = |k: &str, what: &str| self.err(start_at, &f(k), format!("missing field `{k}`: {what}"));
 
         let clients = match &rp.clients {
-            Some(c) => {
-                self.count(c, &f("clients"), 1, u32::MAX as i64, "a number of clients")? as u32
-            }
+            Some(c) => self.count(c, &f("clients"), 1, u32::MAX as i64, "a number of clients")? as u32,
             None => return Err(missing("clients", "the number of clients, e.g. `clients = 10`")),
         };
         let prefix = match &rp.prefix {
@@ -1061,22 +971,15 @@ impl Cx<'_> {
             (Some(k), sk) => match k.get_ref().as_str() {
                 "per-client" => {
                     if let Some(sk) = sk {
-                        return Err(self.at(
-                            sk,
-                            &f("shared_keys"),
-                            "`shared_keys` needs `keys = \"shared\"`",
-                        ));
+                        return Err(self.at(sk, &f("shared_keys"), "`shared_keys` needs `keys = \"shared\"`"));
                     }
                     None
                 }
                 "shared" => Some(match sk {
-                    Some(sk) => self.count(
-                        sk,
-                        &f("shared_keys"),
-                        1,
-                        clients as i64,
-                        "a number of keys (at most `clients`)",
-                    )? as u32,
+                    Some(sk) => {
+                        self.count(sk, &f("shared_keys"), 1, clients as i64, "a number of keys (at most `clients`)")?
+                            as u32
+                    }
                     None => 1,
                 }),
                 other => {
@@ -1087,23 +990,13 @@ impl Cx<'_> {
                     ))
                 }
             },
-            (None, Some(sk)) => {
-                return Err(self.at(
-                    sk,
-                    &f("shared_keys"),
-                    "`shared_keys` needs `keys = \"shared\"`",
-                ))
-            }
+            (None, Some(sk)) => return Err(self.at(sk, &f("shared_keys"), "`shared_keys` needs `keys = \"shared\"`")),
         };
         let keys = shared_keys.unwrap_or(clients);
         let users = match &rp.users {
-            Some(u) => self.count(
-                u,
-                &f("users"),
-                1,
-                keys as i64,
-                "a number of users (at most the number of keys)",
-            )? as u32,
+            Some(u) => {
+                self.count(u, &f("users"), 1, keys as i64, "a number of users (at most the number of keys)")? as u32
+            }
             None => keys,
         };
         let workspaces = match (&rp.workspaces, &rp.users_per_workspace) {
@@ -1123,11 +1016,7 @@ impl Cx<'_> {
                 "a number of users per workspace (at most the number of users)",
             )? as u32),
             (Some(w), Some(_)) => {
-                return Err(self.at(
-                    w,
-                    &f("workspaces"),
-                    "give `workspaces` or `users_per_workspace`, not both",
-                ))
+                return Err(self.at(w, &f("workspaces"), "give `workspaces` or `users_per_workspace`, not both"))
             }
         };
 
@@ -1160,9 +1049,7 @@ impl Cx<'_> {
         };
 
         let batch = match &rp.batch {
-            Some(b) => {
-                self.count(b, &f("batch"), 1, u32::MAX as i64, "items per request")? as u32
-            }
+            Some(b) => self.count(b, &f("batch"), 1, u32::MAX as i64, "items per request")? as u32,
             None => 1,
         };
         let tokens = match &rp.tokens {
@@ -1202,11 +1089,7 @@ impl Cx<'_> {
         })
     }
 
-    fn endpoints(
-        &self,
-        map: &Spanned<BTreeMap<String, Spanned<toml::Value>>>,
-        field: &str,
-    ) -> Res<Vec<(String, f64)>> {
+    fn endpoints(&self, map: &Spanned<BTreeMap<String, Spanned<toml::Value>>>, field: &str) -> Res<Vec<(String, f64)>> {
         if map.get_ref().is_empty() {
             return Err(self.at(
                 map,
@@ -1221,23 +1104,24 @@ impl Cx<'_> {
             if name.trim().is_empty() {
                 return Err(self.at(w, &fname, "expected an endpoint name, found an empty key"));
             }
-            let x = self.number(w, &fname)?;
-            if x < 0.0 {
+            if w.get_ref().is_table() {
                 return Err(self.at(
                     w,
                     &fname,
-                    format!("expected a non-negative weight, found {x}"),
+                    format!(
+                        "expected a weight, found a table; quote endpoint names that contain dots, e.g. `\"{name}.create\" = 0.8`"
+                    ),
                 ));
+            }
+            let x = self.number(w, &fname)?;
+            if x < 0.0 {
+                return Err(self.at(w, &fname, format!("expected a non-negative weight, found {x}")));
             }
             total += x;
             out.push((name.clone(), total));
         }
         if total <= 0.0 {
-            return Err(self.at(
-                map,
-                field,
-                "expected at least one positive weight; all endpoint weights are zero",
-            ));
+            return Err(self.at(map, field, "expected at least one positive weight; all endpoint weights are zero"));
         }
         if !total.is_finite() {
             return Err(self.at(map, field, "the endpoint weights are too large"));
@@ -1301,11 +1185,7 @@ impl Cx<'_> {
                         &f(key),
                         format!(
                             "`{key}` does not apply to kind = {kind:?}; it takes {}",
-                            allowed
-                                .iter()
-                                .map(|k| format!("`{k}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            allowed.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
                         ),
                     ));
                 }
@@ -1326,11 +1206,7 @@ impl Cx<'_> {
                 Some(p) => match p.get_ref().as_str() {
                     "random" => Ok(true),
                     "zero" => Ok(false),
-                    other => Err(self.at(
-                        p,
-                        &f("phase"),
-                        format!("expected \"random\" or \"zero\", found {other:?}"),
-                    )),
+                    other => Err(self.at(p, &f("phase"), format!("expected \"random\" or \"zero\", found {other:?}"))),
                 },
             }
         };
@@ -1339,9 +1215,7 @@ impl Cx<'_> {
                 rate: self.exact_rate(&need(&ra.rate, "rate", "\"2/s\"")?, &f("rate"))?,
                 random_phase: phase(&ra.phase)?,
             },
-            "poisson" => Arrival::Poisson {
-                rate: self.rate(&need(&ra.rate, "rate", "\"2/s\"")?, &f("rate"), false)?,
-            },
+            "poisson" => Arrival::Poisson { rate: self.rate(&need(&ra.rate, "rate", "\"2/s\"")?, &f("rate"), false)? },
             "on-off" => {
                 let rate = self.rate(&need(&ra.rate, "rate", "\"5/s\"")?, &f("rate"), false)?;
                 let on = self.positive_duration(&need(&ra.on, "on", "\"10s\"")?, &f("on"))?;
@@ -1360,13 +1234,7 @@ impl Cx<'_> {
                         }
                     },
                 };
-                Arrival::OnOff {
-                    rate,
-                    on: on as f64,
-                    off: off as f64,
-                    exponential,
-                    random_phase: phase(&ra.phase)?,
-                }
+                Arrival::OnOff { rate, on: on as f64, off: off as f64, exponential, random_phase: phase(&ra.phase)? }
             }
             "diurnal" => {
                 let rate = self.rate(&need(&ra.rate, "rate", "\"2/s\"")?, &f("rate"), false)?;
@@ -1410,21 +1278,13 @@ impl Cx<'_> {
                 let from = self.rate(&from_v, &f("from"), true)?;
                 let to = self.rate(&need(&ra.to, "to", "\"20/s\"")?, &f("to"), true)?;
                 if from == 0.0 && to == 0.0 {
-                    return Err(self.at(
-                        &from_v,
-                        &f("from"),
-                        "expected a positive `from` or `to` rate; both are zero",
-                    ));
+                    return Err(self.at(&from_v, &f("from"), "expected a positive `from` or `to` rate; both are zero"));
                 }
                 let over = match &ra.over {
                     Some(o) => self.positive_duration(o, &f("over"))?,
                     None => span,
                 };
-                Arrival::Ramp {
-                    from,
-                    to,
-                    over: over as f64,
-                }
+                Arrival::Ramp { from, to, over: over as f64 }
             }
             "flash-crowd" => {
                 let base = self.rate(&need(&ra.rate, "rate", "\"1/s\"")?, &f("rate"), true)?;
@@ -1435,19 +1295,11 @@ impl Cx<'_> {
                     return Err(self.at(
                         &peak_v,
                         &f("peak"),
-                        format!(
-                            "expected a peak rate at least the base rate, found {:?}",
-                            peak_v.get_ref()
-                        ),
+                        format!("expected a peak rate at least the base rate, found {:?}", peak_v.get_ref()),
                     ));
                 }
                 let decay = self.positive_duration(&need(&ra.decay, "decay", "\"2min\"")?, &f("decay"))?;
-                Arrival::FlashCrowd {
-                    base,
-                    at: at as f64,
-                    peak,
-                    decay: decay as f64,
-                }
+                Arrival::FlashCrowd { base, at: at as f64, peak, decay: decay as f64 }
             }
             _ => unreachable!("kind checked above"),
         })
@@ -1477,7 +1329,9 @@ impl Cx<'_> {
                 return Err(self.at(
                     kind_v,
                     &f("dist"),
-                    format!("unknown distribution {other:?}; expected one of constant, exponential, lognormal, uniform"),
+                    format!(
+                        "unknown distribution {other:?}; expected one of constant, exponential, lognormal, uniform"
+                    ),
                 ))
             }
         };
@@ -1498,40 +1352,24 @@ impl Cx<'_> {
                         &f(key),
                         format!(
                             "`{key}` does not apply to dist = {kind:?}; it takes {}",
-                            allowed
-                                .iter()
-                                .map(|k| format!("`{k}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            allowed.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
                         ),
                     ));
                 }
             }
         }
         let need = |v: &Option<Spanned<toml::Value>>, key: &str| -> Res<Spanned<toml::Value>> {
-            v.clone().ok_or_else(|| {
-                self.err(
-                    start_at,
-                    &f(key),
-                    format!("missing field `{key}` for dist = {kind:?}"),
-                )
-            })
+            v.clone().ok_or_else(|| self.err(start_at, &f(key), format!("missing field `{key}` for dist = {kind:?}")))
         };
         // A parameter in output units (tokens, minor units, nanoseconds).
         let param = |v: &Spanned<toml::Value>, key: &str| -> Res<f64> {
             if unit == Unit::Seconds {
                 if let toml::Value::String(s) = v.get_ref() {
-                    return parse_duration(s)
-                        .map(|d| d as f64)
-                        .map_err(|e| self.at(v, &f(key), e));
+                    return parse_duration(s).map(|d| d as f64).map_err(|e| self.at(v, &f(key), e));
                 }
             }
             let x = self.non_negative(v, &f(key))?;
-            Ok(if unit == Unit::Seconds {
-                x * SECOND as f64
-            } else {
-                x
-            })
+            Ok(if unit == Unit::Seconds { x * SECOND as f64 } else { x })
         };
         Ok(match kind {
             "constant" => Dist::Constant(param(&need(&rd.value, "value")?, "value")?),
@@ -1562,9 +1400,7 @@ impl Cx<'_> {
                             mu
                         }
                     }
-                    (Some(m), Some(_)) => {
-                        return Err(self.at(m, &f("median"), "give `median` or `mu`, not both"))
-                    }
+                    (Some(m), Some(_)) => return Err(self.at(m, &f("median"), "give `median` or `mu`, not both")),
                     (None, None) => {
                         return Err(self.err(
                             start_at,
@@ -1580,11 +1416,7 @@ impl Cx<'_> {
                 let max_v = need(&rd.max, "max")?;
                 let max = param(&max_v, "max")?;
                 if max < min {
-                    return Err(self.at(
-                        &max_v,
-                        &f("max"),
-                        "expected `max` at least `min`",
-                    ));
+                    return Err(self.at(&max_v, &f("max"), "expected `max` at least `min`"));
                 }
                 Dist::Uniform { min, max }
             }
@@ -1602,11 +1434,7 @@ impl Cx<'_> {
                 "poll" => false,
                 "webhook" => true,
                 other => {
-                    return Err(self.at(
-                        m,
-                        &f("mode"),
-                        format!("expected \"poll\" or \"webhook\", found {other:?}"),
-                    ))
+                    return Err(self.at(m, &f("mode"), format!("expected \"poll\" or \"webhook\", found {other:?}")))
                 }
             },
         };
@@ -1617,10 +1445,7 @@ impl Cx<'_> {
             if let Some(p) = &rj.poll_endpoint {
                 return Err(self.at(p, &f("poll_endpoint"), "a webhook job does not poll"));
             }
-            return Ok(Job {
-                poll_every: 0,
-                poll_endpoint: String::new(),
-            });
+            return Ok(Job { poll_every: 0, poll_endpoint: String::new() });
         }
         let poll_every = match &rj.poll_every {
             Some(p) => self.positive_duration(p, &f("poll_every"))?,
@@ -1645,9 +1470,6 @@ impl Cx<'_> {
                 ))
             }
         };
-        Ok(Job {
-            poll_every,
-            poll_endpoint,
-        })
+        Ok(Job { poll_every, poll_endpoint })
     }
 }

@@ -1,0 +1,257 @@
+//! Simulator behaviour: exact open-loop replay, determinism, queueing theory
+//! (Erlang B), and retry storms.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use ratesim::client::ClientSpec;
+use ratesim::metrics::{KeepBuckets, NoBuckets, Summary};
+use ratesim::policy::{self, Policy};
+use ratesim::report::{summary_json, RunInfo, TimeseriesCsv};
+use ratesim::sim::sweep::{run_sweep, Scenario};
+use ratesim::sim::{JsonlDecisions, NoDecisions, SimConfig, Simulation};
+use ratesim::time::{MILLISECOND, SECOND};
+use ratesim::trace::{MemoryTrace, TraceRow, TraceTime};
+
+fn runinfra() -> Policy {
+    policy::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/runinfra.toml"))).unwrap()
+}
+
+fn row(t: u64, key: &str) -> TraceRow {
+    TraceRow { t: TraceTime::Offset(t), key: key.into(), ..TraceRow::default() }
+}
+
+fn run(policy: &Policy, plan: &str, rows: Vec<TraceRow>, client: &str, seed: u64) -> Summary {
+    let config = SimConfig { seed, client: ClientSpec::parse(client).unwrap(), ..SimConfig::default() };
+    Simulation::new(policy, policy.plan(plan).unwrap(), config)
+        .run(&mut MemoryTrace::new(rows), &mut NoBuckets, &mut NoDecisions)
+        .unwrap()
+}
+
+#[test]
+fn runinfra_pro_burst_example_replays_exactly() {
+    let p = runinfra();
+    // 100 requests at one instant: exactly the burst of 50.
+    let s = run(&p, "pro", (0..100).map(|_| row(0, "k")).collect(), "none", 1);
+    assert_eq!((s.requests, s.attempts, s.admitted), (100, 100, 50));
+    assert_eq!(s.denied_by_status.get(&429), Some(&50));
+    assert_eq!(s.denied_by_limit.get("rpm"), Some(&50));
+    // Spread evenly over the first second (every 10 ms): 58.
+    let s = run(&p, "pro", (0..100).map(|i| row(i * 10 * MILLISECOND, "k")).collect(), "none", 1);
+    assert_eq!(s.admitted, 58);
+}
+
+#[test]
+fn steady_stream_below_every_limit_never_sees_a_429() {
+    let p = runinfra();
+    // 8 req/s for an hour against 500/min (8.33/s).
+    let rows = (0..8 * 3600).map(|i| row(i * SECOND / 8, "k")).collect();
+    let s = run(&p, "pro", rows, "openai-python", 7);
+    assert_eq!(s.admitted, 8 * 3600);
+    assert_eq!(s.retries, 0);
+    assert!(s.denied_by_status.is_empty());
+    assert_eq!(s.success_ratio, 1.0);
+}
+
+#[test]
+fn sustained_overload_settles_at_the_drain_rate() {
+    let p = runinfra();
+    // 10 req/s for 10 minutes, open loop: burst + 500/min.
+    let rows = (0..6000).map(|i| row(i * 100 * MILLISECOND, "k")).collect();
+    let s = run(&p, "pro", rows, "none", 1);
+    // By the last request at 599.9 s: 50 + floor(599.9 s · 500/60 s) = 50 + 4999.
+    assert_eq!(s.admitted, 50 + 4999);
+}
+
+/// Runs a scenario writing every output to bytes.
+fn outputs(policy: &Policy, rows: Vec<TraceRow>, client: &str, seed: u64) -> (String, String, String) {
+    let plan = policy.plan("pro").unwrap();
+    let config = SimConfig { seed, client: ClientSpec::parse(client).unwrap(), ..SimConfig::default() };
+    let mut ts = TimeseriesCsv::new(Vec::new(), vec!["rpm".into()]);
+    let mut dec = JsonlDecisions(Vec::new());
+    let summary = Simulation::new(policy, plan, config).run(&mut MemoryTrace::new(rows), &mut ts, &mut dec).unwrap();
+    let info = RunInfo {
+        provider: "RunInfra".into(),
+        policy: "runinfra.toml".into(),
+        plan: "pro".into(),
+        trace: "memory".into(),
+        client: client.into(),
+        client_behaviour: String::new(),
+        seed,
+        start: "2026-01-01T00:00:00Z".into(),
+        bucket_ns: SECOND,
+        version: "test".into(),
+    };
+    (
+        summary_json(&info, &summary),
+        String::from_utf8(ts.into_inner().unwrap()).unwrap(),
+        String::from_utf8(dec.0).unwrap(),
+    )
+}
+
+fn bursty_rows(n: usize, seed: u64) -> Vec<TraceRow> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut t = 0u64;
+    (0..n)
+        .map(|_| {
+            t += rng.random_range(0..20 * MILLISECOND);
+            row(t, &format!("key-{}", rng.random_range(0..5)))
+        })
+        .collect()
+}
+
+#[test]
+fn same_inputs_and_seed_give_byte_identical_outputs() {
+    let p = runinfra();
+    let rows = bursty_rows(20_000, 3);
+    // A client whose waits are random (it ignores Retry-After).
+    let a = outputs(&p, rows.clone(), "aicredits-jitter", 11);
+    let b = outputs(&p, rows.clone(), "aicredits-jitter", 11);
+    // (Compared as booleans: a failure must not print megabytes.)
+    assert!(a == b, "two runs with the same seed differ");
+    assert!(a.0.contains("\"retries\": ") && !a.0.contains("\"retries\": 0,"), "the trace must provoke retries");
+    // The jitter really is seeded: another seed changes the retry schedule.
+    let c = outputs(&p, rows, "aicredits-jitter", 12);
+    assert!(a.2 != c.2, "the seed does not reach the retry jitter");
+}
+
+#[test]
+fn sweeps_are_identical_whatever_the_thread_count() {
+    let dir = std::env::temp_dir().join(format!("ratesim-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("t.csv");
+    let mut csv = String::from("t,key\n");
+    for r in bursty_rows(5_000, 9) {
+        let TraceTime::Offset(t) = r.t else { unreachable!() };
+        csv.push_str(&format!("{},{}\n", ratesim::time::format_decimal_seconds(t), r.key));
+    }
+    std::fs::write(&trace, csv).unwrap();
+    let policy = Arc::new(runinfra());
+    let scenarios: Vec<Scenario> = ["pro", "pro-max"]
+        .iter()
+        .flat_map(|plan| {
+            let policy = policy.clone();
+            let trace = trace.clone();
+            ["none", "openai-python", "exp-full-jitter", "aicredits-jitter"].into_iter().flat_map(move |client| {
+                let policy = policy.clone();
+                let trace = trace.clone();
+                (0..3u64).map(move |seed| Scenario {
+                    policy: policy.clone(),
+                    plan: plan.to_string(),
+                    trace: trace.clone(),
+                    config: SimConfig { seed, client: ClientSpec::parse(client).unwrap(), ..SimConfig::default() },
+                })
+            })
+        })
+        .collect();
+    let one: Vec<String> =
+        run_sweep(&scenarios, 1).unwrap().into_iter().map(|r| serde_json::to_string(&r.unwrap()).unwrap()).collect();
+    let two: Vec<String> =
+        run_sweep(&scenarios, 2).unwrap().into_iter().map(|r| serde_json::to_string(&r.unwrap()).unwrap()).collect();
+    assert_eq!(one, two);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn erlang_b(c: u32, a: f64) -> f64 {
+    // B(0) = 1; B(k) = a·B(k-1) / (k + a·B(k-1)).
+    (1..=c).fold(1.0, |b, k| a * b / (k as f64 + a * b))
+}
+
+#[test]
+fn concurrency_limit_reproduces_erlang_b() {
+    let policy = policy::parse(
+        r#"
+        provider = "queue"
+        [[plan]]
+        name = "pro"
+        [[plan.limit]]
+        id = "slots"
+        algorithm = "concurrency"
+        max = 5
+        "#,
+        "queue.toml",
+    )
+    .unwrap();
+    // Poisson arrivals at 4/s, exponential service with mean 1 s: a = 4 Erlangs.
+    let mut rng = ChaCha8Rng::seed_from_u64(2026);
+    let n = 200_000;
+    let mut t = 0.0f64;
+    let rows: Vec<TraceRow> = (0..n)
+        .map(|_| {
+            t += -(1.0 - rng.random::<f64>()).ln() / 4.0;
+            let service = -(1.0 - rng.random::<f64>()).ln();
+            TraceRow {
+                t: TraceTime::Offset((t * 1e9) as u64),
+                key: "k".into(),
+                duration: (service * 1e9) as u64,
+                ..TraceRow::default()
+            }
+        })
+        .collect();
+    let s = run(&policy, "pro", rows, "none", 1);
+    let blocked = s.denied_by_status.get(&429).copied().unwrap_or(0) as f64 / n as f64;
+    let expected = erlang_b(5, 4.0);
+    assert!((expected - 0.1991).abs() < 1e-3, "{expected}");
+    assert!((blocked - expected).abs() < 0.006, "blocked {blocked:.4}, Erlang B {expected:.4}");
+    assert!(s.peak_in_flight <= 5);
+}
+
+/// 500 clients, each one request at t = 0, against a shared 100/s window.
+fn storm(client: &str) -> (Summary, Vec<u64>) {
+    let policy = policy::parse(
+        r#"
+        provider = "shared"
+        [[plan]]
+        name = "pro"
+        [[plan.limit]]
+        id = "global"
+        algorithm = "fixed-window"
+        rate = "100/s"
+        scope = "global"
+        "#,
+        "shared.toml",
+    )
+    .unwrap();
+    let rows = (0..500).map(|i| row(0, &format!("client-{i}"))).collect();
+    let config = SimConfig {
+        seed: 5,
+        bucket: 100 * MILLISECOND,
+        client: ClientSpec::parse(client).unwrap(),
+        ..SimConfig::default()
+    };
+    let mut buckets = KeepBuckets::default();
+    let s = Simulation::new(&policy, policy.plan("pro").unwrap(), config)
+        .run(&mut MemoryTrace::new(rows), &mut buckets, &mut NoDecisions)
+        .unwrap();
+    (s, buckets.0.iter().map(|b| b.attempts).collect())
+}
+
+#[test]
+fn retry_storms_are_visible_and_jitter_spreads_them() {
+    // Immediate retries burn every attempt at the same instant: 100 admitted,
+    // 400 clients make all 10 attempts and give up.
+    let (naive, _) = storm("naive-immediate");
+    assert_eq!(naive.attempts, 100 + 400 * 10);
+    assert_eq!(naive.retry_amplification, 8.2);
+    assert_eq!(naive.success_ratio, 0.2);
+
+    // No jitter, fixed 1 s: synchronized waves of 500, 400, 300, 200, 100
+    // attempts, one per second, each admitting 100.
+    let (s, attempts) = storm("fixed-1s");
+    assert_eq!(s.attempts, 1500);
+    assert_eq!(s.retry_amplification, 3.0);
+    assert_eq!(s.successes, 500);
+    assert_eq!(s.peak_bucket_attempts, 500);
+    let waves: Vec<u64> = attempts.iter().copied().filter(|&a| a > 0).collect();
+    assert_eq!(waves, vec![500, 400, 300, 200, 100]);
+
+    // Full jitter spreads the retries: after the first instant no 100 ms
+    // bucket sees more than a fraction of a wave, and almost all succeed.
+    let (j, attempts) = storm("exp-full-jitter,retry_after=ignore,max_attempts=10");
+    let peak_after_first = attempts.iter().skip(1).copied().max().unwrap();
+    assert!(peak_after_first < 150, "peak {peak_after_first}");
+    assert!(j.retry_amplification < naive.retry_amplification);
+    assert!(j.success_ratio > 0.95, "{}", j.success_ratio);
+}
