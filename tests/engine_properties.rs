@@ -1272,7 +1272,7 @@ fn run_stepping_back(setup: &Setup, start: Nanos, ops: &[(Op, Option<u64>)]) -> 
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(config(512))]
 
     /// For all six engines: `decide` consumes nothing (a probe decision at
     /// any instant up to now changes no later answer); a state that

@@ -9,6 +9,7 @@ use clap::Args;
 use crate::client::ClientSpec;
 use crate::metrics::NoBuckets;
 use crate::policy;
+use crate::report::chart::{write_chart, ChartLabels, ChartSeries, Tee};
 use crate::report::{self, RunInfo, TimeseriesCsv};
 use crate::sim::{DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation};
 use crate::time::{format_rfc3339, parse_duration, parse_rfc3339};
@@ -46,6 +47,10 @@ pub(super) struct RunArgs {
     /// Directory for summary.json and timeseries.csv.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Also draw the run to this chart (.png or .svg). With --out, a PNG
+    /// chart is always written to DIR/chart.png.
+    #[arg(long, value_name = "FILE.png")]
+    chart: Option<PathBuf>,
     /// Write every attempt's decision as JSON lines.
     #[arg(long, value_name = "FILE.jsonl")]
     decisions: Option<PathBuf>,
@@ -141,6 +146,11 @@ pub(super) fn run(args: RunArgs) -> u8 {
         eprint!("simulating {} against {} / {} …\r", args.trace.display(), policy.provider, plan.name);
     }
     let sim = Simulation::new(&policy, plan, config);
+    let mut charts: Vec<PathBuf> = args.chart.iter().cloned().collect();
+    if let Some(dir) = &args.out {
+        charts.push(dir.join("chart.png"));
+    }
+    let mut series = ChartSeries::new(bucket);
     let result = match &args.out {
         Some(dir) => {
             let path = dir.join("timeseries.csv");
@@ -149,12 +159,13 @@ pub(super) fn run(args: RunArgs) -> u8 {
                 Err(e) => return fail(e),
             };
             let mut ts = TimeseriesCsv::new(w, limit_ids);
-            let r = sim.run(&mut source, &mut ts, decisions);
+            let r = sim.run(&mut source, &mut Tee(&mut ts, &mut series), decisions);
             if let Err(e) = ts.into_inner() {
                 return fail(format!("cannot write {}: {e}", path.display()));
             }
             r
         }
+        None if !charts.is_empty() => sim.run(&mut source, &mut series, decisions),
         None => sim.run(&mut source, &mut NoBuckets, decisions),
     };
     if progress {
@@ -175,7 +186,33 @@ pub(super) fn run(args: RunArgs) -> u8 {
         if let Err(e) = std::fs::write(&path, report::summary_json(&info, &summary)) {
             return fail(format!("cannot write {}: {e}", path.display()));
         }
-        println!("\nwrote {}, {}", path.display(), dir.join("timeseries.csv").display());
+    }
+    let labels = ChartLabels {
+        title: format!("{} · {} · client {}", info.provider, info.plan, info.client),
+        subtitle: format!(
+            "trace {} · seed {} · start {} · {} buckets",
+            info.trace,
+            info.seed,
+            info.start,
+            report::human_duration(bucket)
+        ),
+    };
+    for path in &charts {
+        if let Err(e) = write_chart(path, &series, &labels) {
+            return fail(e);
+        }
+    }
+    let mut written: Vec<String> = Vec::new();
+    if let Some(dir) = &args.out {
+        written.push(dir.join("summary.json").display().to_string());
+        written.push(dir.join("timeseries.csv").display().to_string());
+    }
+    written.extend(charts.iter().map(|c| c.display().to_string()));
+    if let Some(d) = &args.decisions {
+        written.push(d.display().to_string());
+    }
+    if !written.is_empty() {
+        println!("\nwrote {}", written.join(", "));
     }
     let _ = std::io::stdout().flush();
     0

@@ -82,10 +82,15 @@ const SUB_BITS: u32 = 10;
 const SUB: usize = 1 << SUB_BITS;
 
 /// A log-linear histogram of nanosecond values: exact below 1024 ns, then
-/// 1024 sub-buckets per power of two (relative error below 0.1%).
+/// 1024 sub-buckets per power of two. A quantile is reported as the smallest
+/// value recorded in its sub-bucket: always a value that occurred, at most
+/// 0.1% below the exact quantile (exact when the sub-bucket holds one value,
+/// e.g. every wait of exactly `Retry-After: 1`).
 #[derive(Clone, Debug)]
 pub struct Histogram {
     counts: Vec<u64>,
+    /// Smallest value recorded in each sub-bucket.
+    mins: Vec<u64>,
     total: u64,
     max: Nanos,
     min: Nanos,
@@ -93,7 +98,8 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: vec![0; (64 - SUB_BITS as usize + 1) * SUB], total: 0, max: 0, min: u64::MAX }
+        let n = (64 - SUB_BITS as usize + 1) * SUB;
+        Histogram { counts: vec![0; n], mins: vec![u64::MAX; n], total: 0, max: 0, min: u64::MAX }
     }
 }
 
@@ -108,6 +114,7 @@ impl Histogram {
         }
     }
 
+    #[cfg(test)]
     fn lower_bound(index: usize) -> Nanos {
         let group = index / SUB;
         let m = (index % SUB) as u64;
@@ -120,7 +127,9 @@ impl Histogram {
 
     /// Records one value.
     pub fn record(&mut self, v: Nanos) {
-        self.counts[Self::index(v)] += 1;
+        let i = Self::index(v);
+        self.counts[i] += 1;
+        self.mins[i] = self.mins[i].min(v);
         self.total += 1;
         self.max = self.max.max(v);
         self.min = self.min.min(v);
@@ -136,8 +145,8 @@ impl Histogram {
         (self.total > 0).then_some(self.max)
     }
 
-    /// The `q` quantile (0 < q <= 1): the lower bound of the bucket holding
-    /// the `ceil(q · n)`-th smallest value, clamped to the exact min and max.
+    /// The `q` quantile (0 < q <= 1): the smallest recorded value in the
+    /// sub-bucket holding the `ceil(q · n)`-th smallest value.
     pub fn quantile(&self, q: f64) -> Option<Nanos> {
         if self.total == 0 {
             return None;
@@ -147,7 +156,7 @@ impl Histogram {
         for (i, &c) in self.counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                return Some(Self::lower_bound(i).clamp(self.min, self.max));
+                return Some(self.mins[i]);
             }
         }
         Some(self.max)
@@ -266,6 +275,11 @@ mod tests {
         assert_eq!(h.max(), Some(100_000_000));
         let top = h.quantile(1.0).unwrap();
         assert!((99_900_000..=100_000_000).contains(&top), "{top}");
+        let mut ones = Histogram::default();
+        for _ in 0..10 {
+            ones.record(1_000_000_000);
+        }
+        assert_eq!(ones.quantile(0.5), Some(1_000_000_000));
         let mut small = Histogram::default();
         for v in [3, 3, 7] {
             small.record(v);

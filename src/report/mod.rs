@@ -1,9 +1,11 @@
-//! Reports of a simulation: the terminal summary, `summary.json` and
-//! `timeseries.csv`.
+//! Reports of a simulation: the terminal summary, `summary.json`,
+//! `timeseries.csv` and charts ([`chart`]).
 //!
 //! Every output is a pure function of the run's results, written with a
 //! fixed key order and fixed number formatting, so the same run regenerates
 //! the same bytes.
+
+pub mod chart;
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -133,6 +135,8 @@ pub fn human_duration(ns: Nanos) -> String {
         format!("{:.3} ms", ns as f64 / 1e6)
     } else if ns < SECOND {
         format!("{} ms", ns / 1_000_000)
+    } else if ns < 60 * SECOND && ns % SECOND == 0 {
+        format!("{} s", ns / SECOND)
     } else if ns < 60 * SECOND {
         format!("{:.2} s", ns as f64 / 1e9)
     } else if ns < 3600 * SECOND {
@@ -221,7 +225,7 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
         let _ = writeln!(o, "  {:<24}{}", "denials by limit", denials.join("  ·  "));
     }
     if !s.top_denied_keys.is_empty() {
-        let _ = writeln!(o, "  {:<24}", "keys with most denials");
+        let _ = writeln!(o, "  keys with most denials");
         for k in s.top_denied_keys.iter().take(5) {
             let _ = writeln!(o, "    {:<30}{:>12} of {} attempts", k.key, group(k.denied), group(k.attempts));
         }
