@@ -5,6 +5,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::ClientSpec;
 use crate::metrics::NoBuckets;
@@ -12,7 +13,7 @@ use crate::policy;
 use crate::report::chart::{write_chart, ChartLabels, ChartSeries, Tee};
 use crate::report::{self, RunInfo, TimeseriesCsv};
 use crate::sim::{DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation};
-use crate::time::{format_rfc3339, parse_duration, parse_rfc3339};
+use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, SECOND};
 use crate::trace;
 
 /// Arguments of `ratesim run`.
@@ -62,6 +63,25 @@ pub(super) struct RunArgs {
 fn fail(msg: impl std::fmt::Display) -> u8 {
     eprintln!("error: {msg}");
     1
+}
+
+/// A progress bar over virtual time: with a known horizon (synthetic
+/// specs) a bar, else a spinner.
+fn progress_bar(trace: &Path) -> ProgressBar {
+    let horizon = if trace.extension().is_some_and(|e| e == "toml") {
+        trace::synth::load_spec(trace).ok().map(|s| s.horizon() / SECOND)
+    } else {
+        None
+    };
+    match horizon {
+        Some(h) => ProgressBar::new(h).with_style(
+            ProgressStyle::with_template("{spinner} virtual {pos}/{len} s [{bar:30}] {msg} ({elapsed})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} virtual {pos} s  {msg} ({elapsed})").expect("valid template")),
+    }
 }
 
 /// The `seed` a synthetic spec fixes, if the trace is one.
@@ -141,11 +161,15 @@ pub(super) fn run(args: RunArgs) -> u8 {
         None => &mut NoDecisions,
     };
     let limit_ids: Vec<String> = plan.limits.iter().map(|l| l.id.clone()).collect();
-    let progress = !args.quiet && std::io::stderr().is_terminal();
-    if progress {
-        eprint!("simulating {} against {} / {} …\r", args.trace.display(), policy.provider, plan.name);
+    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    let bar = show_progress.then(|| progress_bar(&args.trace));
+    let mut sim = Simulation::new(&policy, plan, config);
+    if let Some(bar) = bar.clone() {
+        sim = sim.with_progress(move |p| {
+            bar.set_position(p.elapsed / SECOND);
+            bar.set_message(format!("{} requests, {} attempts", report::group(p.requests), report::group(p.attempts)));
+        });
     }
-    let sim = Simulation::new(&policy, plan, config);
     let mut charts: Vec<PathBuf> = args.chart.iter().cloned().collect();
     if let Some(dir) = &args.out {
         charts.push(dir.join("chart.png"));
@@ -168,8 +192,8 @@ pub(super) fn run(args: RunArgs) -> u8 {
         None if !charts.is_empty() => sim.run(&mut source, &mut series, decisions),
         None => sim.run(&mut source, &mut NoBuckets, decisions),
     };
-    if progress {
-        eprint!("{:80}\r", "");
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     let summary = match result {
         Ok(s) => s,

@@ -340,8 +340,23 @@ impl PartialOrd for Event {
 
 const CLASS_SHIFT: u32 = 62;
 
+/// How far a running simulation has come (for progress displays).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Virtual time since the trace start.
+    pub elapsed: Nanos,
+    /// Requests read so far.
+    pub requests: u64,
+    /// Attempts decided so far.
+    pub attempts: u64,
+}
+
+/// Events between two progress reports.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
 /// A simulation of one plan, one trace, one client behaviour.
 pub struct Simulation<'p> {
+    progress: Option<Box<dyn FnMut(Progress) + 'p>>,
     policy: &'p Policy,
     plan: &'p Plan,
     config: SimConfig,
@@ -381,6 +396,7 @@ impl<'p> Simulation<'p> {
             _ => None,
         };
         Simulation {
+            progress: None,
             policy,
             plan,
             pace_engine,
@@ -407,6 +423,12 @@ impl<'p> Simulation<'p> {
         }
     }
 
+    /// Calls `report` every few tens of thousands of events while running.
+    pub fn with_progress(mut self, report: impl FnMut(Progress) + 'p) -> Self {
+        self.progress = Some(Box::new(report));
+        self
+    }
+
     /// Runs the whole trace, draining every retry, poll and completion.
     pub fn run(
         mut self,
@@ -418,7 +440,15 @@ impl<'p> Simulation<'p> {
         let mut have_row = trace.next_row(&mut row)?;
         let mut row_time = if have_row { self.absolute(row.t) } else { 0 };
         let mut last_row_time = row_time;
+        let mut events = 0u64;
         loop {
+            events += 1;
+            if events % PROGRESS_EVERY == 0 {
+                if let Some(report) = &mut self.progress {
+                    let elapsed = self.now.saturating_sub(self.origin.unwrap_or(self.config.start));
+                    report(Progress { elapsed, requests: self.summary.requests, attempts: self.summary.attempts });
+                }
+            }
             let next_event = self.heap.peek().map(|e| (e.time, e.order));
             let take_row = match (have_row, next_event) {
                 (false, None) => break,
