@@ -79,8 +79,9 @@ fn progress_bar(trace: &Path) -> ProgressBar {
                 .expect("valid template")
                 .progress_chars("=> "),
         ),
-        None => ProgressBar::new_spinner()
-            .with_style(ProgressStyle::with_template("{spinner} virtual {pos} s  {msg} ({elapsed})").expect("valid template")),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} virtual {pos} s  {msg} ({elapsed})").expect("valid template"),
+        ),
     }
 }
 

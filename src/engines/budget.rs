@@ -16,7 +16,9 @@
 //! - **Completion settles the actual amount** `a`: `reserved -= e`,
 //!   `spent += a`. Settlement never refuses; when `a > e` the engine reports
 //!   the settle overshoot `a - e`, and how far `spent` now exceeds the limit.
-//!   Hence `spent <= limit + Σ (a - e)⁺` over the period's settlements.
+//!   Hence `spent <= limit + Σ (a - e)⁺` over the period's settlements, where
+//!   a settlement whose reservation was made in an earlier period counts its
+//!   whole actual amount `a` (its estimate was forgotten at the roll-over).
 //!
 //! Calendar periods: at the first instant of a new day or month (UTC, Unix
 //! time), `spent` and `reserved` start again from zero. A settlement is

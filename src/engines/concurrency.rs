@@ -4,10 +4,11 @@
 //!
 //! A request is **admitted iff `in_flight + 1 <= max`** (the cost argument is
 //! ignored: one request is one permit). Admission hands out a [`Permit`];
-//! completion releases it. With leases, releasing a permit twice, or one
-//! already reclaimed, does nothing; without leases the state is a bare
-//! counter and each permit must be released exactly once (the production
-//! guard and the simulator guarantee it).
+//! completion releases it. Releasing a permit twice, or one already
+//! reclaimed, does nothing. (Permit ids are counted per state: if an idle
+//! state is dropped and recreated, a stale permit from before could match a
+//! new one; the production guard and the simulator release each permit once,
+//! so only a caller misusing the engine directly could meet this.)
 //!
 //! With a **lease TTL** `L`, a permit granted at `t` is held during
 //! `[t, t + L)` and reclaimed at `t + L` even if its client never comes back
@@ -25,8 +26,8 @@
 //! Production then sends no `Retry-After` unless the policy sets
 //! `retry_after_unknown`, and clients fall back on their own backoff.
 //!
-//! State: a counter without leases; with leases, the outstanding permits
-//! ordered by expiry (`O(log n)` per grant and release).
+//! State: the outstanding permits ordered by expiry (`O(log n)` per grant
+//! and release; a permit without a lease expires at `u64::MAX`).
 
 use std::collections::BTreeSet;
 
@@ -54,7 +55,7 @@ pub struct Permit {
 pub struct ConcurrencyState {
     in_flight: u64,
     next_id: u64,
-    /// Outstanding leased permits `(expires, id)`; empty without leases.
+    /// Outstanding permits `(expires, id)`; `expires` is `u64::MAX` without leases.
     leases: BTreeSet<(Nanos, u64)>,
 }
 
@@ -97,7 +98,10 @@ impl Concurrency {
     pub fn decide(&self, state: &mut ConcurrencyState, now: Nanos, _cost: u64) -> Decision {
         self.reclaim(state, now);
         // With leases, everything in flight is reclaimed when the last lease ends.
-        let last_lease = state.leases.last().map_or(now, |&(e, _)| e.max(now));
+        let last_lease = match self.lease {
+            Some(_) => state.leases.last().map_or(now, |&(e, _)| e.max(now)),
+            None => now,
+        };
         if state.in_flight < self.max {
             let reset = match self.lease {
                 Some(ttl) => last_lease.max(now.saturating_add(ttl)),
@@ -124,28 +128,18 @@ impl Concurrency {
         let id = state.next_id;
         state.next_id += 1;
         state.in_flight += 1;
-        let expires = match self.lease {
-            Some(ttl) => {
-                let e = now.saturating_add(ttl);
-                state.leases.insert((e, id));
-                e
-            }
-            None => u64::MAX,
-        };
+        let expires = self.lease.map_or(u64::MAX, |ttl| now.saturating_add(ttl));
+        state.leases.insert((expires, id));
         Permit { expires, id }
     }
 
-    /// Releases a permit at `now`. With leases, a permit already released or
-    /// reclaimed is ignored; without leases, release each permit once.
+    /// Releases a permit at `now`. A permit already released or reclaimed
+    /// is ignored.
     pub fn release(&self, state: &mut ConcurrencyState, now: Nanos, permit: Permit) {
-        if self.lease.is_some() {
-            if state.leases.remove(&(permit.expires, permit.id)) {
-                state.in_flight -= 1;
-            }
-            self.reclaim(state, now);
-        } else {
-            state.in_flight = state.in_flight.saturating_sub(1);
+        if state.leases.remove(&(permit.expires, permit.id)) {
+            state.in_flight -= 1;
         }
+        self.reclaim(state, now);
     }
 }
 

@@ -14,7 +14,12 @@
 //!
 //! Consequences, all exact:
 //! - from an empty bucket exactly `burst` unit requests pass at one instant,
-//!   then one every `T` (the `k`-th after the burst at `now + k·T` exactly);
+//!   then one every `T`: the `k`-th after the burst is admitted at
+//!   `ceil(now + k·T)` and denied one nanosecond before, provided the
+//!   tolerance `(burst - 1)·T` is at least 1 ns (with `burst = 1` and a `T`
+//!   that is not a whole number of nanoseconds, a client arriving at the
+//!   rounded-up instant is late by a fraction of a nanosecond, and the next
+//!   cell is due `T` after that arrival);
 //! - in any interval of length `d` the admitted cost is at most
 //!   `burst + d·rate` (the classic `(σ, ρ)` envelope);
 //! - same-instant requests are decided one after another in the order they

@@ -104,9 +104,12 @@ pub struct Decision {
     /// request if it was admitted.
     pub remaining: u64,
     /// The instant at which the engine is back to its full allowance if
-    /// nothing else arrives (bucket empty, window over, budget period over).
-    /// Equal to `now` when nothing is in use; for a concurrency limit without
-    /// leases it is `now` as well (nothing to wait for but releases).
+    /// nothing else arrives: the bucket empty (GCRA), the newest entry out of
+    /// the window (sliding log), the end of the current window (fixed window;
+    /// sliding counter: when both counts have decayed), the last lease ended
+    /// (concurrency with leases; `now` without), the end of the period
+    /// (calendar budgets; `u64::MAX` for lifetime budgets). Engines whose
+    /// state can be empty report `now` when nothing is in use.
     pub reset: Nanos,
     /// For a denial, when the same request could be admitted; [`Retry::Now`]
     /// when allowed.
@@ -134,8 +137,9 @@ pub enum Ticket {
 /// What [`Engine::complete`] reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Completion {
-    /// How far settled spending went above the budget limit with this
-    /// settlement (0 when within the limit). Budgets only.
+    /// The settle overshoot: how far the actual amount exceeded the amount
+    /// reserved for it, `max(0, actual - estimate)`. Budgets only; see
+    /// [`Budget::excess`] for how far spending exceeds the limit.
     pub overshoot: u64,
 }
 
