@@ -199,6 +199,10 @@ pub struct KeyDenials {
 pub struct Summary {
     /// Requests (trace rows).
     pub requests: u64,
+    /// Items carried by the requests (more than `requests` when batching).
+    pub items: u64,
+    /// Items carried by requests that succeeded.
+    pub items_delivered: u64,
     /// Attempts sent (including retries and polls).
     pub attempts: u64,
     /// Retries sent.

@@ -170,6 +170,9 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
         let _ = writeln!(o, "{}", line.trim_end());
     };
     row(&mut o, "requests", group(s.requests), String::new());
+    if s.items != s.requests {
+        row(&mut o, "  items (batched)", group(s.items), format!("{} delivered", group(s.items_delivered)));
+    }
     row(&mut o, "attempts", group(s.attempts), format!("{:.2}× retry amplification", s.retry_amplification));
     row(&mut o, "  retries", group(s.retries), String::new());
     if s.polls > 0 {

@@ -227,6 +227,7 @@ struct ReqInfo {
     money: u64,
     duration: Nanos,
     poll_every: Nanos,
+    items: u32,
 }
 
 /// A request that still has something pending.
@@ -546,9 +547,11 @@ impl<'p> Simulation<'p> {
             money: row.cost,
             duration: row.duration,
             poll_every: row.poll_every,
+            items: row.items,
         };
         let live = Live { info, ..Live::default() };
         self.summary.requests += 1;
+        self.summary.items += row.items as u64;
         self.bucket.requests += 1;
         let slot = match self.free.pop() {
             Some(s) => {
@@ -756,6 +759,7 @@ impl<'p> Simulation<'p> {
         }
         s.resolved = true;
         let arrival = s.info.arrival;
+        self.summary.items_delivered += s.info.items as u64;
         self.summary.successes += 1;
         self.bucket.successes += 1;
         self.latency.record(self.now - arrival);
