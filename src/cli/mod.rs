@@ -7,6 +7,7 @@
 mod policy_cmd;
 mod run_cmd;
 mod sweep_cmd;
+mod trace_cmd;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,9 @@ enum Command {
     /// Run every combination of plans, clients and seeds in parallel and
     /// compare them in one table.
     Sweep(sweep_cmd::SweepArgs),
+    /// Generate CSV traces from synthetic specs and check trace files.
+    #[command(subcommand)]
+    Trace(trace_cmd::TraceCommand),
 }
 
 /// Parses the arguments and runs the command.
@@ -46,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Run(args) => run_cmd::run(args),
         Command::Sweep(args) => sweep_cmd::run(args),
+        Command::Trace(cmd) => trace_cmd::run(cmd),
     };
     ExitCode::from(code)
 }

@@ -94,27 +94,30 @@ impl Gcra {
         let now_scaled = now as u128 * count as u128;
         let level = state.tat_scaled.saturating_sub(now_scaled);
         let need = cost as u128 * period as u128;
+        // Instants are computed from `now` plus a span, so the divisions work
+        // on small numbers (spans of at most `burst · T`), not on `tat · count`.
         if level + need <= self.capacity {
             let level_after = level + need;
             Decision {
                 allowed: true,
                 limit: self.burst,
                 remaining: div_u128(self.capacity - level_after, period) as u64,
-                reset: sat_nanos(div_ceil_u128(now_scaled + level_after, count)),
+                reset: sat_nanos(now as u128 + div_ceil_u128(level_after, count)),
                 retry: Retry::Now,
             }
         } else {
             let retry = if need > self.capacity {
                 Retry::Never
             } else {
-                // Smallest t with tat - t·count + need <= capacity.
-                Retry::At(sat_nanos(div_ceil_u128(state.tat_scaled + need - self.capacity, count)))
+                // Smallest t with tat - t·count + need <= capacity:
+                // t = now + ceil((level + need - capacity) / count).
+                Retry::At(sat_nanos(now as u128 + div_ceil_u128(level + need - self.capacity, count)))
             };
             Decision {
                 allowed: false,
                 limit: self.burst,
                 remaining: div_u128(self.capacity.saturating_sub(level), period) as u64,
-                reset: sat_nanos(div_ceil_u128(state.tat_scaled.max(now_scaled), count)),
+                reset: sat_nanos(now as u128 + div_ceil_u128(level, count)),
                 retry,
             }
         }

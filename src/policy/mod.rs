@@ -298,12 +298,15 @@ pub trait StateStore {
     fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R;
 }
 
+/// Most limits needing a completion (concurrency caps and budgets) in one plan.
+pub const MAX_COMPLETING_LIMITS_PER_PLAN: usize = 4;
+
 /// The completion tickets of an admitted request, one per limit that needs
 /// a completion (concurrency permits, budget reservations). Inline, no heap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tickets {
     len: u8,
-    items: [(u8, Ticket); MAX_LIMITS_PER_PLAN],
+    items: [(u8, Ticket); MAX_COMPLETING_LIMITS_PER_PLAN],
 }
 
 impl Tickets {
@@ -367,7 +370,8 @@ impl Plan {
     /// Decides `req` at `now` against every applicable limit, atomically
     /// (see the module docs), committing the admission if all admit.
     pub fn check<S: StateStore>(&self, store: &mut S, now: Nanos, req: &Request<'_>) -> PlanDecision {
-        let mut decisions: [Option<Decision>; MAX_LIMITS_PER_PLAN] = [None; MAX_LIMITS_PER_PLAN];
+        // Bit i: limit i applies to this request.
+        let mut applicable: u32 = 0;
         let mut allowed = true;
         let mut applied = 0u8;
         let mut retry = Retry::Now;
@@ -380,7 +384,7 @@ impl Plan {
             applied += 1;
             let cost = limit.admission_cost(req);
             let d = store.with_state(i, limit.scope.key_of(req), |s| limit.engine.decide(s, now, cost));
-            decisions[i] = Some(d);
+            applicable |= 1 << i;
             retry = retry.and(d.retry);
             if !d.allowed {
                 allowed = false;
@@ -395,7 +399,7 @@ impl Plan {
         let mut tickets = Tickets::default();
         if allowed {
             for (i, limit) in self.limits.iter().enumerate() {
-                if decisions[i].is_none() {
+                if applicable & (1 << i) == 0 {
                     continue;
                 }
                 let cost = limit.admission_cost(req);

@@ -13,7 +13,10 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{AuthMatch, Limit, Measure, Plan, Policy, Reserve, Scope, Selector, MAX_LIMITS_PER_PLAN};
+use super::{
+    AuthMatch, Limit, Measure, Plan, Policy, Reserve, Scope, Selector, MAX_COMPLETING_LIMITS_PER_PLAN,
+    MAX_LIMITS_PER_PLAN,
+};
 use super::{ResetFormat, ResponseStyle};
 use crate::engines::{Budget, BudgetPeriod, Concurrency, Engine, FixedWindow, Gcra, SlidingCounter, SlidingLog};
 use crate::time::{parse_duration, Rate};
@@ -280,6 +283,15 @@ impl Cx<'_> {
                     plan_span,
                     &ctx,
                     "expected at least one [[plan.limit]] (or `extends` naming a plan that has limits)",
+                ));
+            }
+            let completing =
+                limits.iter().filter(|l| matches!(l.engine, Engine::Concurrency(_) | Engine::Budget(_))).count();
+            if completing > MAX_COMPLETING_LIMITS_PER_PLAN {
+                return Err(self.err(
+                    plan_span,
+                    &ctx,
+                    format!("at most {MAX_COMPLETING_LIMITS_PER_PLAN} concurrency and budget limits per plan, found {completing}"),
                 ));
             }
             if limits.len() > MAX_LIMITS_PER_PLAN {

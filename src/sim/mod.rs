@@ -193,21 +193,50 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
     }
 }
 
+/// Byte equality for short strings, inline: names are a few bytes long, and
+/// a call into the C library's `memcmp` costs more than the comparison.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if u64::from_ne_bytes(x.try_into().expect("8 bytes")) != u64::from_ne_bytes(y.try_into().expect("8 bytes")) {
+            return false;
+        }
+    }
+    ca.remainder().iter().zip(cb.remainder()).all(|(x, y)| x == y)
+}
+
 /// Interns strings to dense ids in order of first appearance.
 #[derive(Default)]
 struct Interner {
     ids: HashMap<String, u32, foldhash::fast::FixedState>,
     names: Vec<String>,
+    /// The id returned last: traces repeat the same key, user and endpoint
+    /// row after row, and one comparison is cheaper than a hash lookup.
+    last: Option<u32>,
 }
 
 impl Interner {
     fn id(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
-            return id;
+        if let Some(last) = self.last {
+            if same_bytes(self.names[last as usize].as_bytes(), s.as_bytes()) {
+                return last;
+            }
         }
-        let id = self.names.len() as u32;
-        self.ids.insert(s.to_string(), id);
-        self.names.push(s.to_string());
+        let id = match self.ids.get(s) {
+            Some(&id) => id,
+            None => {
+                let id = self.names.len() as u32;
+                self.ids.insert(s.to_string(), id);
+                self.names.push(s.to_string());
+                id
+            }
+        };
+        self.last = Some(id);
         id
     }
 }
@@ -389,6 +418,8 @@ impl<'p> Simulation<'p> {
     /// A simulation of `plan` (of `policy`).
     pub fn new(policy: &'p Policy, plan: &'p Plan, config: SimConfig) -> Simulation<'p> {
         let n = plan.limits.len();
+        let mut endpoints = Interner::default();
+        endpoints.id(""); // id 0: no endpoint
         let pace_engine = match config.client.pacing {
             Some(Pacing::SlidingWindow { limit, period }) => SlidingLog::new(limit, period).map(Engine::SlidingLog),
             Some(Pacing::TokenBucket { count, period, burst }) => {
@@ -405,7 +436,7 @@ impl<'p> Simulation<'p> {
             keys: Interner::default(),
             users: Interner::default(),
             workspaces: Interner::default(),
-            endpoints: Interner::default(),
+            endpoints,
             clients: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -530,10 +561,12 @@ impl<'p> Simulation<'p> {
 
     fn arrive(&mut self, row: &TraceRow, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
         let key = self.keys.id(&row.key);
-        let user = self.users.id(if row.user.is_empty() { &row.key } else { &row.user });
-        let workspace = self.workspaces.id(if row.workspace.is_empty() { &row.key } else { &row.workspace });
+        // A request without a user (workspace) is its key's own user (workspace).
+        let user = if row.user.is_empty() { self.users.id(&row.key) } else { self.users.id(&row.user) };
+        let workspace =
+            if row.workspace.is_empty() { self.workspaces.id(&row.key) } else { self.workspaces.id(&row.workspace) };
         let endpoint = self.endpoints.id(&row.endpoint);
-        let poll_endpoint = self.endpoints.id(&row.poll_endpoint);
+        let poll_endpoint = if row.poll_endpoint.is_empty() { 0 } else { self.endpoints.id(&row.poll_endpoint) };
         let info = ReqInfo {
             index: self.summary.requests,
             arrival: self.now,

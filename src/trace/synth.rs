@@ -155,7 +155,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::fmt::Write as _;
 use std::path::Path;
 
 use rand::{RngCore, SeedableRng};
@@ -220,7 +219,7 @@ impl Spec {
                 let mut attrs = ChaCha8Rng::seed_from_u64(seed);
                 attrs.set_stream(stream | 1);
                 let state = pop.arrival.initial_state(&mut arrivals);
-                let mut client = Client { pop: pi as u32, index: ci, arrivals, attrs, state };
+                let mut client = Client { pop: pi as u32, index: ci, arrivals, attrs, state, names: None };
                 let id = clients.len() as u32;
                 if let Some(t) = next_arrival(pop, &mut client) {
                     heap.push(Reverse((t, id)));
@@ -340,6 +339,8 @@ struct Client {
     arrivals: ChaCha8Rng,
     attrs: ChaCha8Rng,
     state: State,
+    /// The client's key, user and workspace names, formatted on first use.
+    names: Option<Box<[String; 3]>>,
 }
 
 /// A synthetic trace being generated: a [`TraceSource`] made by
@@ -376,20 +377,26 @@ impl TraceSource for SynthTrace {
 fn fill_row(pop: &Population, client: &mut Client, t: Nanos, row: &mut TraceRow) {
     row.clear();
     row.t = TraceTime::Offset(t);
-    let key = match pop.shared_keys {
-        Some(k) => client.index % k,
-        None => client.index,
-    };
-    let user = key % pop.users;
-    let workspace = match pop.workspaces {
-        Workspaces::PerUser => user,
-        Workspaces::Modulo(w) => user % w,
-        Workspaces::Blocks(n) => user / n,
-    };
-    // Writing to a String cannot fail.
-    let _ = write!(row.key, "{}-k{key}", pop.prefix);
-    let _ = write!(row.user, "{}-u{user}", pop.prefix);
-    let _ = write!(row.workspace, "{}-w{workspace}", pop.prefix);
+    let names = client.names.get_or_insert_with(|| {
+        let key = match pop.shared_keys {
+            Some(k) => client.index % k,
+            None => client.index,
+        };
+        let user = key % pop.users;
+        let workspace = match pop.workspaces {
+            Workspaces::PerUser => user,
+            Workspaces::Modulo(w) => user % w,
+            Workspaces::Blocks(n) => user / n,
+        };
+        Box::new([
+            format!("{}-k{key}", pop.prefix),
+            format!("{}-u{user}", pop.prefix),
+            format!("{}-w{workspace}", pop.prefix),
+        ])
+    });
+    row.key.push_str(&names[0]);
+    row.user.push_str(&names[1]);
+    row.workspace.push_str(&names[2]);
     let rng = &mut client.attrs;
     match pop.endpoints.len() {
         0 => {}
