@@ -153,6 +153,38 @@ impl ChartSeries {
     }
 }
 
+type Panel<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// One panel: axes from 0 to `x_max` and `y_max`, described, with a light grid.
+fn panel<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    x_max: f64,
+    y_max: f64,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<Panel<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(area)
+        .margin_left(20)
+        .margin_right(30)
+        .margin_top(10)
+        .margin_bottom(10)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    Ok(chart)
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     series: &ChartSeries,
@@ -200,25 +232,7 @@ where
     // Opaque fills, so the legend swatches are exactly the colours drawn.
     let denied_fill = RGBColor(246, 190, 190);
     let admitted_fill = RGBColor(178, 222, 178);
-    let mut chart = ChartBuilder::on(&top)
-        .margin_left(20)
-        .margin_right(30)
-        .margin_top(10)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc.as_str())
-        .y_desc("attempts per second")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(err)?;
+    let mut chart = panel(&top, x_max, y_max, &x_desc, "attempts per second").map_err(err)?;
     chart
         .draw_series(AreaSeries::new(attempts.iter().copied(), 0.0, denied_fill).border_style(red.mix(0.6)))
         .map_err(err)?
@@ -256,25 +270,7 @@ where
         .collect::<Vec<_>>()
         .into_iter()
         .collect();
-    let mut lower = ChartBuilder::on(&bottom)
-        .margin_left(20)
-        .margin_right(30)
-        .margin_bottom(10)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..x_max, 0.0..100.0)
-        .map_err(err)?;
-    lower
-        .configure_mesh()
-        .x_desc(x_desc.as_str())
-        .y_desc("429s, % of attempts")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(err)?;
+    let mut lower = panel(&bottom, x_max, 100.0, &x_desc, "429s, % of attempts").map_err(err)?;
     lower.draw_series(LineSeries::new(share, red.stroke_width(2))).map_err(err)?;
     root.present().map_err(err)
 }

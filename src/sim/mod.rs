@@ -145,9 +145,10 @@ pub struct DecisionRecord<'a> {
     pub status: u16,
     /// The denying limit's id.
     pub limit: Option<&'a str>,
-    /// Remaining units of the reported limit (none if no limit applied).
+    /// Remaining units: of the denying limit for a denial, of the limit the
+    /// headers report for an admission (none if no reportable limit applied).
     pub remaining: Option<u64>,
-    /// Reset of the reported limit, nanoseconds since the trace start.
+    /// Reset instant of that same limit, nanoseconds since the trace start.
     pub reset_ns: Option<Nanos>,
     /// For a denial: exact wait until the request would be admitted.
     pub retry_after_ns: Option<Nanos>,
@@ -732,7 +733,9 @@ impl<'p> Simulation<'p> {
         sink: &mut dyn DecisionSink,
     ) -> std::io::Result<()> {
         let origin = self.origin();
-        let reported = d.reported.map(|(_, r)| r);
+        // A denial shows the binding limit's own figures; an admission those
+        // of the limit the headers report.
+        let reported = d.denial.or(d.reported.map(|(_, r)| r));
         let endpoint = if kind == AttemptKind::Poll { info.poll_endpoint } else { info.endpoint };
         sink.decision(&DecisionRecord {
             t_ns: self.now - origin,

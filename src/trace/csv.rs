@@ -574,15 +574,8 @@ pub struct CsvTrace<R: BufRead> {
 impl CsvTrace<BufReader<File>> {
     /// Opens a CSV trace file and reads its header.
     pub fn open(path: &Path) -> Result<CsvTrace<BufReader<File>>, TraceError> {
-        let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| TraceError {
-            file: name.clone(),
-            line: 0,
-            column: 0,
-            field: String::new(),
-            message: format!("cannot open the trace: {e}"),
-        })?;
-        CsvTrace::new(BufReader::with_capacity(64 * 1024, file), &name)
+        let (reader, name) = super::open_file(path)?;
+        CsvTrace::new(reader, &name)
     }
 }
 

@@ -64,15 +64,8 @@ pub struct JsonlTrace<R: BufRead> {
 impl JsonlTrace<BufReader<File>> {
     /// Opens a JSON Lines trace file.
     pub fn open(path: &Path) -> Result<JsonlTrace<BufReader<File>>, TraceError> {
-        let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| TraceError {
-            file: name.clone(),
-            line: 0,
-            column: 0,
-            field: String::new(),
-            message: format!("cannot open the trace: {e}"),
-        })?;
-        JsonlTrace::new(BufReader::with_capacity(64 * 1024, file), &name)
+        let (reader, name) = super::open_file(path)?;
+        JsonlTrace::new(reader, &name)
     }
 }
 

@@ -162,6 +162,21 @@ impl<T: TraceSource + ?Sized> TraceSource for Box<T> {
     }
 }
 
+/// Opens a trace file for buffered reading; the error names the file.
+pub(crate) fn open_file(path: &Path) -> Result<(std::io::BufReader<std::fs::File>, String), TraceError> {
+    let name = path.display().to_string();
+    match std::fs::File::open(path) {
+        Ok(file) => Ok((std::io::BufReader::with_capacity(64 * 1024, file), name)),
+        Err(e) => Err(TraceError {
+            file: name,
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot open the trace: {e}"),
+        }),
+    }
+}
+
 /// Opens a trace by its extension: `.csv` and `.jsonl`/`.ndjson` are
 /// recorded traces, streamed; `.toml` is a synthetic spec, generated lazily
 /// with `seed` if given, else the spec's own `seed`, else 0.
