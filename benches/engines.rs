@@ -18,8 +18,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput};
 use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput};
 
 use ratesim::engines::{
     Budget, BudgetPeriod, BudgetState, Concurrency, ConcurrencyState, Engine, FixedWindow, FixedWindowState, Gcra,

@@ -11,7 +11,15 @@
 //!   sliding log, sliding counter, concurrency, budget);
 //! - [`policy`]: the TOML policy format, plans, selectors, scopes, atomic
 //!   composition of limits and rendering of HTTP responses;
-//! - [`limiter`]: the thread-safe production limiter over a plan.
+//! - [`limiter`]: the thread-safe production limiter over a plan;
+//! - [`trace`]: request traces, recorded (CSV, JSONL) or synthetic;
+//! - [`client`]: how clients retry, back off and pace themselves;
+//! - [`sim`]: the deterministic discrete-event simulator and sweeps;
+//! - [`metrics`]: time buckets and run summaries;
+//! - [`report`]: the terminal summary, JSON/CSV files and charts;
+//! - [`cli`]: the `ratesim` command line.
+//!
+//! See ARCHITECTURE.md for the data path and the invariants.
 
 #![warn(missing_docs)]
 

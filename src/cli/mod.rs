@@ -7,6 +7,15 @@
 mod policy_cmd;
 mod run_cmd;
 mod sweep_cmd;
+
+/// The `seed` a synthetic spec fixes, if the trace is one.
+fn spec_seed(path: &std::path::Path) -> Option<u64> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        crate::trace::synth::load_spec(path).ok().and_then(|s| s.seed())
+    } else {
+        None
+    }
+}
 mod trace_cmd;
 
 use std::process::ExitCode;
@@ -32,8 +41,8 @@ enum Command {
     Policy(policy_cmd::PolicyCommand),
     /// Simulate a trace against a plan and report acceptance, 429s and retries.
     ///
-    /// With no arguments: RunInfra Pro, a 12 req/s Poisson client for 10
-    /// minutes, the OpenAI Python SDK's retry behaviour.
+    /// With no arguments: RunInfra Pro, one key sending 12 req/s (Poisson)
+    /// for an hour, with the OpenAI Python SDK's retry behaviour.
     Run(run_cmd::RunArgs),
     /// Run every combination of plans, clients and seeds in parallel and
     /// compare them in one table.

@@ -42,6 +42,11 @@ pub(super) struct RunArgs {
     /// Virtual instant of trace offset 0 (RFC 3339).
     #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
     start: String,
+    /// Stop after this much virtual time (e.g. 24h); requests still waiting
+    /// to retry then count as unresolved. Default: run until every retry,
+    /// poll and completion has happened.
+    #[arg(long, value_name = "DURATION")]
+    until: Option<String>,
     /// Time-series bucket width.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     bucket: String,
@@ -85,15 +90,6 @@ fn progress_bar(trace: &Path) -> ProgressBar {
     }
 }
 
-/// The `seed` a synthetic spec fixes, if the trace is one.
-fn spec_seed(path: &Path) -> Option<u64> {
-    if path.extension().is_some_and(|e| e == "toml") {
-        trace::synth::load_spec(path).ok().and_then(|s| s.seed())
-    } else {
-        None
-    }
-}
-
 pub(super) fn run(args: RunArgs) -> u8 {
     let policy = match policy::load(&args.policy) {
         Ok(p) => p,
@@ -122,13 +118,19 @@ pub(super) fn run(args: RunArgs) -> u8 {
     };
     let seed = match args.seed {
         Some(s) => s,
-        None => spec_seed(&args.trace).unwrap_or(42),
+        None => super::spec_seed(&args.trace).unwrap_or(42),
+    };
+    let until = match args.until.as_deref().map(parse_duration) {
+        None => None,
+        Some(Ok(d)) if d > 0 => Some(d),
+        Some(Ok(_)) => return fail("--until: expected a duration above zero, such as 24h"),
+        Some(Err(e)) => return fail(format!("--until: {e}")),
     };
     let mut source = match trace::open(&args.trace, Some(seed)) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let config = SimConfig { start, seed, bucket, client: client.clone(), ..SimConfig::default() };
+    let config = SimConfig { start, seed, bucket, client: client.clone(), until, ..SimConfig::default() };
     let info = RunInfo {
         provider: policy.provider.clone(),
         policy: args.policy.display().to_string(),

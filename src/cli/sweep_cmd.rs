@@ -29,8 +29,9 @@ pub(super) struct SweepArgs {
     /// `,key=value` overrides).
     #[arg(long, value_name = "A;B;...", value_delimiter = ';', default_value = "none;openai-python;naive-immediate")]
     clients: Vec<String>,
-    /// Seeds, comma-separated.
-    #[arg(long, value_name = "N,...", value_delimiter = ',', default_value = "42")]
+    /// Seeds, comma-separated. Default: the spec's own seed, else 42 (as
+    /// `ratesim run`).
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
     seeds: Vec<u64>,
     /// Virtual instant of trace offset 0 (RFC 3339).
     #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
@@ -75,10 +76,12 @@ pub(super) fn run(args: SweepArgs) -> u8 {
         Ok(t) => t,
         Err(e) => return fail(format!("--start: {e}")),
     };
+    let seeds =
+        if args.seeds.is_empty() { vec![super::spec_seed(&args.trace).unwrap_or(42)] } else { args.seeds.clone() };
     let mut scenarios = Vec::new();
     for plan in &plans {
         for client in &clients {
-            for &seed in &args.seeds {
+            for &seed in &seeds {
                 scenarios.push(Scenario {
                     policy: policy.clone(),
                     plan: plan.clone(),

@@ -171,7 +171,8 @@ impl ClientSpec {
     /// `none`. Keys: `max_attempts`, `max_retries`, `backoff`
     /// (`immediate`, `fixed:1s`, `exp:0.5s:2:8s`), `jitter` (`none`, `full`,
     /// `equal`, `decorrelated`), `retry_after` (`ignore`, `honour`,
-    /// `honour:60s`), `retry_on` (`429+503`), `retry_budget` (`0.1`),
+    /// `honour:60s` waits at most 60 s, `honour:120s:give-up` gives up above
+    /// 120 s), `retry_on` (`429+503`), `retry_budget` (`0.1`),
     /// `adaptive` (`2`), `pace` (`window:100:1h`, `bucket:10:1s:5`, `semaphore:10`).
     pub fn parse(text: &str) -> Result<ClientSpec, String> {
         let mut parts = text.split(',');
@@ -202,11 +203,17 @@ impl ClientSpec {
                     spec.retry_after = match v.split_once(':') {
                         None if v == "ignore" => RetryAfter::Ignore,
                         None if v == "honour" || v == "honor" => RetryAfter::Honour { cap: None, give_up_above_cap: false },
-                        Some(("honour" | "honor", cap)) => RetryAfter::Honour {
-                            cap: Some(crate::time::parse_duration(cap).map_err(|e| bad(&e))?),
-                            give_up_above_cap: false,
-                        },
-                        _ => return Err(bad("ignore, honour or honour:CAP")),
+                        Some(("honour" | "honor", cap)) => {
+                            let (cap, give_up) = match cap.strip_suffix(":give-up") {
+                                Some(c) => (c, true),
+                                None => (cap, false),
+                            };
+                            RetryAfter::Honour {
+                                cap: Some(crate::time::parse_duration(cap).map_err(|e| bad(&e))?),
+                                give_up_above_cap: give_up,
+                            }
+                        }
+                        _ => return Err(bad("ignore, honour, honour:CAP or honour:CAP:give-up")),
                     }
                 }
                 "retry_on" => {
@@ -239,21 +246,31 @@ impl ClientSpec {
         Ok(spec)
     }
 
-    /// One line describing the behaviour.
+    /// One line describing the behaviour, e.g. `3 attempts; backoff
+    /// 0.5s·2^n up to 8s, minus up to 25% jitter; honours Retry-After up to
+    /// 2min (gives up above)`.
     pub fn describe(&self) -> String {
         if self.max_attempts <= 1 {
-            return format!("{}: no retries", self.name);
+            return "1 attempt, no retries".to_string();
         }
+        let secs = |ns: Nanos| format!("{}s", crate::time::format_decimal_seconds(ns));
         let backoff = match &self.backoff {
-            Backoff::Immediate => "immediately".to_string(),
-            Backoff::Fixed(d) => format!("after {}", format_duration(*d)),
-            Backoff::Exponential { base, factor, cap } => {
-                format!(
-                    "after {}·{factor}^n (cap {})",
-                    crate::time::format_decimal_seconds(*base) + "s",
-                    format_duration(*cap)
-                )
+            Backoff::Immediate => "retries at once".to_string(),
+            Backoff::Fixed(d) => format!("retries after {}", secs(*d)),
+            Backoff::Exponential { base, factor, cap } if *cap == u64::MAX => {
+                format!("backoff {}·{factor}^n", secs(*base))
             }
+            Backoff::Exponential { base, factor, cap } => {
+                format!("backoff {}·{factor}^n up to {}", secs(*base), secs(*cap))
+            }
+        };
+        let jitter = match &self.jitter {
+            Jitter::None => String::new(),
+            Jitter::Full => ", full jitter".into(),
+            Jitter::Equal => ", equal jitter".into(),
+            Jitter::Decorrelated => ", decorrelated jitter".into(),
+            Jitter::Subtract(f) => format!(", minus up to {}% jitter", f * 100.0),
+            Jitter::Add(max) => format!(", plus up to {} jitter", secs(*max)),
         };
         let ra = match &self.retry_after {
             RetryAfter::Ignore => "ignores Retry-After".to_string(),
@@ -267,10 +284,33 @@ impl ClientSpec {
                 format!("waits min(Retry-After or {}, backoff)", format_duration(*default))
             }
         };
-        format!(
-            "{}: {} attempts, retries {} with {:?} jitter, {}",
-            self.name, self.max_attempts, backoff, self.jitter, ra
-        )
+        let mut statuses: Vec<String> = self.retry_on.iter().filter(|s| **s < 500).map(u16::to_string).collect();
+        if self.retry_on.iter().any(|s| *s >= 500) {
+            let all_5xx = (500..=599).all(|s| self.retry_on.contains(&s));
+            if all_5xx {
+                statuses.push("5xx".into());
+            } else {
+                statuses.extend(self.retry_on.iter().filter(|s| **s >= 500).map(u16::to_string));
+            }
+        }
+        let mut out = format!("{} attempts on {}; {backoff}{jitter}; {ra}", self.max_attempts, statuses.join("/"));
+        if let Some(b) = &self.retry_budget {
+            out.push_str(&format!("; retry budget {}", b.ratio));
+        }
+        if let Some(a) = &self.adaptive {
+            out.push_str(&format!("; adaptive throttling K={}", a.k));
+        }
+        match self.pacing {
+            Some(Pacing::SlidingWindow { limit, period }) => {
+                out.push_str(&format!("; paces itself to {limit} per rolling {}", format_duration(period)))
+            }
+            Some(Pacing::TokenBucket { count, period, burst }) => {
+                out.push_str(&format!("; paces itself to {count}/{} burst {burst}", format_duration(period)))
+            }
+            Some(Pacing::Semaphore { max }) => out.push_str(&format!("; at most {max} in flight")),
+            None => {}
+        }
+        out
     }
 }
 

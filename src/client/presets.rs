@@ -46,7 +46,8 @@ pub fn preset(name: &str) -> Option<ClientSpec> {
         "none" => ClientSpec { origin: base.origin, ..ClientSpec::none() },
         "openai-python" => ClientSpec {
             max_attempts: 3,
-            retry_on: vec![408, 409, 429, 500, 502, 503, 504],
+            // 429 first: it is the status the simulator produces most.
+            retry_on: [429, 408, 409].into_iter().chain(500..=599).collect(),
             backoff: exp(SECOND / 2, 8 * SECOND),
             jitter: Jitter::Subtract(0.25),
             retry_after: RetryAfter::Honour { cap: Some(2 * MINUTE), give_up_above_cap: true },

@@ -235,7 +235,9 @@ pub struct Summary {
     pub retry_amplification: f64,
     /// give-ups / requests.
     pub give_up_ratio: f64,
-    /// Time from arrival to success, backoff included.
+    /// Time from a request's arrival to its admitted attempt (for a polled
+    /// job, to the admitted poll that finds it done), backoff and client-side
+    /// waits included; the service time of the admitted attempt is not.
     pub time_to_success: Latency,
     /// Most requests in flight at once.
     pub peak_in_flight: u64,

@@ -77,6 +77,8 @@ fn window_words(period: u64) -> String {
 fn amount_words(amount: u64, measure: &Measure) -> String {
     match measure {
         Measure::Money { currency } => format!("{}.{:02} {currency}", amount / 100, amount % 100),
+        Measure::Requests { .. } if amount == 1 => "1 request".to_string(),
+        Measure::Tokens if amount == 1 => "1 token".to_string(),
         m => format!("{amount} {}", m.unit()),
     }
 }

@@ -507,7 +507,7 @@ impl Cx<'_> {
                             }
                         },
                     },
-                    None => return Err(self.err(start, &f("period"), "missing field `period`: a budget needs \"day\", \"month\" or a rolling duration")),
+                    None => return Err(self.err(start, &f("period"), "missing field `period`: a budget needs \"day\", \"month\", \"lifetime\" or a rolling duration")),
                 };
                 Engine::Budget(Budget::new(limit, period).expect("checked"))
             }
@@ -552,6 +552,13 @@ impl Cx<'_> {
                         c,
                         &f("cost"),
                         format!("`cost` applies to request limits; this limit counts {}", m.unit()),
+                    ));
+                }
+                if rl.cost_by_endpoint.is_some() {
+                    return Err(self.err(
+                        start,
+                        &f("cost_by_endpoint"),
+                        format!("`cost_by_endpoint` applies to request limits; this limit counts {}", m.unit()),
                     ));
                 }
                 m

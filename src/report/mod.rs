@@ -139,6 +139,8 @@ pub fn human_duration(ns: Nanos) -> String {
         format!("{} s", ns / SECOND)
     } else if ns < 60 * SECOND {
         format!("{:.2} s", ns as f64 / 1e9)
+    } else if ns < 3600 * SECOND && ns % (60 * SECOND) == 0 {
+        format!("{} min", ns / (60 * SECOND))
     } else if ns < 3600 * SECOND {
         let s = ns / SECOND;
         format!("{} min {:02} s", s / 60, s % 60)

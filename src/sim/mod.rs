@@ -68,11 +68,23 @@ pub struct SimConfig {
     pub client: ClientSpec,
     /// How many keys the summary lists by denials.
     pub top_keys: usize,
+    /// Stop at this much virtual time after the trace start: rows and events
+    /// after it are not processed, and requests still waiting (a client
+    /// told to come back next month) are counted as unresolved. `None`
+    /// drains every retry, poll and completion.
+    pub until: Option<Nanos>,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { start: DEFAULT_START, seed: 0, bucket: SECOND, client: ClientSpec::none(), top_keys: 10 }
+        SimConfig {
+            start: DEFAULT_START,
+            seed: 0,
+            bucket: SECOND,
+            client: ClientSpec::none(),
+            top_keys: 10,
+            until: None,
+        }
     }
 }
 
@@ -483,6 +495,15 @@ impl<'p> Simulation<'p> {
                 }
             }
             let next_event = self.heap.peek().map(|e| (e.time, e.order));
+            if let Some(until) = self.config.until {
+                let end = self.origin().saturating_add(until);
+                have_row &= row_time < end;
+                if next_event.is_some_and(|(t, _)| t >= end) && !have_row {
+                    // Nothing left before the end: close the buckets up to it.
+                    self.advance(end.max(self.now), buckets)?;
+                    break;
+                }
+            }
             let take_row = match (have_row, next_event) {
                 (false, None) => break,
                 (true, None) => true,
