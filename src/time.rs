@@ -123,6 +123,9 @@ fn unit_nanos(unit: &str) -> Option<Nanos> {
 /// a whole number of nanoseconds (`"0.5ns"` is an error), and is exact.
 pub fn parse_duration(text: &str) -> Result<Nanos, String> {
     let t = text.trim();
+    if t.starts_with('-') {
+        return Err(format!("expected a duration of at least zero, found the negative {text:?}"));
+    }
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| {
         format!("expected a duration with a unit such as \"60s\", \"1.5min\" or \"250ms\", found {text:?}")
     })?;

@@ -543,7 +543,8 @@ fn malformed_inputs_give_located_errors() {
     assert_mentions(&fails(&["run", "--trace", &txt]), &[&txt, ".csv", ".jsonl", ".toml"], "an unknown extension");
 
     // Bad option values.
-    assert_mentions(&fails(&["run", "--bucket", "0s"]), &["--bucket", "above zero"], "--bucket 0s");
+    assert_mentions(&fails(&["run", "--bucket", "0s"]), &["--bucket", "at least 1ms"], "--bucket 0s");
+    assert_mentions(&fails(&["run", "--bucket", "1ns"]), &["--bucket", "at least 1ms", "1ns"], "--bucket 1ns");
     assert_mentions(&fails(&["run", "--bucket", "fast"]), &["--bucket", "fast"], "--bucket fast");
     assert_mentions(
         &fails(&["run", "--start", "yesterday"]),

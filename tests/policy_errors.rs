@@ -564,3 +564,58 @@ fn truncated_policies_never_panic() {
     }
     assert!(files >= 5, "expected the five provider policies, found {files}");
 }
+
+#[test]
+fn non_ascii_endpoint_patterns_are_names_not_panics() {
+    // Multi-byte characters at the end of a pattern are ordinary names.
+    for pattern in ["é", "café", "caf\u{e9}*", "予測"] {
+        let text = limit(&format!("{GCRA}match.endpoints = [\"{pattern}\"]\n"));
+        policy::parse(&text, "ok.toml").unwrap_or_else(|e| panic!("{pattern:?} refused: {e}"));
+    }
+    expect_error(
+        &limit(&format!("{GCRA}match.except = [\"c*fé\"]\n")),
+        9,
+        "limit \"rpm\" > match > except",
+        "found \"c*fé\"",
+    );
+}
+
+#[test]
+fn requests_that_could_never_be_admitted() {
+    expect_error(
+        &limit(&format!("{}cost = 10\n", GCRA.replace("burst = 50", "burst = 2"))),
+        9,
+        "limit \"rpm\" > cost",
+        "a request costing 10 could never fit the burst of 2",
+    );
+    expect_error(
+        &limit("id = \"w\"\nalgorithm = \"fixed-window\"\nrate = \"5/min\"\ncost_by_endpoint = { \"batch\" = 6 }\n"),
+        4,
+        "limit \"w\" > cost_by_endpoint > batch",
+        "a request costing 6 could never fit the limit of 5",
+    );
+    expect_error(
+        &limit("id = \"spend\"\nalgorithm = \"budget\"\nlimit = 10\nperiod = \"day\"\nreserve = 1000\n"),
+        9,
+        "limit \"spend\" > reserve",
+        "a reservation of 1000 could never fit the budget of 10",
+    );
+}
+
+#[test]
+fn structural_errors_name_the_right_key() {
+    // A missing top-level key is not blamed on the first table of the file.
+    let e = parse_err(&limit(GCRA).replace("provider = \"Example\"\n", ""));
+    assert_eq!(e.field, "", "{e}");
+    assert!(e.message.contains("missing field `provider`"), "{e}");
+    // A duplicate key is named.
+    let e = expect_toml_error(&limit(GCRA).replace("[[plan]]", "provider = \"Again\"\n[[plan]]"), 2, 1, "");
+    assert!(e.message.contains("duplicate key `provider`"), "{e}");
+    // A negative duration says so.
+    expect_error(
+        &limit("id = \"inflight\"\nalgorithm = \"concurrency\"\nmax = 5\nlease = \"-5s\"\n"),
+        8,
+        "limit \"inflight\" > lease",
+        "expected a duration of at least zero, found the negative \"-5s\"",
+    );
+}

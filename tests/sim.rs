@@ -255,3 +255,53 @@ fn retry_storms_are_visible_and_jitter_spreads_them() {
     assert!(j.retry_amplification < naive.retry_amplification);
     assert!(j.success_ratio > 0.95, "{}", j.success_ratio);
 }
+
+/// One key sending `count` requests at `per_second` per second, generated on
+/// the fly (no row is kept).
+struct Stream {
+    i: u64,
+    count: u64,
+    per_second: u64,
+}
+
+impl ratesim::trace::TraceSource for Stream {
+    fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, ratesim::trace::TraceError> {
+        if self.i == self.count {
+            return Ok(false);
+        }
+        if row.key.is_empty() {
+            row.key.push_str("k");
+        }
+        row.t = TraceTime::Offset(self.i * SECOND / self.per_second);
+        self.i += 1;
+        Ok(true)
+    }
+}
+
+#[test]
+fn memory_for_requests_does_not_grow_with_the_trace() {
+    // Rows settled at once (admitted with no service time, or denied and not
+    // retried) free their slot immediately; retried ones when they resolve.
+    let p = runinfra();
+    let stream = |count, client: &str| {
+        let config = SimConfig { seed: 3, client: ClientSpec::parse(client).unwrap(), ..SimConfig::default() };
+        Simulation::new(&p, p.plan("pro").unwrap(), config)
+            .run(&mut Stream { i: 0, count, per_second: 1_000 }, &mut NoBuckets, &mut NoDecisions)
+            .unwrap()
+    };
+    for count in [10_000, 1_000_000] {
+        let s = stream(count, "none");
+        assert_eq!(s.requests, count);
+        assert_eq!(s.peak_outstanding, 1, "{count} rows open loop");
+    }
+    // openai-python: at most ~1,000 rows/s × ~2 s of backoff wait at once.
+    let short = stream(20_000, "openai-python");
+    let long = stream(1_000_000, "openai-python");
+    assert!(short.peak_outstanding > 100, "retries keep requests outstanding: {}", short.peak_outstanding);
+    assert!(
+        long.peak_outstanding <= short.peak_outstanding + short.peak_outstanding / 10,
+        "peak outstanding grew with the trace: {} for 20k rows, {} for 1M",
+        short.peak_outstanding,
+        long.peak_outstanding
+    );
+}

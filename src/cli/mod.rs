@@ -54,6 +54,7 @@ enum Command {
 
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Policy(cmd) => policy_cmd::run(cmd),
@@ -62,4 +63,16 @@ pub fn main() -> ExitCode {
         Command::Trace(cmd) => trace_cmd::run(cmd),
     };
     ExitCode::from(code)
+}
+
+/// Output piped into `head` and closed early ends the process quietly, as
+/// for any Unix tool, instead of a "failed printing to stdout" panic: Rust
+/// ignores SIGPIPE by default, so restore the default action.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any thread is spawned; setting
+    // a signal's disposition to SIG_DFL installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -13,7 +13,7 @@ use crate::policy;
 use crate::report::chart::{write_chart, ChartLabels, ChartSeries, Tee};
 use crate::report::{self, RunInfo, TimeseriesCsv};
 use crate::sim::{DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation};
-use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, SECOND};
+use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, MILLISECOND, SECOND};
 use crate::trace;
 
 /// Arguments of `ratesim run`.
@@ -112,8 +112,13 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Err(e) => return fail(format!("--start: {e}")),
     };
     let bucket = match parse_duration(&args.bucket) {
-        Ok(b) if b > 0 => b,
-        Ok(_) => return fail("--bucket: expected a width above zero, such as 1s or 1min"),
+        Ok(b) if b >= MILLISECOND => b,
+        Ok(_) => {
+            return fail(format!(
+            "--bucket: expected a width of at least 1ms, such as 1s or 1min, found {} (one time-series row per bucket)",
+            args.bucket.trim()
+        ))
+        }
         Err(e) => return fail(format!("--bucket: {e}")),
     };
     let seed = match args.seed {

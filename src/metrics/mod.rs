@@ -241,6 +241,10 @@ pub struct Summary {
     pub time_to_success: Latency,
     /// Most requests in flight at once.
     pub peak_in_flight: u64,
+    /// Most requests outstanding at once: in service, waiting to retry,
+    /// polling, or queued by the client. The simulator's memory for
+    /// requests is proportional to this, not to the trace length.
+    pub peak_outstanding: u64,
     /// Most attempts in one time bucket (the height of a retry wave).
     pub peak_bucket_attempts: u64,
     /// Money settled, minor units.

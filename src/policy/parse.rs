@@ -69,10 +69,30 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyError> {
     let cx = Cx { text, file };
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        cx.err(offset, &structural_field(text, offset), human_serde_message(e.message()))
+        let span = e.span();
+        let offset = span.as_ref().map_or(0, |s| s.start);
+        let mut message = human_serde_message(e.message());
+        // An error about the whole document (a missing top-level key) is
+        // about the top level, not about the first table in the file.
+        // (toml reports those with an empty span at offset 0.)
+        let whole_document = span.is_none_or(|s| s.start == 0 && (s.end == 0 || s.end >= text.trim_end().len()));
+        let field = if whole_document { String::new() } else { structural_field(text, offset) };
+        if message == "duplicate key" {
+            let key = key_at(text, offset);
+            if !key.is_empty() {
+                message = format!("duplicate key `{key}`: it is already set earlier in this table");
+            }
+        }
+        cx.err(offset, &field, message)
     })?;
     cx.policy(raw)
+}
+
+/// The key written at `offset` (up to `=` or the end of the line), unquoted.
+fn key_at(text: &str, offset: usize) -> String {
+    let rest = text.get(offset..).unwrap_or("");
+    let end = rest.find(['=', '\n']).unwrap_or(rest.len());
+    rest[..end].trim().trim_matches('"').to_string()
 }
 
 /// The field an error found while reading the TOML structure points at:
@@ -574,6 +594,31 @@ impl Cx<'_> {
             ));
         }
 
+        // A request that costs more than the capacity could never be admitted:
+        // almost certainly a typo, so refuse it rather than model a dead endpoint.
+        if let Measure::Requests { cost, by_endpoint } = &measure {
+            let capacity = engine.capacity();
+            let what = match engine {
+                Engine::Gcra(_) => "burst",
+                _ => "limit",
+            };
+            if !matches!(engine, Engine::Concurrency(_)) && *cost > capacity {
+                let at = rl.cost.as_ref().map_or(start, |c| c.span().start);
+                return Err(self.err(
+                    at,
+                    &f("cost"),
+                    format!("a request costing {cost} could never fit the {what} of {capacity}: expected a cost of at most {capacity}"),
+                ));
+            }
+            if let Some((endpoint, c)) = by_endpoint.iter().find(|(_, c)| *c > capacity) {
+                return Err(self.err(
+                    start,
+                    &f(&format!("cost_by_endpoint > {endpoint}")),
+                    format!("a request costing {c} could never fit the {what} of {capacity}: expected a cost of at most {capacity}"),
+                ));
+            }
+        }
+
         let reserve = match &rl.reserve {
             None => Reserve::Fixed(0),
             Some(v) => {
@@ -581,6 +626,17 @@ impl Cx<'_> {
                     return Err(self.at(v, &f("reserve"), "`reserve` applies to budget limits only"));
                 }
                 match v.get_ref() {
+                    toml::Value::Integer(n) if *n >= 0 && *n as u64 > engine.capacity() => {
+                        return Err(self.at(
+                            v,
+                            &f("reserve"),
+                            format!(
+                                "a reservation of {n} could never fit the budget of {}: expected at most {}",
+                                engine.capacity(),
+                                engine.capacity()
+                            ),
+                        ))
+                    }
                     toml::Value::Integer(n) if *n >= 0 => Reserve::Fixed(*n as u64),
                     toml::Value::String(s) if s == "measured" => Reserve::Measured,
                     other => {
@@ -619,7 +675,7 @@ impl Cx<'_> {
                         .into_iter()
                         .map(|e| {
                             let p = e.get_ref().trim();
-                            if p.is_empty() || p[..p.len() - 1].contains('*') {
+                            if p.is_empty() || p.strip_suffix('*').unwrap_or(p).contains('*') {
                                 Err(self.at(
                                     &e,
                                     &f(&format!("match > {name}")),

@@ -212,6 +212,7 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
         );
     }
     row(&mut o, "peak in flight", group(s.peak_in_flight), String::new());
+    row(&mut o, "peak outstanding", group(s.peak_outstanding), "in service, waiting to retry or queued".to_string());
     row(
         &mut o,
         "peak attempts / bucket",

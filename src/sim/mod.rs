@@ -30,8 +30,9 @@
 //! ## Randomness
 //!
 //! Each client (an API key) draws from its own ChaCha8 stream:
-//! `ChaCha8Rng::seed_from_u64(seed)` with stream number = the key's index in
-//! order of first appearance. Same trace, seed and client: byte-identical
+//! `ChaCha8Rng::seed_from_u64(seed)` with stream number = 2^63 + the key's
+//! index in order of first appearance (the top bit keeps these streams apart
+//! from a synthetic trace's, which share the seed). Same trace, seed and client: byte-identical
 //! results, whatever else runs in parallel.
 
 mod store;
@@ -312,10 +313,16 @@ fn client_of(clients: &mut Vec<ClientState>, key: u32) -> &mut ClientState {
 }
 
 /// Client `key`'s random stream: ChaCha8 seeded with `seed`, stream `key`.
+/// The top bit of the ChaCha stream number marks the simulator's client
+/// streams. A synthetic trace uses the same seed with stream numbers below
+/// 2^63 (see [`crate::trace::synth`]), so a client's jitter never replays the
+/// draws that made its arrivals.
+const CLIENT_STREAM: u64 = 1 << 63;
+
 fn rng_of(clients: &mut Vec<ClientState>, seed: u64, key: u32) -> &mut ChaCha8Rng {
     client_of(clients, key).rng.get_or_insert_with(|| {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
-        r.set_stream(key as u64);
+        r.set_stream(CLIENT_STREAM | key as u64);
         r
     })
 }
@@ -621,7 +628,11 @@ impl<'p> Simulation<'p> {
         let c = client_of(&mut self.clients, key);
         c.roll(self.now);
         c.requests[1] += 1;
-        self.send(slot, decisions)
+        self.send(slot, decisions)?;
+        // Settled at once (admitted without service time, or given up): the
+        // slot is free for the next row.
+        self.maybe_free(slot);
+        Ok(())
     }
 
     fn event(&mut self, e: Event, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
@@ -891,6 +902,8 @@ impl<'p> Simulation<'p> {
         let origin = self.origin();
         self.close_bucket(buckets)?;
         let mut s = self.summary;
+        // Slots are reused, so their count is the peak of live requests.
+        s.peak_outstanding = self.slots.len() as u64;
         s.duration_ns = self.now.saturating_sub(origin);
         s.unresolved = s.requests - s.successes - s.give_ups;
         s.success_ratio = ratio(s.successes, s.requests);
