@@ -53,12 +53,13 @@
 //! assert!(response.body.unwrap().contains("RATE_LIMIT_EXCEEDED"));
 //! ```
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::engines::{Engine, EngineState};
+use hashbrown::HashTable;
+
+use crate::engines::{Completion, Engine, EngineState};
 use crate::policy::{render, Plan, PlanDecision, Policy, Rendered, Request, StateStore, Tickets, MAX_LIMITS_PER_PLAN};
 use crate::time::Nanos;
 
@@ -116,24 +117,33 @@ impl<C: Clock> Clock for Arc<C> {
     }
 }
 
+/// One state: its scope identity, that identity's hash (computed once per
+/// request and reused for the shard, the bucket and a cheap inequality test
+/// before the string comparison), and the engine state.
+struct Entry {
+    hash: u64,
+    key: Box<str>,
+    state: EngineState,
+}
+
 /// One shard: per limit, the states by scope identity.
 struct Shard {
-    maps: Vec<HashMap<Box<str>, EngineState, foldhash::fast::RandomState>>,
+    tables: Vec<HashTable<Entry>>,
     /// Entries at the end of the last sweep (sweep again at twice that).
     swept_len: usize,
 }
 
 impl Shard {
     fn len(&self) -> usize {
-        self.maps.iter().map(HashMap::len).sum()
+        self.tables.iter().map(HashTable::len).sum()
     }
 
     fn sweep(&mut self, plan: &Plan, now: Nanos) -> usize {
         let mut evicted = 0;
-        for (limit, map) in plan.limits.iter().zip(self.maps.iter_mut()) {
-            let before = map.len();
-            map.retain(|_, s| !limit.engine.is_idle(s, now));
-            evicted += before - map.len();
+        for (limit, table) in plan.limits.iter().zip(self.tables.iter_mut()) {
+            let before = table.len();
+            table.retain(|e| !limit.engine.is_idle(&e.state, now));
+            evicted += before - table.len();
         }
         self.swept_len = self.len();
         evicted
@@ -171,7 +181,7 @@ impl<C: Clock> KeyedLimiter<C> {
         })?;
         let n = policy.plans[index].limits.len();
         let shards = (0..SHARDS)
-            .map(|_| Mutex::new(Shard { maps: (0..n).map(|_| HashMap::default()).collect(), swept_len: 0 }))
+            .map(|_| Mutex::new(Shard { tables: (0..n).map(|_| HashTable::new()).collect(), swept_len: 0 }))
             .collect();
         Ok(KeyedLimiter { policy, plan: index, clock, shards, hasher: foldhash::fast::RandomState::default() })
     }
@@ -191,11 +201,18 @@ impl<C: Clock> KeyedLimiter<C> {
         &self.clock
     }
 
-    fn shard_of(&self, limit: usize, scope_key: &str) -> usize {
+    /// The hash of (limit, scope identity): it picks the shard (from bits
+    /// 32 and up, so the table inside a shard still sees well-spread low and
+    /// top bits) and the bucket within the shard's table.
+    fn hash_of(&self, limit: usize, scope_key: &str) -> u64 {
         let mut h = self.hasher.build_hasher();
         limit.hash(&mut h);
         scope_key.hash(&mut h);
-        (h.finish() as usize) % SHARDS
+        h.finish()
+    }
+
+    fn shard_of(hash: u64) -> usize {
+        ((hash >> 32) as usize) % SHARDS
     }
 
     /// Decides `req` now. `Ok` holds the admission guard; `Err` the denial.
@@ -220,30 +237,38 @@ impl<C: Clock> KeyedLimiter<C> {
     pub fn check_at(&self, req: &Request<'_>, now: Nanos) -> PlanDecision {
         let plan = self.plan();
         let mut wanted = [usize::MAX; MAX_LIMITS_PER_PLAN];
+        let mut hashes = [None; MAX_LIMITS_PER_PLAN];
         let mut n = 0;
         for (i, limit) in plan.limits.iter().enumerate() {
             if limit.selector.matches(req) {
-                wanted[n] = self.shard_of(i, limit.scope.key_of(req));
+                let h = self.hash_of(i, limit.scope.key_of(req));
+                hashes[i] = Some(h);
+                wanted[n] = Self::shard_of(h);
                 n += 1;
             }
         }
-        let mut store = LockedStore::lock(self, &mut wanted[..n]);
+        let mut store = LockedStore::lock(self, &mut wanted[..n], hashes);
         let decision = plan.check(&mut store, now, req);
         store.maybe_sweep(plan, now);
         decision
     }
 
-    /// Completes an admission made with [`KeyedLimiter::check_at`].
-    pub fn complete_at(&self, req: &Request<'_>, tickets: &Tickets, now: Nanos) {
+    /// Completes an admission made with [`KeyedLimiter::check_at`]: releases
+    /// its permits and settles its budgets with `req`'s amounts. The returned
+    /// [`Completion`] reports any budget overshoot (actual above reserved).
+    pub fn complete_at(&self, req: &Request<'_>, tickets: &Tickets, now: Nanos) -> Completion {
         let plan = self.plan();
         let mut wanted = [usize::MAX; MAX_LIMITS_PER_PLAN];
+        let mut hashes = [None; MAX_LIMITS_PER_PLAN];
         let mut n = 0;
         for (i, _) in tickets.iter() {
-            wanted[n] = self.shard_of(i, plan.limits[i].scope.key_of(req));
+            let h = self.hash_of(i, plan.limits[i].scope.key_of(req));
+            hashes[i] = Some(h);
+            wanted[n] = Self::shard_of(h);
             n += 1;
         }
-        let mut store = LockedStore::lock(self, &mut wanted[..n]);
-        plan.complete(&mut store, now, req, tickets);
+        let mut store = LockedStore::lock(self, &mut wanted[..n], hashes);
+        plan.complete(&mut store, now, req, tickets)
     }
 
     /// Drops every idle state (lossless; see the module docs). Returns how
@@ -268,10 +293,12 @@ impl<C: Clock> KeyedLimiter<C> {
 struct LockedStore<'a, C: Clock> {
     limiter: &'a KeyedLimiter<C>,
     guards: [Option<(usize, MutexGuard<'a, Shard>)>; MAX_LIMITS_PER_PLAN],
+    /// Per limit, the hash of this request's identity, if computed.
+    hashes: [Option<u64>; MAX_LIMITS_PER_PLAN],
 }
 
 impl<'a, C: Clock> LockedStore<'a, C> {
-    fn lock(limiter: &'a KeyedLimiter<C>, wanted: &mut [usize]) -> Self {
+    fn lock(limiter: &'a KeyedLimiter<C>, wanted: &mut [usize], hashes: [Option<u64>; MAX_LIMITS_PER_PLAN]) -> Self {
         wanted.sort_unstable();
         let mut guards: [Option<(usize, MutexGuard<'a, Shard>)>; MAX_LIMITS_PER_PLAN] = Default::default();
         let mut last = usize::MAX;
@@ -284,7 +311,7 @@ impl<'a, C: Clock> LockedStore<'a, C> {
                 last = s;
             }
         }
-        LockedStore { limiter, guards }
+        LockedStore { limiter, guards, hashes }
     }
 
     fn shard(&mut self, index: usize) -> &mut Shard {
@@ -309,13 +336,18 @@ impl<'a, C: Clock> LockedStore<'a, C> {
 impl<C: Clock> StateStore for LockedStore<'_, C> {
     fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R {
         let engine: &Engine = &self.limiter.plan().limits[limit].engine;
-        let shard_index = self.limiter.shard_of(limit, scope_key);
-        let map = &mut self.shard(shard_index).maps[limit];
-        if let Some(s) = map.get_mut(scope_key) {
-            return f(s);
+        let hash = match self.hashes[limit] {
+            Some(h) => h,
+            None => self.limiter.hash_of(limit, scope_key),
+        };
+        let table = &mut self.shard(KeyedLimiter::<C>::shard_of(hash)).tables[limit];
+        let eq = |e: &Entry| e.hash == hash && *e.key == *scope_key;
+        if let Some(e) = table.find_mut(hash, eq) {
+            return f(&mut e.state);
         }
-        let s = map.entry(scope_key.into()).or_insert_with(|| engine.new_state());
-        f(s)
+        let entry = Entry { hash, key: scope_key.into(), state: engine.new_state() };
+        let e = table.insert_unique(hash, entry, |e| e.hash).into_mut();
+        f(&mut e.state)
     }
 }
 
@@ -382,31 +414,36 @@ impl<C: Clock> Admission<'_, C> {
     }
 
     /// Completes the request with its actual token count and money amount
-    /// (minor units), as counted once it finished.
-    pub fn finish(mut self, tokens: u64, money: u64) {
-        self.complete(Some((tokens, money)));
+    /// (minor units), as counted once it finished. The [`Completion`] reports
+    /// by how much a budget's settlement exceeded what admission reserved
+    /// (the spend above the limit that a service then has to absorb).
+    pub fn finish(mut self, tokens: u64, money: u64) -> Completion {
+        self.complete(Some((tokens, money)))
     }
 
-    fn complete(&mut self, actual: Option<(u64, u64)>) {
+    fn complete(&mut self, actual: Option<(u64, u64)>) -> Completion {
         if self.done {
-            return;
+            return Completion::default();
         }
         self.done = true;
-        if let Some(owned) = &self.request {
-            let mut req = owned.as_request();
-            if let Some((tokens, money)) = actual {
-                req.tokens = tokens;
-                req.money = money;
+        match &self.request {
+            Some(owned) => {
+                let mut req = owned.as_request();
+                if let Some((tokens, money)) = actual {
+                    req.tokens = tokens;
+                    req.money = money;
+                }
+                let now = self.limiter.clock.now();
+                self.limiter.complete_at(&req, &self.decision.tickets, now)
             }
-            let now = self.limiter.clock.now();
-            self.limiter.complete_at(&req, &self.decision.tickets, now);
+            None => Completion::default(),
         }
     }
 }
 
 impl<C: Clock> Drop for Admission<'_, C> {
     fn drop(&mut self) {
-        self.complete(None);
+        let _ = self.complete(None);
     }
 }
 

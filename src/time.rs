@@ -133,8 +133,16 @@ pub fn parse_duration(text: &str) -> Result<Nanos, String> {
     let unit_ns = unit_nanos(unit.trim()).ok_or_else(|| {
         format!("expected a duration unit ns, us, ms, s, min, h or day, found {:?} in {text:?}", unit.trim())
     })?;
-    scale_decimal(number, unit_ns).map_err(|e| format!("{e} in duration {text:?}"))
+    let ns = scale_decimal(number, unit_ns).map_err(|e| format!("{e} in duration {text:?}"))?;
+    if ns > MAX_DURATION {
+        return Err(format!("expected a duration of at most 100 years (36525day), found {text:?}"));
+    }
+    Ok(ns)
 }
+
+/// The longest duration accepted anywhere (100 years): instants plus two
+/// such periods stay far inside `u64` nanoseconds, so no engine overflows.
+pub const MAX_DURATION: Nanos = 36_525 * DAY;
 
 /// Parses decimal seconds exactly to nanoseconds: `"12"`, `"0.25"`,
 /// `"1.000000001"`. More than nine decimals is an error, not a rounding.

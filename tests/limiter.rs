@@ -222,3 +222,34 @@ fn production_and_simulator_agree_decision_for_decision() {
     assert_eq!(prod, sim_out.0);
     assert!(prod.iter().any(|d| !d.0), "the sequence must provoke denials");
 }
+
+#[test]
+fn finishing_with_actual_amounts_reports_the_budget_overshoot() {
+    let p = policy(
+        r#"
+provider = "test"
+[[plan]]
+name = "pro"
+[[plan.limit]]
+id = "tokens"
+algorithm = "budget"
+unit = "tokens"
+limit = 1000
+period = "day"
+reserve = 100
+"#,
+    );
+    let clock = Arc::new(ManualClock::new(DEFAULT_START));
+    let lim = KeyedLimiter::with_clock(p, "pro", clock.clone()).unwrap();
+    let req = Request::new("k");
+    // Reserved 100, used 250: 150 over the reservation.
+    let c = lim.check(&req).expect("admitted").finish(250, 0);
+    assert_eq!(c.overshoot, 150);
+    // Used less than reserved: no overshoot.
+    let c = lim.check(&req).expect("admitted").finish(40, 0);
+    assert_eq!(c.overshoot, 0);
+    // 290 spent of 1,000: seven more reservations of 100 fit, the eighth not.
+    let held: Vec<_> = (0..7).map(|_| lim.check(&req).expect("fits")).collect();
+    assert!(lim.check(&req).is_err(), "the eighth reservation does not fit");
+    drop(held);
+}

@@ -679,7 +679,7 @@ fn aicredits_explain() {
         "rpm: 60 requests per rolling minute per API key",
         "rpm: 10000 requests per rolling minute per API key",
         "concurrency: 5 concurrent requests per user",
-        "budget of 500.00 INR",
+        "budget: lifetime budget of 500.00 INR per API key (never resets)",
         "402 BUDGET_EXCEEDED",
     ] {
         assert!(text.contains(figure), "missing {figure:?} in:\n{text}");
@@ -785,12 +785,11 @@ fn wriftai_registry_reset_in_seconds_api_reset_as_timestamp() {
 fn wriftai_explain() {
     let text = load("wriftai.toml").explain(None).expect("explains");
     for figure in [
-        "api-unauthenticated: 1 requests/s per API key, burst 3",
-        "unauthenticated requests",
+        "api-unauthenticated: 1 request/s per client (unauthenticated), burst 3",
         "api-authenticated: 3 requests/s per API key, burst 9",
         "not on predictions.create, registry.*; authenticated requests",
         "predictions-create: 15 requests/s per API key, burst 45",
-        "registry-pulls: 30 requests per hour per API key, fixed window",
+        "registry-pulls: 30 requests per hour per API key (per client when unauthenticated), fixed window",
         "on registry.pull",
     ] {
         assert!(text.contains(figure), "missing {figure:?} in:\n{text}");

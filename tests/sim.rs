@@ -270,7 +270,7 @@ impl ratesim::trace::TraceSource for Stream {
             return Ok(false);
         }
         if row.key.is_empty() {
-            row.key.push_str("k");
+            row.key.push('k');
         }
         row.t = TraceTime::Offset(self.i * SECOND / self.per_second);
         self.i += 1;

@@ -28,6 +28,46 @@
 //! trailing window and stops counting `P` after it settled; reservations count
 //! until settled.
 //!
+//! ## Period boundaries
+//!
+//! Instants are nanoseconds of Unix time (UTC, no leap seconds). Calendar
+//! periods are half-open, `[start, end)`: an instant exactly on a boundary
+//! belongs to the period that starts there.
+//!
+//! - **Day**: day `d` is `[d·86 400 s, (d+1)·86 400 s)`, from 00:00:00 UTC
+//!   to the next 00:00:00 UTC. At `00:00:00.000000000` UTC exactly the new
+//!   day has begun (its budget is whole); one nanosecond before, the old day
+//!   still counts.
+//! - **Month**: from `00:00:00` UTC on the 1st to `00:00:00` UTC on the 1st
+//!   of the next month, exclusive (28 to 31 days, leap years included). At
+//!   `YYYY-MM-01T00:00:00Z` exactly the new month has begun.
+//! - **Rolling `P`**: the trailing window `(now - P, now]`. An amount settled
+//!   at `s` counts for every `now` in `[s, s + P)`; at `s + P` exactly it no
+//!   longer counts. The entry's instant is its settlement's, not the
+//!   request's admission. A settlement given an instant at or before the
+//!   newest entry is merged into that entry (so it counts a little longer,
+//!   never shorter).
+//! - **Lifetime**: no boundary; nothing is ever forgotten.
+//!
+//! A calendar budget only rolls forward: an instant before the current
+//! period's start (time stepped back) is counted in the current period.
+//!
+//! ## Same instant
+//!
+//! The engine applies calls in the order they are made, each seeing the
+//! state the previous one left: requests at the same instant are decided
+//! (and reserve) one after another in the order given. Where a settlement
+//! and an admission share an instant, the caller's order decides; the
+//! simulator processes completions before timers and arrivals at each
+//! instant (event class 0, see [`crate::sim`]), so **settlements at an
+//! instant come before admissions at that instant**: a request admitted at
+//! `now` sees the amounts settled (and the reservations released) at `now`,
+//! including those of a request admitted earlier at `now` with no service
+//! time. The production [`crate::limiter::KeyedLimiter`] applies them in the
+//! order its callers take the state's lock.
+//!
+//! ## Retry
+//!
 //! A denial's [`Retry`]: lifetime, [`Retry::Never`] (or [`Retry::Unknown`]
 //! while reservations are outstanding); calendar, the start of the next period
 //! ([`Retry::Never`] if the estimate alone exceeds the limit); rolling, the

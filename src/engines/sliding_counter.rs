@@ -14,12 +14,38 @@
 //! admission `current += c`. When `now` enters a later window, `prev` becomes
 //! the old `current` if the windows are adjacent, else 0.
 //!
+//! ## Window boundaries
+//!
+//! Windows are aligned to the Unix epoch: window `k` is `[k·P, (k+1)·P)` and
+//! an instant `now` lies in window `floor(now / P)`, so a per-minute limit's
+//! windows start on the clock minute and a per-hour limit's on the clock hour
+//! (UTC). An instant **exactly at `k·P` belongs to window `k`**, the later
+//! one: there `elapsed = 0`, `current` has just started from zero and the
+//! window that ended (now `prev`) still weighs in full, so the estimate at
+//! `k·P` is that window's whole count (plus anything already admitted at
+//! `k·P`). Its weight `(P - elapsed) / P` then falls linearly: at
+//! `(k+1)·P - 1` it is `1/P`, and at `(k+1)·P` it is gone (window `k`'s count
+//! becomes the new `prev`). If the last window the state saw is older than
+//! `k - 1` (a whole window passed untouched), `prev` is 0. An instant before
+//! the stored window (time stepped back) counts as that window's first
+//! instant, `elapsed = 0`, where the estimate is highest.
+//!
+//! ## Same instant
+//!
+//! Requests at the same instant are decided one after another in the order
+//! they are given; each sees the state the previous one left (an admitted
+//! request's cost is already in `current` for the next). They all see the
+//! same weight of `prev`.
+//!
+//! ## Retry and reset
+//!
 //! A denied request with `c <= limit` is admitted at the first instant at
 //! which the decaying estimate leaves room: within this window if possible,
 //! else in the next (where the old `current` decays), else at the start of the
 //! window after (where nothing is left). `remaining` is
-//! `floor(limit - estimate)`; `reset` is when both counts have decayed to
-//! zero (the end of the next window, or of this one if `current` is zero).
+//! `floor(limit - estimate)`; `reset` is when both counts (counting the
+//! request just admitted) have decayed to zero: the end of the next window, or of this one if `current` is zero
+//! (`now` if both are).
 //!
 //! State: window index and two counts, 24 bytes.
 

@@ -1,5 +1,5 @@
 //! Human summaries of plans, as `ratesim policy explain` prints them:
-//! `pro: 500 requests/min per API key, burst 50 (steady 8.33/s); 429 RATE_LIMIT_EXCEEDED`.
+//! `pro: 500 requests/min per API key, burst 50 (steady 8.33/s), leaky bucket; 429 RATE_LIMIT_EXCEEDED`.
 
 use std::fmt::Write;
 
@@ -14,6 +14,10 @@ pub(super) fn explain(policy: &Policy, only: Option<&str>) -> Result<String, Str
         })?],
         None => policy.plans.iter().collect(),
     };
+    // A policy that tells authentication states apart has unauthenticated
+    // clients, whose "key" is their client identity (e.g. an IP address).
+    let unauthenticated_clients =
+        policy.plans.iter().flat_map(|p| &p.limits).any(|l| l.selector.auth != AuthMatch::Any);
     let mut out = String::new();
     let _ = write!(out, "{}", policy.provider);
     if let Some(src) = &policy.source {
@@ -22,36 +26,52 @@ pub(super) fn explain(policy: &Policy, only: Option<&str>) -> Result<String, Str
     out.push('\n');
     for plan in plans {
         if let [limit] = plan.limits.as_slice() {
-            let _ = writeln!(out, "{}: {}", plan.name, describe(limit));
+            let _ = writeln!(out, "{}: {}", plan.name, describe(limit, unauthenticated_clients));
         } else {
             let _ = writeln!(out, "{}:", plan.name);
             for limit in &plan.limits {
-                let _ = writeln!(out, "  {}: {}", limit.id, describe(limit));
+                let _ = writeln!(out, "  {}: {}", limit.id, describe(limit, unauthenticated_clients));
             }
         }
     }
     Ok(out)
 }
 
-fn scope_words(scope: Scope) -> &'static str {
-    match scope {
-        Scope::Key => "per API key",
-        Scope::User => "per user",
-        Scope::Workspace => "per workspace",
-        Scope::Global => "for all clients together",
+/// Whose state the limit keeps, in words. Returns the words and whether they
+/// already say which authentication state the limit applies to.
+///
+/// A key-scoped limit keeps one state per API key; an unauthenticated request
+/// has no key, and the client's identity stands in for it. So a limit on
+/// unauthenticated requests only is "per client", and, where the policy has
+/// unauthenticated clients, a limit on both is "per API key (per client when
+/// unauthenticated)".
+fn scope_words(scope: Scope, auth: AuthMatch, unauthenticated_clients: bool) -> (&'static str, bool) {
+    match (scope, auth) {
+        (Scope::Key, AuthMatch::Unauthenticated) => ("per client (unauthenticated)", true),
+        (Scope::Key, AuthMatch::Any) if unauthenticated_clients => {
+            ("per API key (per client when unauthenticated)", false)
+        }
+        (Scope::Key, _) => ("per API key", false),
+        (Scope::User, _) => ("per user", false),
+        (Scope::Workspace, _) => ("per workspace", false),
+        (Scope::Global, _) => ("for all clients together", false),
     }
 }
 
-/// `count unit/period`, e.g. `500 requests/min`.
-fn rate_words(rate: Rate, unit: &str) -> String {
+/// `amount unit/period`, e.g. `500 requests/min`, `1 request/s`, `5.00 INR/min`.
+fn rate_words(rate: Rate, measure: &Measure) -> String {
     let text = rate.to_string();
     let per = text.split_once('/').map_or("", |(_, p)| p);
-    format!("{} {unit}/{per}", rate.count())
+    format!("{}/{per}", amount_words(rate.count(), measure))
 }
 
-/// A steady rate in the unit that makes it readable: `8.33/s`, `0.5/min`.
-fn steady(rate: Rate) -> String {
-    let per_s = rate.per_second();
+/// A steady rate in the unit that makes it readable: `8.33/s`, `0.5/min`
+/// (money in major units, as the rate shows it).
+fn steady(rate: Rate, measure: &Measure) -> String {
+    let mut per_s = rate.per_second();
+    if let Measure::Money { .. } = measure {
+        per_s /= 100.0;
+    }
     let (v, u) = if per_s >= 0.1 {
         (per_s, "s")
     } else if per_s * 60.0 >= 0.1 {
@@ -74,6 +94,17 @@ fn window_words(period: u64) -> String {
     }
 }
 
+/// When an epoch-aligned window of `period` resets, in words.
+fn reset_words(period: u64) -> String {
+    match period {
+        SECOND | MINUTE | HOUR => format!("resets on the clock {}", window_words(period)),
+        DAY => "resets at 00:00 UTC".into(),
+        p => format!("resets every {}, counted from the Unix epoch", format_duration(p)),
+    }
+}
+
+/// An amount in its unit, singular for one: `1 request`, `500 requests`,
+/// `1 token`, `500.00 INR` (money in minor units, shown in major units).
 fn amount_words(amount: u64, measure: &Measure) -> String {
     match measure {
         Measure::Money { currency } => format!("{}.{:02} {currency}", amount / 100, amount % 100),
@@ -83,55 +114,69 @@ fn amount_words(amount: u64, measure: &Measure) -> String {
     }
 }
 
-/// One line describing a limit.
-pub(super) fn describe(limit: &Limit) -> String {
-    let unit = limit.measure.unit();
-    let scope = scope_words(limit.scope);
+/// One line describing a limit. `unauthenticated_clients`: whether the
+/// policy has unauthenticated clients (see [`scope_words`]).
+pub(super) fn describe(limit: &Limit, unauthenticated_clients: bool) -> String {
+    let m = &limit.measure;
+    let (scope, says_auth) = scope_words(limit.scope, limit.selector.auth, unauthenticated_clients);
     let mut s = match &limit.engine {
-        Engine::Gcra(g) => format!(
-            "{} {scope}, burst {} (steady {}), leaky bucket",
-            rate_words(g.rate(), unit),
-            g.burst(),
-            steady(g.rate())
-        ),
-        Engine::FixedWindow(w) => {
-            format!(
-                "{} {unit} per {} {scope}, fixed window (resets on the clock {})",
-                w.limit(),
-                window_words(w.period()),
-                window_words(w.period())
-            )
+        Engine::Gcra(g) => {
+            let mut t = format!("{} {scope}, burst ", rate_words(g.rate(), m));
+            match m {
+                // Request bursts count requests (cost units): `burst 50`.
+                Measure::Requests { .. } => {
+                    let _ = write!(t, "{}", g.burst());
+                }
+                _ => t.push_str(&amount_words(g.burst(), m)),
+            }
+            // A rate per second is already its steady rate.
+            if g.rate().period() != SECOND {
+                let _ = write!(t, " (steady {})", steady(g.rate(), m));
+            }
+            t.push_str(", leaky bucket");
+            t
         }
-        Engine::SlidingLog(w) => format!("{} {unit} per rolling {} {scope}", w.limit(), window_words(w.period())),
+        Engine::FixedWindow(w) => format!(
+            "{} per {} {scope}, fixed window ({})",
+            amount_words(w.limit(), m),
+            window_words(w.period()),
+            reset_words(w.period())
+        ),
+        Engine::SlidingLog(w) => {
+            format!("{} per rolling {} {scope}", amount_words(w.limit(), m), window_words(w.period()))
+        }
         Engine::SlidingCounter(w) => {
-            format!("{} {unit} per {} {scope}, sliding-window estimate", w.limit(), window_words(w.period()))
+            format!("{} per {} {scope}, sliding-window estimate", amount_words(w.limit(), m), window_words(w.period()))
         }
         Engine::Concurrency(c) => {
-            let mut t = format!("{} concurrent requests {scope}", c.max());
+            let mut t = match c.max() {
+                1 => format!("1 concurrent request {scope}"),
+                n => format!("{n} concurrent requests {scope}"),
+            };
             if let Some(l) = c.lease() {
                 let _ = write!(t, " (leases expire after {})", format_duration(l));
             }
             t
         }
         Engine::Budget(b) => {
-            let period = match b.period() {
-                BudgetPeriod::Day => "UTC calendar day".to_string(),
-                BudgetPeriod::Month => "UTC calendar month".to_string(),
-                BudgetPeriod::Rolling(p) => format!("rolling {}", format_duration(p)),
-                BudgetPeriod::Lifetime => "key lifetime (never resets)".to_string(),
+            let amount = amount_words(b.limit(), m);
+            let mut t = match b.period() {
+                BudgetPeriod::Day => format!("budget of {amount} per UTC calendar day {scope}"),
+                BudgetPeriod::Month => format!("budget of {amount} per UTC calendar month {scope}"),
+                BudgetPeriod::Rolling(p) => format!("budget of {amount} per rolling {} {scope}", format_duration(p)),
+                BudgetPeriod::Lifetime => format!("lifetime budget of {amount} {scope} (never resets)"),
             };
-            let mut t = format!("budget of {} per {period} {scope}", amount_words(b.limit(), &limit.measure));
             match limit.reserve {
                 Reserve::Fixed(0) => {}
                 Reserve::Fixed(n) => {
-                    let _ = write!(t, ", reserving {} per request", amount_words(n, &limit.measure));
+                    let _ = write!(t, ", reserving {} per request", amount_words(n, m));
                 }
                 Reserve::Measured => t.push_str(", reserving each request's amount"),
             }
             t
         }
     };
-    if let Measure::Requests { cost, by_endpoint } = &limit.measure {
+    if let Measure::Requests { cost, by_endpoint } = m {
         if *cost != 1 {
             let _ = write!(s, ", {cost} per request");
         }
@@ -148,9 +193,91 @@ pub(super) fn describe(limit: &Limit) -> String {
     }
     match sel.auth {
         AuthMatch::Any => {}
-        AuthMatch::Authenticated => s.push_str("; authenticated requests"),
-        AuthMatch::Unauthenticated => s.push_str("; unauthenticated requests"),
+        _ if says_auth => {}
+        AuthMatch::Authenticated => s.push_str("; authenticated requests only"),
+        AuthMatch::Unauthenticated => s.push_str("; unauthenticated requests only"),
     }
     let _ = write!(s, "; {} {}", limit.status, limit.code);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    fn explain(limits: &str) -> String {
+        let text = format!("provider = \"P\"\n[[plan]]\nname = \"p\"\n{limits}");
+        let policy = super::super::parse(&text, "p.toml").expect("parses");
+        policy.explain(None).expect("explains")
+    }
+
+    fn limit(id: &str, fields: &str) -> String {
+        format!("[[plan.limit]]\nid = \"{id}\"\n{fields}\n")
+    }
+
+    #[test]
+    fn one_is_singular() {
+        let text = explain(
+            &[
+                limit("a", "algorithm = \"gcra\"\nrate = \"1/s\"\nburst = 1"),
+                limit("b", "algorithm = \"fixed-window\"\nrate = \"1/min\""),
+                limit("c", "algorithm = \"concurrency\"\nmax = 1"),
+            ]
+            .concat(),
+        );
+        assert!(text.contains("a: 1 request/s per API key, burst 1, leaky bucket; 429"), "{text}");
+        assert!(
+            text.contains("b: 1 request per minute per API key, fixed window (resets on the clock minute)"),
+            "{text}"
+        );
+        assert!(text.contains("c: 1 concurrent request per API key; 429"), "{text}");
+    }
+
+    #[test]
+    fn unauthenticated_limits_are_per_client() {
+        let text = explain(
+            &[
+                limit("anon", "algorithm = \"gcra\"\nrate = \"1/s\"\nburst = 3\nmatch.auth = \"unauthenticated\""),
+                limit("auth", "algorithm = \"gcra\"\nrate = \"3/s\"\nburst = 9\nmatch.auth = \"authenticated\""),
+                limit("all", "algorithm = \"fixed-window\"\nrate = \"30/h\""),
+            ]
+            .concat(),
+        );
+        assert!(text.contains("anon: 1 request/s per client (unauthenticated), burst 3, leaky bucket; 429"), "{text}");
+        assert!(
+            text.contains("auth: 3 requests/s per API key, burst 9, leaky bucket; authenticated requests only; 429"),
+            "{text}"
+        );
+        assert!(
+            text.contains("all: 30 requests per hour per API key (per client when unauthenticated), fixed window"),
+            "{text}"
+        );
+        // Without authentication states in the policy, a key is just a key.
+        let text = explain(&limit("all", "algorithm = \"fixed-window\"\nrate = \"30/h\""));
+        assert!(text.contains("p: 30 requests per hour per API key, fixed window"), "{text}");
+    }
+
+    #[test]
+    fn budgets_and_odd_windows_read_naturally() {
+        let text = explain(
+            &[
+                limit("life", "algorithm = \"budget\"\nunit = \"INR\"\nlimit = 50000\nperiod = \"lifetime\""),
+                limit("day", "algorithm = \"fixed-window\"\nrate = \"1000/day\""),
+                limit("odd", "algorithm = \"fixed-window\"\nrate = \"10/30s\""),
+                limit("spend", "algorithm = \"gcra\"\nunit = \"USD\"\nrate = \"600/min\"\nburst = 250"),
+            ]
+            .concat(),
+        );
+        assert!(text.contains("life: lifetime budget of 500.00 INR per API key (never resets); 429"), "{text}");
+        assert!(text.contains("day: 1000 requests per day per API key, fixed window (resets at 00:00 UTC)"), "{text}");
+        assert!(
+            text.contains(
+                "odd: 10 requests per 30s per API key, fixed window (resets every 30s, counted from the Unix epoch)"
+            ),
+            "{text}"
+        );
+        // Money in major units: 6.00 USD/min drains 0.10 USD/s.
+        assert!(
+            text.contains("spend: 6.00 USD/min per API key, burst 2.50 USD (steady 0.1/s), leaky bucket"),
+            "{text}"
+        );
+    }
 }

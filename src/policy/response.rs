@@ -156,8 +156,10 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
                         "limit" => Value::from(d.limit),
                         "remaining" => Value::from(d.remaining),
                         "used" => Value::from(d.limit.saturating_sub(d.remaining)),
+                        // A limit that never resets (a lifetime budget) has no reset.
+                        "reset" | "reset_at" | "reset_after" if d.reset == Nanos::MAX => Value::Null,
                         "reset" => Value::from(ceil_seconds(d.reset)),
-                        "reset_at" => Value::from(format_rfc3339(ceil_seconds(d.reset) * SECOND)),
+                        "reset_at" => Value::from(format_rfc3339(ceil_seconds(d.reset).saturating_mul(SECOND))),
                         "reset_after" => Value::from(ceil_seconds(d.reset.saturating_sub(now))),
                         "retry_after" => retry_after.map_or(Value::Null, Value::from),
                         "provider" => Value::from(policy.provider.as_str()),
