@@ -83,8 +83,12 @@ impl Rate {
         let unit = unit.trim();
         let period = match unit_nanos(unit) {
             Some(n) => n,
-            None => parse_duration(unit).map_err(|_| {
-                format!("{expected}, found {text:?} (unknown unit {unit:?}; use s, min, h, day or a duration)")
+            None => parse_duration(unit).map_err(|e| {
+                if e.contains("at most 100 years") {
+                    format!("{expected}, found {text:?} (the period must be at most 100 years)")
+                } else {
+                    format!("{expected}, found {text:?} (unknown unit {unit:?}; use s, min, h, day or a duration)")
+                }
             })?,
         };
         Rate::new(count, period).ok_or_else(|| format!("{expected}, found {text:?} (the period must be positive)"))

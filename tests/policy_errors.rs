@@ -619,3 +619,20 @@ fn structural_errors_name_the_right_key() {
         "expected a duration of at least zero, found the negative \"-5s\"",
     );
 }
+
+#[test]
+fn periods_beyond_a_century_are_refused() {
+    // Longer periods would overflow nanosecond arithmetic in the engines.
+    expect_error(
+        &limit(&GCRA.replace("\"500/min\"", "\"1/40000day\"")),
+        7,
+        "limit \"rpm\" > rate",
+        "the period must be at most 100 years",
+    );
+    expect_error(
+        &limit("id = \"w\"\nalgorithm = \"sliding-counter\"\nlimit = 5\nperiod = \"150000day\"\n"),
+        8,
+        "limit \"w\" > period",
+        "at most 100 years",
+    );
+}

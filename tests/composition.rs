@@ -1,0 +1,816 @@
+//! Property tests for the atomic composition of limits in a plan
+//! ([`Plan::check`], [`Plan::complete`]).
+//!
+//! Random plans of 2 to 4 limits (GCRA, fixed window, sliding log, sliding
+//! counter, concurrency with and without a lease, request budgets per day or
+//! rolling, with a fixed reservation) are written as policy TOML, parsed, and
+//! driven through random arrivals on a few keys and users (limits scoped per
+//! key, per user or globally), with costs 1 to 3 per endpoint, partial
+//! selectors, and completions of admitted requests at later instants (in
+//! time order with the checks). Before each check, every
+//! applicable limit's own answer is computed here, on a copy of the store,
+//! from the limit's engine alone; the plan's answer is then compared with it:
+//!
+//! 1. a denied request changes no state anywhere: states of limits that do
+//!    not apply, and of other identities, are untouched; the states the
+//!    request looked at may only have forgotten what expired by `now` (they
+//!    are compared after letting both copies forget it);
+//! 2. admission is the conjunction: the plan admits iff every applicable
+//!    limit's engine admits, and an admission commits exactly once on each
+//!    applicable limit (the store equals the copy on which each engine was
+//!    committed by hand; the tickets are those commits' tickets);
+//! 3. a denial names a limit that itself denies, the binding one (latest
+//!    retry; `Never` before `Unknown` before instants; first declared among
+//!    equals), answers with its status and decision, and the plan's retry is
+//!    the combination of every limit's retry. A `Retry::At(t)` holds for all
+//!    limits together: on a copy of the store with nothing else happening,
+//!    the same request is admitted at `t` and denied at `t - 1`.
+//!
+//! Three further tests run the same properties against deliberately broken
+//! plan checks (a leaking one, one that forgets a limit, one whose retry is
+//! a nanosecond early) and require the properties to catch each.
+//!
+//! Set `RATESIM_SOAK` (to anything, or to a number of cases) for a long run:
+//! `RATESIM_SOAK=1 cargo test --release --test composition`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::{TestCaseError, TestRunner};
+
+use ratesim::engines::{Decision, EngineState, Retry, Ticket};
+use ratesim::policy::{self, Plan, PlanDecision, Request, StateStore};
+use ratesim::time::{Nanos, DAY, SECOND};
+
+type TestResult = Result<(), TestCaseError>;
+
+/// Soak runs use this many cases unless `RATESIM_SOAK` is a larger number.
+const SOAK_CASES: u32 = 20_000;
+
+/// `cases` normally; many more when `RATESIM_SOAK` is set. Failures are not
+/// persisted to files: a failing case is printed, shrunk, and belongs in a
+/// named regression test below.
+fn config(cases: u32) -> ProptestConfig {
+    let cases = match std::env::var("RATESIM_SOAK") {
+        Ok(v) => v.trim().parse::<u32>().ok().filter(|&n| n > 1).unwrap_or(SOAK_CASES).max(cases),
+        Err(_) => cases,
+    };
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+/// 2026-01-01T00:00:00Z.
+const START: Nanos = 1_767_225_600_000_000_000;
+
+// ---------------------------------------------------------------------------
+// A state store
+// ---------------------------------------------------------------------------
+
+/// The simplest [`StateStore`]: a map from `(limit index, scope identity)` to
+/// the state, created fresh on first use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct MapStore {
+    fresh: Vec<EngineState>,
+    states: BTreeMap<(usize, String), EngineState>,
+}
+
+impl MapStore {
+    fn new(plan: &Plan) -> MapStore {
+        MapStore { fresh: plan.limits.iter().map(|l| l.engine.new_state()).collect(), states: BTreeMap::new() }
+    }
+
+    /// The state of `limit` for `who` as the engine would see it: the stored
+    /// one or a fresh one.
+    fn state(&self, limit: usize, who: &str) -> EngineState {
+        self.states.get(&(limit, who.to_string())).cloned().unwrap_or_else(|| self.fresh[limit].clone())
+    }
+}
+
+impl StateStore for MapStore {
+    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R {
+        let fresh = &self.fresh[limit];
+        f(self.states.entry((limit, scope_key.to_string())).or_insert_with(|| fresh.clone()))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Plans
+// ---------------------------------------------------------------------------
+
+/// The endpoints requests go to; each limit has its own cost per endpoint.
+const ENDPOINTS: [&str; 3] = ["e1", "e2", "e3"];
+
+/// Keys and the user owning each (`None`: the key is limited on its own by
+/// user-scoped limits too).
+const KEYS: [(&str, Option<&str>); 4] = [("k0", Some("u0")), ("k1", Some("u0")), ("k2", Some("u1")), ("k3", None)];
+
+#[derive(Clone, Copy, Debug)]
+enum BudgetPeriodSpec {
+    Day,
+    /// Rolling, in seconds.
+    Rolling(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Algo {
+    /// `rate = "count/{period}s"`, `burst`.
+    Gcra { count: u64, period: u64, burst: u64 },
+    /// `rate = "limit/{period}s"`.
+    FixedWindow { limit: u64, period: u64 },
+    /// `limit`, `period = "{period}s"`.
+    SlidingLog { limit: u64, period: u64 },
+    /// `rate = "limit/{period}s"`.
+    SlidingCounter { limit: u64, period: u64 },
+    /// `max`, optional `lease = "{lease}s"`.
+    Concurrency { max: u64, lease: Option<u64> },
+    /// Requests budget with a fixed reservation.
+    Budget { limit: u64, reserve: u64, period: BudgetPeriodSpec },
+}
+
+impl Algo {
+    fn capacity(self) -> u64 {
+        match self {
+            Algo::Gcra { burst, .. } => burst,
+            Algo::FixedWindow { limit, .. }
+            | Algo::SlidingLog { limit, .. }
+            | Algo::SlidingCounter { limit, .. }
+            | Algo::Budget { limit, .. } => limit,
+            Algo::Concurrency { max, .. } => max,
+        }
+    }
+}
+
+/// Whose state a limit keeps (the key's, its user's, or one for all).
+#[derive(Clone, Copy, Debug)]
+enum ScopeSpec {
+    Key,
+    User,
+    Global,
+}
+
+/// Which requests a limit sees.
+#[derive(Clone, Copy, Debug)]
+enum Sel {
+    All,
+    /// Every endpoint but `e3`.
+    ExceptE3,
+    /// Only `e1` and `e2`.
+    OnlyE1E2,
+}
+
+impl Sel {
+    fn matches(self, endpoint: usize) -> bool {
+        match self {
+            Sel::All => true,
+            Sel::ExceptE3 | Sel::OnlyE1E2 => endpoint != 2,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LimitSpec {
+    algo: Algo,
+    scope: ScopeSpec,
+    /// Cost per endpoint (request measure); clamped to the capacity.
+    costs: [u64; 3],
+    sel: Sel,
+    status: u16,
+}
+
+impl LimitSpec {
+    fn costs(&self) -> [u64; 3] {
+        self.costs.map(|c| c.min(self.algo.capacity()))
+    }
+
+    /// What the request counts on this limit (its measured amount).
+    fn amount(&self, endpoint: usize) -> u64 {
+        match self.algo {
+            Algo::Concurrency { .. } => 1,
+            _ => self.costs()[endpoint],
+        }
+    }
+
+    /// What admission consumes, from the documented semantics: the amount
+    /// for rate and window limits, one permit, the fixed reservation.
+    fn admission_cost(&self, endpoint: usize) -> u64 {
+        match self.algo {
+            Algo::Concurrency { .. } => 1,
+            Algo::Budget { reserve, .. } => reserve,
+            _ => self.amount(endpoint),
+        }
+    }
+
+    /// The identity whose state this limit uses for a request from `key`.
+    fn who(&self, key: usize) -> &'static str {
+        let (k, user) = KEYS[key];
+        match self.scope {
+            ScopeSpec::Key => k,
+            ScopeSpec::User => user.unwrap_or(k),
+            ScopeSpec::Global => "",
+        }
+    }
+
+    fn toml(&self, id: usize) -> String {
+        let mut t = format!("\n[[plan.limit]]\nid = \"l{id}\"\nstatus = {}\n", self.status);
+        let costs = |t: &mut String| {
+            let c = self.costs();
+            t.push_str(&format!("cost_by_endpoint = {{ e1 = {}, e2 = {}, e3 = {} }}\n", c[0], c[1], c[2]));
+        };
+        match self.algo {
+            Algo::Gcra { count, period, burst } => {
+                t.push_str(&format!("algorithm = \"gcra\"\nrate = \"{count}/{period}s\"\nburst = {burst}\n"));
+                costs(&mut t);
+            }
+            Algo::FixedWindow { limit, period } => {
+                t.push_str(&format!("algorithm = \"fixed-window\"\nrate = \"{limit}/{period}s\"\n"));
+                costs(&mut t);
+            }
+            Algo::SlidingLog { limit, period } => {
+                t.push_str(&format!("algorithm = \"sliding-log\"\nlimit = {limit}\nperiod = \"{period}s\"\n"));
+                costs(&mut t);
+            }
+            Algo::SlidingCounter { limit, period } => {
+                t.push_str(&format!("algorithm = \"sliding-counter\"\nrate = \"{limit}/{period}s\"\n"));
+                costs(&mut t);
+            }
+            Algo::Concurrency { max, lease } => {
+                t.push_str(&format!("algorithm = \"concurrency\"\nmax = {max}\n"));
+                if let Some(l) = lease {
+                    t.push_str(&format!("lease = \"{l}s\"\n"));
+                }
+            }
+            Algo::Budget { limit, reserve, period } => {
+                let period = match period {
+                    BudgetPeriodSpec::Day => "day".to_string(),
+                    BudgetPeriodSpec::Rolling(s) => format!("{s}s"),
+                };
+                t.push_str(&format!(
+                    "algorithm = \"budget\"\nunit = \"requests\"\nlimit = {limit}\nreserve = {}\nperiod = \"{period}\"\n",
+                    reserve.min(limit)
+                ));
+                costs(&mut t);
+            }
+        }
+        match self.scope {
+            ScopeSpec::Key => {}
+            ScopeSpec::User => t.push_str("scope = \"user\"\n"),
+            ScopeSpec::Global => t.push_str("scope = \"global\"\n"),
+        }
+        match self.sel {
+            Sel::All => {}
+            Sel::ExceptE3 => t.push_str("match = { except = [\"e3\"] }\n"),
+            Sel::OnlyE1E2 => t.push_str("match = { endpoints = [\"e1\", \"e2\"] }\n"),
+        }
+        t
+    }
+}
+
+fn algo() -> impl Strategy<Value = Algo> {
+    let period = prop_oneof![Just(10u64), Just(5), 1..=20u64];
+    prop_oneof![
+        (1..=7u64, period.clone(), 1..=5u64).prop_map(|(count, period, burst)| Algo::Gcra { count, period, burst }),
+        (1..=6u64, period.clone()).prop_map(|(limit, period)| Algo::FixedWindow { limit, period }),
+        (1..=6u64, period.clone()).prop_map(|(limit, period)| Algo::SlidingLog { limit, period }),
+        (1..=6u64, period).prop_map(|(limit, period)| Algo::SlidingCounter { limit, period }),
+        (1..=3u64, prop::option::of(prop_oneof![Just(3u64), Just(7), 1..=15u64]))
+            .prop_map(|(max, lease)| Algo::Concurrency { max, lease }),
+        (2..=8u64, 0..=2u64, prop_oneof![Just(BudgetPeriodSpec::Day), (5..=30u64).prop_map(BudgetPeriodSpec::Rolling)])
+            .prop_map(|(limit, reserve, period)| Algo::Budget { limit, reserve, period }),
+    ]
+}
+
+fn limit_spec() -> impl Strategy<Value = LimitSpec> {
+    let costs = prop_oneof![2 => Just([1u64, 1, 1]), 3 => [1..=3u64, 1..=3u64, 1..=3u64]];
+    let sel = prop_oneof![4 => Just(Sel::All), 1 => Just(Sel::ExceptE3), 1 => Just(Sel::OnlyE1E2)];
+    let status = prop_oneof![3 => Just(429u16), 1 => Just(402u16), 1 => Just(403u16), 1 => Just(503u16)];
+    let scope = prop_oneof![3 => Just(ScopeSpec::Key), 2 => Just(ScopeSpec::User), 1 => Just(ScopeSpec::Global)];
+    (algo(), scope, costs, sel, status).prop_map(|(algo, scope, costs, sel, status)| LimitSpec {
+        algo,
+        scope,
+        costs,
+        sel,
+        status,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Arrivals
+// ---------------------------------------------------------------------------
+
+/// How far the clock moves before the next arrival.
+#[derive(Clone, Copy, Debug)]
+enum Gap {
+    /// Same instant as the previous arrival.
+    Same,
+    /// 1 to 3 ns.
+    Tiny(u8),
+    /// Uniform in `0..=2 s`.
+    Short(u64),
+    /// Uniform in `0..=15 s`.
+    Medium(u64),
+    /// Uniform in `0..=90 s`.
+    Long(u64),
+    /// One ns before, at, or one ns after the next multiple of 5 s (window
+    /// boundaries: every period generated divides or straddles them).
+    Boundary(u8),
+    /// To the plan's last announced retry instant (`true`: one ns before).
+    ToRetry(bool),
+}
+
+fn gap() -> impl Strategy<Value = Gap> {
+    prop_oneof![
+        3 => Just(Gap::Same),
+        1 => (0u8..3).prop_map(Gap::Tiny),
+        4 => any::<u64>().prop_map(Gap::Short),
+        3 => any::<u64>().prop_map(Gap::Medium),
+        1 => any::<u64>().prop_map(Gap::Long),
+        1 => (0u8..3).prop_map(Gap::Boundary),
+        3 => any::<bool>().prop_map(Gap::ToRetry),
+    ]
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Arrival {
+    gap: Gap,
+    /// Index into [`KEYS`].
+    key: usize,
+    /// Index into [`ENDPOINTS`].
+    endpoint: usize,
+    /// If admitted, completes this many ns later (`None`: never).
+    done_after: Option<Nanos>,
+}
+
+impl Arrival {
+    fn request(&self) -> Request<'static> {
+        let (key, user) = KEYS[self.key];
+        Request { user, endpoint: ENDPOINTS[self.endpoint], ..Request::new(key) }
+    }
+}
+
+fn arrival() -> impl Strategy<Value = Arrival> {
+    let done_after = prop_oneof![
+        1 => Just(None),
+        1 => Just(Some(0)),
+        4 => (0..=20 * SECOND).prop_map(Some),
+    ];
+    (gap(), 0..KEYS.len(), prop_oneof![3 => Just(0usize), 1 => 1..3usize], done_after)
+        .prop_map(|(gap, key, endpoint, done_after)| Arrival { gap, key, endpoint, done_after })
+}
+
+#[derive(Clone, Debug)]
+struct Scenario {
+    limits: Vec<LimitSpec>,
+    /// The first instant: 2026-01-01, or 20 s before the next midnight (day
+    /// budgets roll over).
+    start: Nanos,
+    arrivals: Vec<Arrival>,
+}
+
+impl Scenario {
+    fn toml(&self) -> String {
+        let mut t = String::from("provider = \"test\"\n[[plan]]\nname = \"p\"\n");
+        for (i, l) in self.limits.iter().enumerate() {
+            t.push_str(&l.toml(i));
+        }
+        t
+    }
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        vec(limit_spec(), 2..=4),
+        prop_oneof![3 => Just(START), 1 => Just(START + DAY - 20 * SECOND)],
+        vec(arrival(), 1..=40),
+    )
+        .prop_map(|(limits, start, arrivals)| Scenario { limits, start, arrivals })
+}
+
+// ---------------------------------------------------------------------------
+// The driver
+// ---------------------------------------------------------------------------
+
+/// A plan check under test: [`Plan::check`], or a broken one.
+type Check<'a> = &'a dyn Fn(&Plan, &mut MapStore, Nanos, &Request<'_>) -> PlanDecision;
+
+fn plan_check(plan: &Plan, store: &mut MapStore, now: Nanos, req: &Request<'_>) -> PlanDecision {
+    plan.check(store, now, req)
+}
+
+/// Which properties a run asserts.
+#[derive(Clone, Copy, Debug)]
+struct Props {
+    denial_changes_nothing: bool,
+    conjunction: bool,
+    binding_and_retry: bool,
+}
+
+const ALL: Props = Props { denial_changes_nothing: true, conjunction: true, binding_and_retry: true };
+
+/// The order of bindingness: `Now` < instants (later is more binding) <
+/// `Unknown` < `Never`.
+fn severity(r: Retry) -> (u8, Nanos) {
+    match r {
+        Retry::Now => (0, 0),
+        Retry::At(t) => (1, t),
+        Retry::Unknown => (2, 0),
+        Retry::Never => (3, 0),
+    }
+}
+
+/// Combines retries by the documented rule, written out: `Never` dominates,
+/// then `Unknown`, then the latest instant.
+fn combine(rs: impl Iterator<Item = Retry>) -> Retry {
+    let mut out = Retry::Now;
+    for r in rs {
+        out = match (out, r) {
+            (Retry::Never, _) | (_, Retry::Never) => Retry::Never,
+            (Retry::Unknown, _) | (_, Retry::Unknown) => Retry::Unknown,
+            (Retry::At(a), Retry::At(b)) => Retry::At(a.max(b)),
+            (Retry::At(a), Retry::Now) | (Retry::Now, Retry::At(a)) => Retry::At(a),
+            (Retry::Now, Retry::Now) => Retry::Now,
+        };
+    }
+    out
+}
+
+/// Every limit's own answer for arrival `a` at `now`, from its engine on a
+/// copy of its state (`None`: the limit does not apply).
+fn own_answers(plan: &Plan, specs: &[LimitSpec], store: &MapStore, now: Nanos, a: &Arrival) -> Vec<Option<Decision>> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            spec.sel.matches(a.endpoint).then(|| {
+                let mut s = store.state(i, spec.who(a.key));
+                plan.limits[i].engine.decide(&mut s, now, spec.admission_cost(a.endpoint))
+            })
+        })
+        .collect()
+}
+
+/// Property 1: after a denial at `now`, the store equals the one before,
+/// except that the states the request looked at may have forgotten what
+/// expired by `now`; so those are compared after both copies are brought to
+/// `now` by a `decide` (which consumes nothing).
+fn assert_unchanged(
+    plan: &Plan,
+    specs: &[LimitSpec],
+    before: &MapStore,
+    after: &MapStore,
+    now: Nanos,
+    a: &Arrival,
+    d: &PlanDecision,
+) -> TestResult {
+    prop_assert!(d.tickets.is_empty(), "denied at {now}, yet tickets were handed out: {d:?}");
+    let looked_at: BTreeSet<(usize, String)> = specs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.sel.matches(a.endpoint))
+        .map(|(i, s)| (i, s.who(a.key).to_string()))
+        .collect();
+    let keys: BTreeSet<&(usize, String)> = before.states.keys().chain(after.states.keys()).collect();
+    for k in keys {
+        let (i, who) = k;
+        if looked_at.contains(k) {
+            let settle = |store: &MapStore| {
+                let mut s = store.state(*i, who);
+                plan.limits[*i].engine.decide(&mut s, now, 1);
+                s
+            };
+            let (b, x) = (settle(before), settle(after));
+            prop_assert_eq!(
+                &b,
+                &x,
+                "denied at {}: the state of limit {} for {:?} changed (beyond expiry)",
+                now,
+                plan.limits[*i].id,
+                who
+            );
+        } else {
+            prop_assert_eq!(
+                before.states.get(k),
+                after.states.get(k),
+                "denied at {}: the state of limit {} for {:?}, which the request does not use, changed",
+                now,
+                plan.limits[*i].id,
+                who
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Property 2: the plan admits iff every applicable limit admits; an
+/// admission commits each applicable limit exactly once, as the engines'
+/// own protocol (`decide`, then `commit`) does, and nothing else.
+#[allow(clippy::too_many_arguments)]
+fn assert_conjunction(
+    plan: &Plan,
+    specs: &[LimitSpec],
+    own: &[Option<Decision>],
+    before: &MapStore,
+    after: &MapStore,
+    now: Nanos,
+    a: &Arrival,
+    d: &PlanDecision,
+) -> TestResult {
+    let applied = own.iter().flatten().count();
+    let all_admit = own.iter().flatten().all(|o| o.allowed);
+    prop_assert_eq!(d.applied as usize, applied, "at {}: applied count", now);
+    prop_assert_eq!(
+        d.allowed,
+        all_admit,
+        "at {}: the plan {} but the limits' own answers are {:?}",
+        now,
+        if d.allowed { "admits" } else { "denies" },
+        own.iter().map(|o| o.map(|o| o.allowed)).collect::<Vec<_>>()
+    );
+    if d.allowed {
+        prop_assert_eq!(d.status, 200);
+        prop_assert_eq!(d.denied_by, None);
+        prop_assert_eq!(d.retry, Retry::Now);
+        let mut expected = before.clone();
+        let mut tickets = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            if own[i].is_none() {
+                continue;
+            }
+            let engine = &plan.limits[i].engine;
+            let cost = spec.admission_cost(a.endpoint);
+            let t = expected.with_state(i, spec.who(a.key), |s| {
+                engine.decide(s, now, cost);
+                engine.commit(s, now, cost)
+            });
+            if t != Ticket::None {
+                tickets.push((i, t));
+            }
+        }
+        prop_assert_eq!(&expected, after, "at {}: an admission did not commit exactly each applicable limit", now);
+        prop_assert_eq!(d.tickets.iter().collect::<Vec<_>>(), tickets, "at {}: tickets", now);
+    }
+    Ok(())
+}
+
+/// Property 3: the denial names the binding denying limit and carries its
+/// answer; the plan's retry combines every limit's, and a `Retry::At(t)` is
+/// exact for the plan as a whole (checked on copies of the store).
+fn assert_binding_and_retry(
+    plan: &Plan,
+    own: &[Option<Decision>],
+    before: &MapStore,
+    now: Nanos,
+    a: &Arrival,
+    d: &PlanDecision,
+    check: Check,
+) -> TestResult {
+    if d.allowed {
+        return Ok(());
+    }
+    let Some(i) = d.denied_by else {
+        return Err(TestCaseError::fail(format!("denied at {now} without naming a limit: {d:?}")));
+    };
+    let Some(Some(mine)) = own.get(i) else {
+        return Err(TestCaseError::fail(format!("denied at {now} by limit {i}, which does not apply: {d:?}")));
+    };
+    prop_assert!(!mine.allowed, "denied at {} by limit {}, which itself admits: {:?}", now, plan.limits[i].id, mine);
+    prop_assert_eq!(d.denial, Some(*mine), "at {}: the denial is not the binding limit's own decision", now);
+    prop_assert_eq!(d.status, plan.limits[i].status, "at {}: status of the binding limit", now);
+    for (j, o) in own.iter().enumerate() {
+        let Some(o) = o.filter(|o| !o.allowed) else { continue };
+        let (sj, si) = (severity(o.retry), severity(mine.retry));
+        prop_assert!(
+            sj < si || (sj == si && j >= i),
+            "at {}: limit {} (retry {:?}) binds more than the named limit {} (retry {:?})",
+            now,
+            plan.limits[j].id,
+            o.retry,
+            plan.limits[i].id,
+            mine.retry
+        );
+    }
+    let joint = combine(own.iter().flatten().map(|o| o.retry));
+    prop_assert_eq!(d.retry, joint, "at {}: the plan's retry is not the combination of the limits'", now);
+    if let Retry::At(t) = d.retry {
+        prop_assert!(t > now, "denied at {} with Retry::At({}), not later", now, t);
+        let req = a.request();
+        let at_t = check(plan, &mut before.clone(), t, &req);
+        prop_assert!(
+            at_t.allowed,
+            "denied at {} with Retry::At({}), but denied again at {} by {:?} (nothing else happening)",
+            now,
+            t,
+            t,
+            at_t.denied_by.map(|k| &plan.limits[k].id)
+        );
+        let early = check(plan, &mut before.clone(), t - 1, &req);
+        prop_assert!(!early.allowed, "denied at {} with Retry::At({}), but already admitted at {}", now, t, t - 1);
+    }
+    Ok(())
+}
+
+/// Runs the scenario, checking `props` at every arrival.
+fn drive(sc: &Scenario, props: Props, check: Check) -> TestResult {
+    let text = sc.toml();
+    let policy = policy::parse(&text, "composition.toml")
+        .map_err(|e| TestCaseError::fail(format!("generated policy rejected: {e}\n{text}")))?;
+    let plan = &policy.plans[0];
+    prop_assert_eq!(plan.limits.len(), sc.limits.len());
+    let specs = &sc.limits;
+    let mut store = MapStore::new(plan);
+    // Completions due: (instant, sequence) -> (arrival index, tickets).
+    let mut pending = BTreeMap::new();
+    let mut now = sc.start;
+    let mut last_retry: Option<Nanos> = None;
+    for (n, a) in sc.arrivals.iter().enumerate() {
+        now = match a.gap {
+            Gap::Same => now,
+            Gap::Tiny(k) => now + 1 + k as u64,
+            Gap::Short(x) => now + x % (2 * SECOND + 1),
+            Gap::Medium(x) => now + x % (15 * SECOND + 1),
+            Gap::Long(x) => now + x % (90 * SECOND + 1),
+            Gap::Boundary(k) => ((now / (5 * SECOND) + 1) * 5 * SECOND + k as u64 - 1).max(now),
+            Gap::ToRetry(early) => match last_retry.take() {
+                Some(t) if t > now => t - early as u64,
+                _ => now,
+            },
+        };
+        // Completions due by now, in time order, before the arrival.
+        while let Some(entry) = pending.first_entry() {
+            let &(t, _) = entry.key();
+            if t > now {
+                break;
+            }
+            let (k, tickets): (usize, _) = entry.remove();
+            plan.complete(&mut store, t, &sc.arrivals[k].request(), &tickets);
+        }
+
+        let req = a.request();
+        let before = store.clone();
+        let own = own_answers(plan, specs, &before, now, a);
+        let d = check(plan, &mut store, now, &req);
+        let ctx = |e: TestCaseError| match e {
+            TestCaseError::Fail(m) => TestCaseError::fail(format!("arrival #{n} {a:?}: {m}\ndecision: {d:?}\n{text}")),
+            other => other,
+        };
+        if props.conjunction {
+            assert_conjunction(plan, specs, &own, &before, &store, now, a, &d).map_err(ctx)?;
+        }
+        if props.denial_changes_nothing && !d.allowed {
+            assert_unchanged(plan, specs, &before, &store, now, a, &d).map_err(ctx)?;
+        }
+        if props.binding_and_retry {
+            assert_binding_and_retry(plan, &own, &before, now, a, &d, check).map_err(ctx)?;
+        }
+
+        if let Retry::At(t) = d.retry {
+            last_retry = Some(t);
+        }
+        if let (true, Some(after)) = (d.allowed && !d.tickets.is_empty(), a.done_after) {
+            pending.insert((now + after, n), (n, d.tickets));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    /// Property 1: a denied request consumes nothing anywhere.
+    #[test]
+    fn a_denied_request_changes_no_state(sc in scenario()) {
+        drive(&sc, Props { denial_changes_nothing: true, conjunction: false, binding_and_retry: false }, &plan_check)?;
+    }
+
+    /// Property 2: admitted iff every applicable limit admits; an admission
+    /// commits each applicable limit once.
+    #[test]
+    fn admission_is_the_conjunction_of_the_limits(sc in scenario()) {
+        drive(&sc, Props { denial_changes_nothing: false, conjunction: true, binding_and_retry: false }, &plan_check)?;
+    }
+
+    /// Property 3: the denial names the binding limit, and the plan's retry
+    /// instant is exact for all limits together.
+    #[test]
+    fn the_denial_binds_and_its_retry_holds_for_all_limits(sc in scenario()) {
+        drive(&sc, Props { denial_changes_nothing: false, conjunction: false, binding_and_retry: true }, &plan_check)?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The properties catch broken compositions
+// ---------------------------------------------------------------------------
+
+/// Runs all three properties over random scenarios with a broken `check`
+/// and requires a failure.
+fn assert_caught(what: &str, check: Check) {
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        max_shrink_iters: 0,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&scenario(), |sc| drive(&sc, ALL, check));
+    assert!(result.is_err(), "the properties did not catch {what}");
+}
+
+#[test]
+fn a_plan_check_that_leaks_allowance_on_denial_is_caught() {
+    // Non-atomic: on a denial, the first applicable limit that admitted
+    // consumes its allowance anyway (the classic minute-limit leak).
+    assert_caught("a leaking plan check", &|plan, store, now, req| {
+        let d = plan.check(store, now, req);
+        if !d.allowed {
+            for (i, l) in plan.limits.iter().enumerate() {
+                if !l.selector.matches(req) {
+                    continue;
+                }
+                let cost = l.admission_cost(req);
+                let leaked = store.with_state(i, l.scope.key_of(req), |s| {
+                    let o = l.engine.decide(s, now, cost);
+                    if o.allowed {
+                        l.engine.commit(s, now, cost);
+                    }
+                    o.allowed
+                });
+                if leaked {
+                    break;
+                }
+            }
+        }
+        d
+    });
+}
+
+#[test]
+fn a_plan_check_that_ignores_a_limit_is_caught() {
+    assert_caught("a plan check ignoring its last limit", &|plan, store, now, req| {
+        let mut fewer = plan.clone();
+        fewer.limits.pop();
+        fewer.check(store, now, req)
+    });
+}
+
+#[test]
+fn a_retry_one_nanosecond_early_is_caught() {
+    assert_caught("a retry instant one ns early", &|plan, store, now, req| {
+        let mut d = plan.check(store, now, req);
+        if let Retry::At(t) = d.retry {
+            d.retry = Retry::At(t - 1);
+        }
+        d
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Examples
+// ---------------------------------------------------------------------------
+
+/// The motivating case: a burst limit and an hourly window. Once the hour is
+/// used up, denials must not drain the burst bucket.
+#[test]
+fn hour_limit_denials_leave_the_minute_bucket_alone() {
+    let sc = Scenario {
+        limits: vec![
+            LimitSpec {
+                algo: Algo::Gcra { count: 1, period: 10, burst: 3 },
+                scope: ScopeSpec::Key,
+                costs: [1, 1, 1],
+                sel: Sel::All,
+                status: 429,
+            },
+            LimitSpec {
+                algo: Algo::FixedWindow { limit: 2, period: 20 },
+                scope: ScopeSpec::User,
+                costs: [1, 1, 1],
+                sel: Sel::All,
+                status: 403,
+            },
+        ],
+        start: START,
+        arrivals: (0..6).map(|_| Arrival { gap: Gap::Same, key: 0, endpoint: 0, done_after: None }).collect(),
+    };
+    drive(&sc, ALL, &plan_check).unwrap();
+    let policy = policy::parse(&sc.toml(), "x.toml").unwrap();
+    let plan = &policy.plans[0];
+    let mut store = MapStore::new(plan);
+    let req = sc.arrivals[0].request();
+    assert!(plan.check(&mut store, START, &req).allowed);
+    assert!(plan.check(&mut store, START, &req).allowed);
+    let d = plan.check(&mut store, START, &req);
+    assert!(!d.allowed);
+    assert_eq!((d.denied_by, d.status, d.retry), (Some(1), 403, Retry::At(START + 20 * SECOND)));
+    for _ in 0..3 {
+        assert!(!plan.check(&mut store, START + 5 * SECOND, &req).allowed);
+    }
+    // The bucket holds exactly the two admitted units.
+    let gcra = &plan.limits[0].engine;
+    let mut two = gcra.new_state();
+    for _ in 0..2 {
+        gcra.commit(&mut two, START, 1);
+    }
+    assert_eq!(store.state(0, "k0"), two);
+    // So at the next window two pass (the bucket drained them by then).
+    for _ in 0..2 {
+        assert!(plan.check(&mut store, START + 20 * SECOND, &req).allowed);
+    }
+}
