@@ -209,7 +209,7 @@ impl ClientSpec {
                                 None => (cap, false),
                             };
                             RetryAfter::Honour {
-                                cap: Some(crate::time::parse_duration(cap).map_err(|e| bad(&e))?),
+                                cap: Some(crate::time::parse_duration(cap).map_err(|e| format!("client option `{k}`: {e}"))?),
                                 give_up_above_cap: give_up,
                             }
                         }
