@@ -25,7 +25,8 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
     (
         "aicredits-jitter",
-        "AICredits page chat_with_retry (003): 5 attempts, waits 2^attempt + U(0,1) s, ignores Retry-After",
+        "AICredits page chat_with_retry (003): 5 attempts, waits 2^attempt + U(0,1) s, ignores Retry-After \
+         (the outer loop only: the OpenAI SDK it wraps would add its own 2 retries per try)",
     ),
     ("naive-immediate", "retries at once, 10 attempts, ignores Retry-After: the storm maker"),
     ("fixed-1s", "retries after exactly 1 s, 6 attempts, ignores Retry-After (synchronized waves)"),
