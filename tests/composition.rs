@@ -1,7 +1,7 @@
 //! Property tests for the atomic composition of limits in a plan
 //! ([`Plan::check`], [`Plan::complete`]).
 //!
-//! Random plans of 2 to 4 limits (GCRA, fixed window, sliding log, sliding
+//! Random plans of 1 to 4 limits (GCRA, fixed window, sliding log, sliding
 //! counter, concurrency with and without a lease, request budgets per day or
 //! rolling, with a fixed reservation) are written as policy TOML, parsed, and
 //! driven through random arrivals on a few keys and users (limits scoped per
@@ -378,7 +378,7 @@ impl Scenario {
 
 fn scenario() -> impl Strategy<Value = Scenario> {
     (
-        vec(limit_spec(), 2..=4),
+        vec(limit_spec(), 1..=4),
         prop_oneof![3 => Just(START), 1 => Just(START + DAY - 20 * SECOND)],
         vec(arrival(), 1..=40),
     )
