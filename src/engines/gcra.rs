@@ -87,7 +87,7 @@ impl Gcra {
     }
 
     /// Decides a request of `cost` units at `now` (see the module docs).
-    #[inline]
+    #[inline(always)]
     pub fn decide(&self, state: &GcraState, now: Nanos, cost: u64) -> Decision {
         let count = self.rate.count();
         let period = self.rate.period();
@@ -124,14 +124,14 @@ impl Gcra {
     }
 
     /// Consumes `cost` units at `now`: `tat := max(tat, now) + cost·T`.
-    #[inline]
+    #[inline(always)]
     pub fn commit(&self, state: &mut GcraState, now: Nanos, cost: u64) {
         let now_scaled = now as u128 * self.rate.count() as u128;
         state.tat_scaled = state.tat_scaled.max(now_scaled) + cost as u128 * self.rate.period() as u128;
     }
 
     /// `decide` then `commit` if admitted.
-    #[inline]
+    #[inline(always)]
     pub fn acquire(&self, state: &mut GcraState, now: Nanos, cost: u64) -> Decision {
         let d = self.decide(state, now, cost);
         if d.allowed {
@@ -142,7 +142,7 @@ impl Gcra {
 
     /// Admission test alone, without computing the decision's figures: the
     /// fast path for callers that only need yes or no. Commits if admitted.
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire(&self, state: &mut GcraState, now: Nanos, cost: u64) -> bool {
         let now_scaled = now as u128 * self.rate.count() as u128;
         let base = state.tat_scaled.max(now_scaled);

@@ -209,12 +209,14 @@ impl Engine {
     /// # Panics
     /// If `state` was made by an engine of another algorithm (a programming
     /// error; states are created by [`Engine::new_state`]).
+    #[inline]
     pub fn decide(&self, state: &mut EngineState, now: Nanos, cost: u64) -> Decision {
         dispatch!(self, state, e, s => e.decide(s, now, cost))
     }
 
     /// Consumes the allowance of an admitted request. Call only right after
     /// [`Engine::decide`] admitted the same request at the same `now`.
+    #[inline]
     pub fn commit(&self, state: &mut EngineState, now: Nanos, cost: u64) -> Ticket {
         match (self, state) {
             (Engine::Gcra(e), EngineState::Gcra(s)) => {
@@ -243,6 +245,7 @@ impl Engine {
     }
 
     /// `decide`, then `commit` if admitted: the one-limit convenience.
+    #[inline]
     pub fn acquire(&self, state: &mut EngineState, now: Nanos, cost: u64) -> (Decision, Ticket) {
         let d = self.decide(state, now, cost);
         let t = if d.allowed { self.commit(state, now, cost) } else { Ticket::None };
