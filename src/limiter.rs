@@ -59,7 +59,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
-use crate::engines::{Completion, Engine, EngineState};
+use crate::engines::{Completion, Engine, EngineState, FixedWindowState, GcraState, SlidingCounterState};
 use crate::policy::{render, Plan, PlanDecision, Policy, Rendered, Request, StateStore, Tickets, MAX_LIMITS_PER_PLAN};
 use crate::time::Nanos;
 
@@ -117,36 +117,175 @@ impl<C: Clock> Clock for Arc<C> {
     }
 }
 
+/// Identities of at most this many bytes are stored inside the entry.
+const INLINE_KEY: usize = 22;
+
+/// A scope identity as a table stores it: short ones (most API keys in
+/// tests, user and workspace ids) inline, so finding a state reads no
+/// other memory; longer ones on the heap.
+enum StoredKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<str>),
+}
+
+impl StoredKey {
+    fn new(key: &str) -> StoredKey {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key.as_bytes());
+            StoredKey::Inline { len: key.len() as u8, bytes }
+        } else {
+            StoredKey::Heap(key.into())
+        }
+    }
+
+    #[inline]
+    fn is(&self, key: &str) -> bool {
+        match self {
+            StoredKey::Inline { len, bytes } => *len as usize == key.len() && bytes[..key.len()] == *key.as_bytes(),
+            StoredKey::Heap(k) => **k == *key,
+        }
+    }
+}
+
 /// One state: its scope identity, that identity's hash (computed once per
 /// request and reused for the shard, the bucket and a cheap inequality test
-/// before the string comparison), and the engine state.
-struct Entry {
+/// before the key comparison), and the engine state.
+struct Entry<S> {
     hash: u64,
-    key: Box<str>,
-    state: EngineState,
+    key: StoredKey,
+    state: S,
+}
+
+/// One limit's states in one shard. Fixed-size states (GCRA, fixed window,
+/// sliding counter) are stored unboxed, as in the simulator's store (a GCRA
+/// entry is 48 bytes: hash, key, 16 bytes of state), and wrapped into an
+/// [`EngineState`] only for the duration of one engine call.
+enum Table {
+    Gcra(HashTable<Entry<GcraState>>),
+    FixedWindow(HashTable<Entry<FixedWindowState>>),
+    SlidingCounter(HashTable<Entry<SlidingCounterState>>),
+    Any(HashTable<Entry<EngineState>>),
+}
+
+/// The state of `key` in `table`, created by `fresh` if absent; `inserted`
+/// counts a creation.
+#[inline]
+fn with_entry<S, R>(
+    table: &mut HashTable<Entry<S>>,
+    hash: u64,
+    key: &str,
+    inserted: &mut usize,
+    fresh: impl FnOnce() -> S,
+    f: impl FnOnce(&mut S) -> R,
+) -> R {
+    if let Some(e) = table.find_mut(hash, |e| e.hash == hash && e.key.is(key)) {
+        return f(&mut e.state);
+    }
+    *inserted += 1;
+    let entry = Entry { hash, key: StoredKey::new(key), state: fresh() };
+    f(&mut table.insert_unique(hash, entry, |e| e.hash).into_mut().state)
+}
+
+/// Runs `f` on an unboxed state wrapped as an [`EngineState`], then stores
+/// the result back.
+macro_rules! wrapped {
+    ($variant:ident, $state:expr, $f:expr) => {{
+        let mut wrapped = EngineState::$variant(*$state);
+        let r = $f(&mut wrapped);
+        if let EngineState::$variant(s) = wrapped {
+            *$state = s;
+        }
+        r
+    }};
+}
+
+impl Table {
+    fn new(engine: &Engine) -> Table {
+        match engine {
+            Engine::Gcra(_) => Table::Gcra(HashTable::new()),
+            Engine::FixedWindow(_) => Table::FixedWindow(HashTable::new()),
+            Engine::SlidingCounter(_) => Table::SlidingCounter(HashTable::new()),
+            _ => Table::Any(HashTable::new()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Table::Gcra(t) => t.len(),
+            Table::FixedWindow(t) => t.len(),
+            Table::SlidingCounter(t) => t.len(),
+            Table::Any(t) => t.len(),
+        }
+    }
+
+    #[inline]
+    fn with_state<R>(
+        &mut self,
+        engine: &Engine,
+        hash: u64,
+        key: &str,
+        inserted: &mut usize,
+        f: impl FnOnce(&mut EngineState) -> R,
+    ) -> R {
+        match self {
+            Table::Gcra(t) => with_entry(t, hash, key, inserted, GcraState::default, |s| wrapped!(Gcra, s, f)),
+            Table::FixedWindow(t) => {
+                with_entry(t, hash, key, inserted, FixedWindowState::default, |s| wrapped!(FixedWindow, s, f))
+            }
+            Table::SlidingCounter(t) => {
+                with_entry(t, hash, key, inserted, SlidingCounterState::default, |s| wrapped!(SlidingCounter, s, f))
+            }
+            Table::Any(t) => with_entry(t, hash, key, inserted, || engine.new_state(), f),
+        }
+    }
+
+    /// Drops the states that are idle at `now`; returns how many.
+    fn evict_idle(&mut self, engine: &Engine, now: Nanos) -> usize {
+        let before = self.len();
+        match self {
+            Table::Gcra(t) => t.retain(|e| !engine.is_idle(&EngineState::Gcra(e.state), now)),
+            Table::FixedWindow(t) => t.retain(|e| !engine.is_idle(&EngineState::FixedWindow(e.state), now)),
+            Table::SlidingCounter(t) => t.retain(|e| !engine.is_idle(&EngineState::SlidingCounter(e.state), now)),
+            Table::Any(t) => t.retain(|e| !engine.is_idle(&e.state, now)),
+        }
+        before - self.len()
+    }
 }
 
 /// One shard: per limit, the states by scope identity.
 struct Shard {
-    tables: Vec<HashTable<Entry>>,
-    /// Entries at the end of the last sweep (sweep again at twice that).
+    tables: Vec<Table>,
+    /// States held, all tables together.
+    len: usize,
+    /// States held at the end of the last sweep (sweep again at twice that).
     swept_len: usize,
 }
 
 impl Shard {
-    fn len(&self) -> usize {
-        self.tables.iter().map(HashTable::len).sum()
+    fn new(plan: &Plan) -> Shard {
+        Shard { tables: plan.limits.iter().map(|l| Table::new(&l.engine)).collect(), len: 0, swept_len: 0 }
     }
 
     fn sweep(&mut self, plan: &Plan, now: Nanos) -> usize {
-        let mut evicted = 0;
-        for (limit, table) in plan.limits.iter().zip(self.tables.iter_mut()) {
-            let before = table.len();
-            table.retain(|e| !limit.engine.is_idle(&e.state, now));
-            evicted += before - table.len();
-        }
-        self.swept_len = self.len();
+        let evicted: usize =
+            plan.limits.iter().zip(self.tables.iter_mut()).map(|(limit, t)| t.evict_idle(&limit.engine, now)).sum();
+        self.len -= evicted;
+        self.swept_len = self.len;
         evicted
+    }
+}
+
+/// A shard's lock on a cache line pair of its own: threads working on
+/// different shards then never contend for the same line (128 bytes: the
+/// adjacent-line prefetcher pulls lines in pairs).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
     }
 }
 
@@ -155,7 +294,7 @@ pub struct KeyedLimiter<C: Clock = SystemClock> {
     policy: Arc<Policy>,
     plan: usize,
     clock: C,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -179,10 +318,8 @@ impl<C: Clock> KeyedLimiter<C> {
                 policy.plan_names().join(", ")
             )
         })?;
-        let n = policy.plans[index].limits.len();
-        let shards = (0..SHARDS)
-            .map(|_| Mutex::new(Shard { tables: (0..n).map(|_| HashTable::new()).collect(), swept_len: 0 }))
-            .collect();
+        let plan = &policy.plans[index];
+        let shards = (0..SHARDS).map(|_| Padded(Mutex::new(Shard::new(plan)))).collect();
         Ok(KeyedLimiter { policy, plan: index, clock, shards, hasher: foldhash::fast::RandomState::default() })
     }
 
@@ -280,7 +417,7 @@ impl<C: Clock> KeyedLimiter<C> {
 
     /// States held (one per limit per scope identity seen and not evicted).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len).sum()
     }
 
     /// Whether no state is held.
@@ -292,7 +429,9 @@ impl<C: Clock> KeyedLimiter<C> {
 /// The shards one request needs, locked in ascending order.
 struct LockedStore<'a, C: Clock> {
     limiter: &'a KeyedLimiter<C>,
+    /// The first `locked` entries hold (shard index, guard).
     guards: [Option<(usize, MutexGuard<'a, Shard>)>; MAX_LIMITS_PER_PLAN],
+    locked: usize,
     /// Per limit, the hash of this request's identity, if computed.
     hashes: [Option<u64>; MAX_LIMITS_PER_PLAN],
 }
@@ -302,20 +441,20 @@ impl<'a, C: Clock> LockedStore<'a, C> {
         wanted.sort_unstable();
         let mut guards: [Option<(usize, MutexGuard<'a, Shard>)>; MAX_LIMITS_PER_PLAN] = Default::default();
         let mut last = usize::MAX;
-        let mut k = 0;
+        let mut locked = 0;
         for &s in wanted.iter() {
             if s != last {
                 let g = limiter.shards[s].lock().unwrap_or_else(|e| e.into_inner());
-                guards[k] = Some((s, g));
-                k += 1;
+                guards[locked] = Some((s, g));
+                locked += 1;
                 last = s;
             }
         }
-        LockedStore { limiter, guards, hashes }
+        LockedStore { limiter, guards, locked, hashes }
     }
 
     fn shard(&mut self, index: usize) -> &mut Shard {
-        self.guards
+        self.guards[..self.locked]
             .iter_mut()
             .flatten()
             .find(|(s, _)| *s == index)
@@ -324,9 +463,8 @@ impl<'a, C: Clock> LockedStore<'a, C> {
     }
 
     fn maybe_sweep(&mut self, plan: &Plan, now: Nanos) {
-        for (_, g) in self.guards.iter_mut().flatten() {
-            let len = g.len();
-            if len >= MIN_SWEEP_LEN && len >= 2 * g.swept_len {
+        for (_, g) in self.guards[..self.locked].iter_mut().flatten() {
+            if g.len >= MIN_SWEEP_LEN && g.len >= 2 * g.swept_len {
                 g.sweep(plan, now);
             }
         }
@@ -340,14 +478,8 @@ impl<C: Clock> StateStore for LockedStore<'_, C> {
             Some(h) => h,
             None => self.limiter.hash_of(limit, scope_key),
         };
-        let table = &mut self.shard(KeyedLimiter::<C>::shard_of(hash)).tables[limit];
-        let eq = |e: &Entry| e.hash == hash && *e.key == *scope_key;
-        if let Some(e) = table.find_mut(hash, eq) {
-            return f(&mut e.state);
-        }
-        let entry = Entry { hash, key: scope_key.into(), state: engine.new_state() };
-        let e = table.insert_unique(hash, entry, |e| e.hash).into_mut();
-        f(&mut e.state)
+        let shard = self.shard(KeyedLimiter::<C>::shard_of(hash));
+        shard.tables[limit].with_state(engine, hash, scope_key, &mut shard.len, f)
     }
 }
 

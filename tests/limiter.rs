@@ -253,3 +253,49 @@ reserve = 100
     assert!(lim.check(&req).is_err(), "the eighth reservation does not fit");
     drop(held);
 }
+
+#[test]
+fn every_identity_is_its_own_however_it_is_stored() {
+    // Short identities are stored inline, long ones on the heap; identities
+    // that differ only by length or by a trailing NUL are still different.
+    let p = policy(
+        r#"
+provider = "test"
+[[plan]]
+name = "pro"
+[[plan.limit]]
+id = "rpm"
+algorithm = "gcra"
+rate = "1/h"
+burst = 2
+[[plan.limit]]
+id = "per-user"
+algorithm = "fixed-window"
+rate = "100/h"
+scope = "user"
+"#,
+    );
+    let lim = KeyedLimiter::with_clock(p, "pro", ManualClock::new(DEFAULT_START)).unwrap();
+    let keys = [
+        String::new(),
+        "a".to_string(),
+        "ab".to_string(),
+        "ab\0".to_string(),
+        "k".repeat(21),
+        "k".repeat(22),
+        "k".repeat(23),
+        "k".repeat(200),
+        format!("{}x", "k".repeat(199)),
+    ];
+    for key in &keys {
+        for n in 0..2 {
+            assert!(lim.check(&Request::new(key)).is_ok(), "{key:?}: request {n} is within its own burst");
+        }
+    }
+    for key in &keys {
+        let denial = lim.check(&Request::new(key)).expect_err("the third request exceeds the burst");
+        assert_eq!(denial.limit_id(), "rpm", "{key:?}");
+    }
+    // Two limits per identity (the user is the key here).
+    assert_eq!(lim.len(), 2 * keys.len());
+}
