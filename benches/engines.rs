@@ -107,7 +107,7 @@ fn gcra(c: &mut Criterion) {
                 || dispatched.new_state(),
                 |s| {
                     for &t in &ts {
-                        black_box(dispatched.acquire(s, t, 1));
+                        black_box(dispatched.acquire(&mut *s, t, 1));
                     }
                 },
                 BatchSize::SmallInput,

@@ -59,7 +59,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
-use crate::engines::{Completion, Engine, EngineState, FixedWindowState, GcraState, SlidingCounterState};
+use crate::engines::{Completion, Engine, EngineState, FixedWindowState, GcraState, SlidingCounterState, StateMut};
 use crate::policy::{render, Plan, PlanDecision, Policy, Rendered, Request, StateStore, Tickets, MAX_LIMITS_PER_PLAN};
 use crate::time::Nanos;
 
@@ -159,8 +159,8 @@ struct Entry<S> {
 
 /// One limit's states in one shard. Fixed-size states (GCRA, fixed window,
 /// sliding counter) are stored unboxed, as in the simulator's store (a GCRA
-/// entry is 48 bytes: hash, key, 16 bytes of state), and wrapped into an
-/// [`EngineState`] only for the duration of one engine call.
+/// entry is 48 bytes: hash, key, 16 bytes of state), and handed to the
+/// engine as a typed [`StateMut`] reference.
 enum Table {
     Gcra(HashTable<Entry<GcraState>>),
     FixedWindow(HashTable<Entry<FixedWindowState>>),
@@ -185,19 +185,6 @@ fn with_entry<S, R>(
     *inserted += 1;
     let entry = Entry { hash, key: StoredKey::new(key), state: fresh() };
     f(&mut table.insert_unique(hash, entry, |e| e.hash).into_mut().state)
-}
-
-/// Runs `f` on an unboxed state wrapped as an [`EngineState`], then stores
-/// the result back.
-macro_rules! wrapped {
-    ($variant:ident, $state:expr, $f:expr) => {{
-        let mut wrapped = EngineState::$variant(*$state);
-        let r = $f(&mut wrapped);
-        if let EngineState::$variant(s) = wrapped {
-            *$state = s;
-        }
-        r
-    }};
 }
 
 impl Table {
@@ -226,17 +213,17 @@ impl Table {
         hash: u64,
         key: &str,
         inserted: &mut usize,
-        f: impl FnOnce(&mut EngineState) -> R,
+        f: impl FnOnce(StateMut<'_>) -> R,
     ) -> R {
         match self {
-            Table::Gcra(t) => with_entry(t, hash, key, inserted, GcraState::default, |s| wrapped!(Gcra, s, f)),
+            Table::Gcra(t) => with_entry(t, hash, key, inserted, GcraState::default, |s| f(StateMut::Gcra(s))),
             Table::FixedWindow(t) => {
-                with_entry(t, hash, key, inserted, FixedWindowState::default, |s| wrapped!(FixedWindow, s, f))
+                with_entry(t, hash, key, inserted, FixedWindowState::default, |s| f(StateMut::FixedWindow(s)))
             }
             Table::SlidingCounter(t) => {
-                with_entry(t, hash, key, inserted, SlidingCounterState::default, |s| wrapped!(SlidingCounter, s, f))
+                with_entry(t, hash, key, inserted, SlidingCounterState::default, |s| f(StateMut::SlidingCounter(s)))
             }
-            Table::Any(t) => with_entry(t, hash, key, inserted, || engine.new_state(), f),
+            Table::Any(t) => with_entry(t, hash, key, inserted, || engine.new_state(), |s| f(s.into())),
         }
     }
 
@@ -472,7 +459,7 @@ impl<'a, C: Clock> LockedStore<'a, C> {
 }
 
 impl<C: Clock> StateStore for LockedStore<'_, C> {
-    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R {
+    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(StateMut<'_>) -> R) -> R {
         let engine: &Engine = &self.limiter.plan().limits[limit].engine;
         let hash = match self.hashes[limit] {
             Some(h) => h,

@@ -39,7 +39,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
-use ratesim::engines::{Decision, EngineState, Retry, Ticket};
+use ratesim::engines::{Decision, EngineState, Retry, StateMut, Ticket};
 use ratesim::policy::{self, Plan, PlanDecision, Request, StateStore};
 use ratesim::time::{Nanos, DAY, SECOND};
 
@@ -87,9 +87,9 @@ impl MapStore {
 }
 
 impl StateStore for MapStore {
-    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R {
+    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(StateMut<'_>) -> R) -> R {
         let fresh = &self.fresh[limit];
-        f(self.states.entry((limit, scope_key.to_string())).or_insert_with(|| fresh.clone()))
+        f(self.states.entry((limit, scope_key.to_string())).or_insert_with(|| fresh.clone()).into())
     }
 }
 
@@ -537,8 +537,8 @@ fn assert_conjunction(
             }
             let engine = &plan.limits[i].engine;
             let cost = spec.admission_cost(a.endpoint);
-            let t = expected.with_state(i, spec.who(a.key), |s| {
-                engine.decide(s, now, cost);
+            let t = expected.with_state(i, spec.who(a.key), |mut s| {
+                engine.decide(s.reborrow(), now, cost);
                 engine.commit(s, now, cost)
             });
             if t != Ticket::None {
@@ -725,8 +725,8 @@ fn a_plan_check_that_leaks_allowance_on_denial_is_caught() {
                     continue;
                 }
                 let cost = l.admission_cost(req);
-                let leaked = store.with_state(i, l.scope.key_of(req), |s| {
-                    let o = l.engine.decide(s, now, cost);
+                let leaked = store.with_state(i, l.scope.key_of(req), |mut s| {
+                    let o = l.engine.decide(s.reborrow(), now, cost);
                     if o.allowed {
                         l.engine.commit(s, now, cost);
                     }

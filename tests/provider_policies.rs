@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use ratesim::engines::{Decision, Engine, EngineState};
+use ratesim::engines::{Decision, Engine, EngineState, StateMut};
 use ratesim::policy::{self, PlanDecision, Policy, Rendered, Request, StateStore, Tickets};
 use ratesim::time::{parse_rfc3339, Nanos, DAY, HOUR, MILLISECOND, MINUTE, SECOND};
 
@@ -19,10 +19,10 @@ struct Store {
 }
 
 impl StateStore for Store {
-    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R {
+    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(StateMut<'_>) -> R) -> R {
         let engine = &self.engines[limit];
         let state = self.states.entry((limit, scope_key.to_string())).or_insert_with(|| engine.new_state());
-        f(state)
+        f(state.into())
     }
 }
 

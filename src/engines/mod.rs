@@ -177,15 +177,66 @@ pub enum EngineState {
     Budget(BudgetState),
 }
 
+/// A mutable reference to the state of one [`Engine`] for one key: what the
+/// engine methods work on. A store may keep states as [`EngineState`]s
+/// (`&mut EngineState` converts into this) or unboxed in columns of one
+/// algorithm's state type (then it hands out the matching variant, with no
+/// copy in or out).
+#[derive(Debug)]
+pub enum StateMut<'a> {
+    /// State of a [`Gcra`].
+    Gcra(&'a mut GcraState),
+    /// State of a [`FixedWindow`].
+    FixedWindow(&'a mut FixedWindowState),
+    /// State of a [`SlidingLog`].
+    SlidingLog(&'a mut SlidingLogState),
+    /// State of a [`SlidingCounter`].
+    SlidingCounter(&'a mut SlidingCounterState),
+    /// State of a [`Concurrency`].
+    Concurrency(&'a mut ConcurrencyState),
+    /// State of a [`Budget`].
+    Budget(&'a mut BudgetState),
+}
+
+impl<'a> From<&'a mut EngineState> for StateMut<'a> {
+    #[inline]
+    fn from(state: &'a mut EngineState) -> StateMut<'a> {
+        match state {
+            EngineState::Gcra(s) => StateMut::Gcra(s),
+            EngineState::FixedWindow(s) => StateMut::FixedWindow(s),
+            EngineState::SlidingLog(s) => StateMut::SlidingLog(s),
+            EngineState::SlidingCounter(s) => StateMut::SlidingCounter(s),
+            EngineState::Concurrency(s) => StateMut::Concurrency(s),
+            EngineState::Budget(s) => StateMut::Budget(s),
+        }
+    }
+}
+
+impl StateMut<'_> {
+    /// The same reference for a shorter time (to call two engine methods on
+    /// one state).
+    #[inline]
+    pub fn reborrow(&mut self) -> StateMut<'_> {
+        match self {
+            StateMut::Gcra(s) => StateMut::Gcra(s),
+            StateMut::FixedWindow(s) => StateMut::FixedWindow(s),
+            StateMut::SlidingLog(s) => StateMut::SlidingLog(s),
+            StateMut::SlidingCounter(s) => StateMut::SlidingCounter(s),
+            StateMut::Concurrency(s) => StateMut::Concurrency(s),
+            StateMut::Budget(s) => StateMut::Budget(s),
+        }
+    }
+}
+
 macro_rules! dispatch {
     ($self:ident, $state:ident, $e:ident, $s:ident => $body:expr) => {
         match ($self, $state) {
-            (Engine::Gcra($e), EngineState::Gcra($s)) => $body,
-            (Engine::FixedWindow($e), EngineState::FixedWindow($s)) => $body,
-            (Engine::SlidingLog($e), EngineState::SlidingLog($s)) => $body,
-            (Engine::SlidingCounter($e), EngineState::SlidingCounter($s)) => $body,
-            (Engine::Concurrency($e), EngineState::Concurrency($s)) => $body,
-            (Engine::Budget($e), EngineState::Budget($s)) => $body,
+            (Engine::Gcra($e), StateMut::Gcra($s)) => $body,
+            (Engine::FixedWindow($e), StateMut::FixedWindow($s)) => $body,
+            (Engine::SlidingLog($e), StateMut::SlidingLog($s)) => $body,
+            (Engine::SlidingCounter($e), StateMut::SlidingCounter($s)) => $body,
+            (Engine::Concurrency($e), StateMut::Concurrency($s)) => $body,
+            (Engine::Budget($e), StateMut::Budget($s)) => $body,
             _ => panic!("engine state of another algorithm: a state must come from its own engine's new_state"),
         }
     };
@@ -210,33 +261,34 @@ impl Engine {
     /// If `state` was made by an engine of another algorithm (a programming
     /// error; states are created by [`Engine::new_state`]).
     #[inline]
-    pub fn decide(&self, state: &mut EngineState, now: Nanos, cost: u64) -> Decision {
+    pub fn decide<'s>(&self, state: impl Into<StateMut<'s>>, now: Nanos, cost: u64) -> Decision {
+        let state = state.into();
         dispatch!(self, state, e, s => e.decide(s, now, cost))
     }
 
     /// Consumes the allowance of an admitted request. Call only right after
     /// [`Engine::decide`] admitted the same request at the same `now`.
     #[inline]
-    pub fn commit(&self, state: &mut EngineState, now: Nanos, cost: u64) -> Ticket {
-        match (self, state) {
-            (Engine::Gcra(e), EngineState::Gcra(s)) => {
+    pub fn commit<'s>(&self, state: impl Into<StateMut<'s>>, now: Nanos, cost: u64) -> Ticket {
+        match (self, state.into()) {
+            (Engine::Gcra(e), StateMut::Gcra(s)) => {
                 e.commit(s, now, cost);
                 Ticket::None
             }
-            (Engine::FixedWindow(e), EngineState::FixedWindow(s)) => {
+            (Engine::FixedWindow(e), StateMut::FixedWindow(s)) => {
                 e.commit(s, now, cost);
                 Ticket::None
             }
-            (Engine::SlidingLog(e), EngineState::SlidingLog(s)) => {
+            (Engine::SlidingLog(e), StateMut::SlidingLog(s)) => {
                 e.commit(s, now, cost);
                 Ticket::None
             }
-            (Engine::SlidingCounter(e), EngineState::SlidingCounter(s)) => {
+            (Engine::SlidingCounter(e), StateMut::SlidingCounter(s)) => {
                 e.commit(s, now, cost);
                 Ticket::None
             }
-            (Engine::Concurrency(e), EngineState::Concurrency(s)) => Ticket::Permit(e.commit(s, now)),
-            (Engine::Budget(e), EngineState::Budget(s)) => {
+            (Engine::Concurrency(e), StateMut::Concurrency(s)) => Ticket::Permit(e.commit(s, now)),
+            (Engine::Budget(e), StateMut::Budget(s)) => {
                 let period = e.commit(s, now, cost);
                 Ticket::Reservation { period, amount: cost }
             }
@@ -246,21 +298,22 @@ impl Engine {
 
     /// `decide`, then `commit` if admitted: the one-limit convenience.
     #[inline]
-    pub fn acquire(&self, state: &mut EngineState, now: Nanos, cost: u64) -> (Decision, Ticket) {
-        let d = self.decide(state, now, cost);
+    pub fn acquire<'s>(&self, state: impl Into<StateMut<'s>>, now: Nanos, cost: u64) -> (Decision, Ticket) {
+        let mut state = state.into();
+        let d = self.decide(state.reborrow(), now, cost);
         let t = if d.allowed { self.commit(state, now, cost) } else { Ticket::None };
         (d, t)
     }
 
     /// An admitted request finished at `now`; `actual` is its real cost for a
     /// budget (ignored by the others). Releases permits, settles budgets.
-    pub fn complete(&self, state: &mut EngineState, now: Nanos, ticket: Ticket, actual: u64) -> Completion {
-        match (self, state, ticket) {
-            (Engine::Concurrency(e), EngineState::Concurrency(s), Ticket::Permit(p)) => {
+    pub fn complete<'s>(&self, state: impl Into<StateMut<'s>>, now: Nanos, ticket: Ticket, actual: u64) -> Completion {
+        match (self, state.into(), ticket) {
+            (Engine::Concurrency(e), StateMut::Concurrency(s), Ticket::Permit(p)) => {
                 e.release(s, now, p);
                 Completion::default()
             }
-            (Engine::Budget(e), EngineState::Budget(s), Ticket::Reservation { period, amount }) => {
+            (Engine::Budget(e), StateMut::Budget(s), Ticket::Reservation { period, amount }) => {
                 Completion { overshoot: e.settle(s, now, period, amount, actual) }
             }
             _ => Completion::default(),

@@ -33,7 +33,7 @@ mod response;
 pub use parse::{load, parse, PolicyError};
 pub use response::{render, retry_after_header, Rendered, ResetFormat, ResponseStyle};
 
-use crate::engines::{Completion, Decision, Engine, EngineState, Retry, Ticket};
+use crate::engines::{Completion, Decision, Engine, Retry, StateMut, Ticket};
 use crate::time::Nanos;
 
 /// Most limits in one plan (keeps a decision allocation-free).
@@ -294,8 +294,9 @@ impl<'a> Request<'a> {
 pub trait StateStore {
     /// Runs `f` on the state of limit `limit` (an index into
     /// [`Plan::limits`]) for scope identity `scope_key`, creating the state
-    /// with [`Engine::new_state`] if absent.
-    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R;
+    /// with [`Engine::new_state`] if absent. A store that keeps
+    /// [`EngineState`](crate::engines::EngineState)s passes `state.into()`.
+    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(StateMut<'_>) -> R) -> R;
 }
 
 /// Most limits needing a completion (concurrency caps and budgets) in one plan.

@@ -2,12 +2,12 @@
 //! indexed by interned scope identity.
 //!
 //! Fixed-size states (GCRA, fixed window, sliding counter) are stored unboxed
-//! in their own type — a GCRA key costs 16 bytes — and wrapped into an
-//! [`EngineState`] only for the duration of one engine call. States with
+//! in their own type — a GCRA key costs 16 bytes — and handed to the engine
+//! as a typed [`StateMut`] reference, with no copy. States with
 //! heap parts (sliding logs, leased permits, budgets) are stored as
 //! [`EngineState`] directly.
 
-use crate::engines::{EngineState, FixedWindowState, GcraState, SlidingCounterState};
+use crate::engines::{EngineState, FixedWindowState, GcraState, SlidingCounterState, StateMut};
 use crate::policy::{Plan, Scope, StateStore};
 
 enum Column {
@@ -31,18 +31,6 @@ fn slot<T: Clone + Default>(v: &mut Vec<T>, id: usize) -> &mut T {
         v.resize(id + 1, T::default());
     }
     &mut v[id]
-}
-
-macro_rules! unboxed {
-    ($v:expr, $id:expr, $variant:ident, $f:expr) => {{
-        let cell = slot($v, $id);
-        let mut s = EngineState::$variant(*cell);
-        let r = $f(&mut s);
-        if let EngineState::$variant(n) = s {
-            *cell = n;
-        }
-        r
-    }};
 }
 
 impl SimStore {
@@ -88,7 +76,7 @@ impl SimStore {
 
 impl StateStore for SimStore {
     #[inline]
-    fn with_state<R>(&mut self, limit: usize, _scope_key: &str, f: impl FnOnce(&mut EngineState) -> R) -> R {
+    fn with_state<R>(&mut self, limit: usize, _scope_key: &str, f: impl FnOnce(StateMut<'_>) -> R) -> R {
         let id = match self.scopes[limit] {
             Scope::Key => self.ids[0],
             Scope::User => self.ids[1],
@@ -96,13 +84,13 @@ impl StateStore for SimStore {
             Scope::Global => 0,
         } as usize;
         match &mut self.columns[limit] {
-            Column::Gcra(v) => unboxed!(v, id, Gcra, f),
-            Column::FixedWindow(v) => unboxed!(v, id, FixedWindow, f),
-            Column::SlidingCounter(v) => unboxed!(v, id, SlidingCounter, f),
+            Column::Gcra(v) => f(StateMut::Gcra(slot(v, id))),
+            Column::FixedWindow(v) => f(StateMut::FixedWindow(slot(v, id))),
+            Column::SlidingCounter(v) => f(StateMut::SlidingCounter(slot(v, id))),
             Column::Any(v) => {
                 let fresh = &self.fresh[limit];
                 let s = slot(v, id).get_or_insert_with(|| fresh.clone());
-                f(s)
+                f(s.into())
             }
         }
     }
