@@ -15,6 +15,10 @@
 //!
 //! Run one algorithm with e.g. `cargo bench --bench engines -- gcra`.
 
+mod common;
+
+use common::SplitMix;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -31,20 +35,6 @@ use ratesim::time::{Nanos, Rate, HOUR, MILLISECOND, SECOND};
 const OPS: usize = 10_000;
 /// An instant far from 0 (2026-01-01T00:00:00Z), as in production.
 const T0: Nanos = 1_767_225_600 * SECOND;
-
-/// SplitMix64: a tiny deterministic generator, independent of `rand`'s
-/// distribution code.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// `OPS` non-decreasing instants from `T0` with gaps uniform in
 /// `[0, 2·mean_gap]` (so the mean gap is `mean_gap`).

@@ -11,8 +11,9 @@
 //! - `keyed-1000/*`, `keyed-1000000/*`: uniformly random keys out of 1,000 or
 //!   1,000,000, on 1 and 2 threads (2 threads: each does half the work; the
 //!   time is the wall time of both). `governor`: the DashMap store with u64
-//!   keys (`RateLimiter::dashmap_with_clock`, governor's default hasher, and
-//!   with foldhash, the hasher ours uses); ours: [`KeyedLimiter::check_at`]
+//!   keys (`RateLimiter::dashmap_with_clock_and_hasher` with std's
+//!   `RandomState`, what `dashmap_with_clock` uses, and with foldhash, the
+//!   hasher ours uses); ours: [`KeyedLimiter::check_at`]
 //!   with the same values as 20-byte string keys, formatted once up front
 //!   into one packed buffer (so each side reads its key from one large
 //!   array, as a service reads it from the request). Every key is seen once
@@ -26,6 +27,10 @@
 //!
 //! Throughput is in requests (checks), so the ratio of two lines is the
 //! ratio of their times. Run e.g. `cargo bench --bench governor -- direct`.
+
+mod common;
+
+use common::SplitMix;
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
@@ -47,18 +52,6 @@ const T: Nanos = MINUTE / 500;
 const BURST: u32 = 50;
 /// 2026-01-01T00:00:00Z.
 const T0: Nanos = 1_767_225_600 * SECOND;
-
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// `n` gaps uniform in `[0, 2·mean]`.
 fn gaps(n: usize, mean: Nanos, seed: u64) -> Vec<Nanos> {
@@ -175,6 +168,42 @@ fn timed<F: Fn(&[u32]) + Sync>(iters: u64, threads: usize, picks: &[u32], work: 
     start.elapsed()
 }
 
+/// One keyed workload: the keys, the requests and the clock step.
+struct Keyed<'a> {
+    nkeys: usize,
+    ids: &'a [u64],
+    picks: &'a [u32],
+    step: Nanos,
+}
+
+impl Keyed<'_> {
+    /// Benchmarks governor's DashMap store with `hasher` on this workload.
+    fn governor<S>(&self, g: &mut BenchmarkGroup<'_, WallTime>, name: &str, hasher: S)
+    where
+        S: std::hash::BuildHasher + Clone + Default + Send + Sync,
+    {
+        let clock = FakeRelativeClock::default();
+        let lim = RateLimiter::dashmap_with_clock_and_hasher(quota(), clock.clone(), hasher);
+        for id in self.ids {
+            let _ = lim.check_key(id);
+        }
+        let work = |share: &[u32]| {
+            for chunk in share.chunks(CLOCK_STEP) {
+                clock.advance(Duration::from_nanos(self.step));
+                for &k in chunk {
+                    let _ = black_box(lim.check_key(&self.ids[k as usize]));
+                }
+            }
+        };
+        for threads in [1, 2] {
+            g.bench_function(format!("{name}/{threads}-thread"), |b| {
+                b.iter_custom(|iters| timed(iters, threads, self.picks, work))
+            });
+        }
+        eprintln!("keyed-{}: {name} holds {} keys", self.nkeys, lim.len());
+    }
+}
+
 fn keyed(c: &mut Criterion) {
     let policy = Arc::new(
         policy::parse(
@@ -208,51 +237,9 @@ fn keyed(c: &mut Criterion) {
         g.warm_up_time(Duration::from_secs(1));
         g.measurement_time(Duration::from_secs(3));
 
-        {
-            let clock = FakeRelativeClock::default();
-            let lim = RateLimiter::dashmap_with_clock(quota(), clock.clone());
-            for id in &ids {
-                let _ = lim.check_key(id);
-            }
-            let work = |share: &[u32]| {
-                for chunk in share.chunks(CLOCK_STEP) {
-                    clock.advance(Duration::from_nanos(step));
-                    for &k in chunk {
-                        let _ = black_box(lim.check_key(&ids[k as usize]));
-                    }
-                }
-            };
-            for threads in [1, 2] {
-                g.bench_function(format!("governor-dashmap/{threads}-thread"), |b| {
-                    b.iter_custom(|iters| timed(iters, threads, &picks, work))
-                });
-            }
-            eprintln!("keyed-{nkeys}: governor holds {} keys", lim.len());
-        }
-        {
-            let clock = FakeRelativeClock::default();
-            let lim = RateLimiter::dashmap_with_clock_and_hasher(
-                quota(),
-                clock.clone(),
-                foldhash::fast::RandomState::default(),
-            );
-            for id in &ids {
-                let _ = lim.check_key(id);
-            }
-            let work = |share: &[u32]| {
-                for chunk in share.chunks(CLOCK_STEP) {
-                    clock.advance(Duration::from_nanos(step));
-                    for &k in chunk {
-                        let _ = black_box(lim.check_key(&ids[k as usize]));
-                    }
-                }
-            };
-            for threads in [1, 2] {
-                g.bench_function(format!("governor-dashmap-foldhash/{threads}-thread"), |b| {
-                    b.iter_custom(|iters| timed(iters, threads, &picks, work))
-                });
-            }
-        }
+        let keyed = Keyed { nkeys, ids: &ids, picks: &picks, step };
+        keyed.governor(&mut g, "governor-dashmap", std::hash::RandomState::default());
+        keyed.governor(&mut g, "governor-dashmap-foldhash", foldhash::fast::RandomState::default());
         {
             let clock = Arc::new(ManualClock::new(T0));
             let lim = KeyedLimiter::with_clock(policy.clone(), "pro", clock.clone()).unwrap();

@@ -24,6 +24,10 @@
 //! (`SamplingMode::Flat`) so the suite stays within minutes.
 //! Run e.g. `cargo bench --bench sim -- sim-replay`.
 
+mod common;
+
+use common::SplitMix;
+
 use std::fs::File;
 use std::hint::black_box;
 use std::io::{BufWriter, Write};
@@ -149,14 +153,9 @@ fn replay_csv(rows: u64) -> PathBuf {
     let tmp = path.with_extension("csv.partial");
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp).expect("create trace"));
     writeln!(w, "t,key").unwrap();
-    let mut state: u64 = 3;
+    let mut rng = SplitMix(3);
     for i in 0..rows {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        writeln!(w, "{}.{:04},k{}", i / 10_000, i % 10_000, z % 2_000).unwrap();
+        writeln!(w, "{}.{:04},k{}", i / 10_000, i % 10_000, rng.next() % 2_000).unwrap();
     }
     w.into_inner().expect("flush").sync_all().ok();
     std::fs::rename(&tmp, &path).expect("rename trace");

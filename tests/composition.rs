@@ -33,6 +33,10 @@
 //! Set `RATESIM_SOAK` (to anything, or to a number of cases) for a long run:
 //! `RATESIM_SOAK=1 cargo test --release --test composition`.
 
+mod common;
+
+use common::config;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::collection::vec;
@@ -44,20 +48,6 @@ use ratesim::policy::{self, Plan, PlanDecision, Request, StateStore};
 use ratesim::time::{Nanos, DAY, SECOND};
 
 type TestResult = Result<(), TestCaseError>;
-
-/// Soak runs use this many cases unless `RATESIM_SOAK` is a larger number.
-const SOAK_CASES: u32 = 20_000;
-
-/// `cases` normally; many more when `RATESIM_SOAK` is set. Failures are not
-/// persisted to files: a failing case is printed, shrunk, and belongs in a
-/// named regression test below.
-fn config(cases: u32) -> ProptestConfig {
-    let cases = match std::env::var("RATESIM_SOAK") {
-        Ok(v) => v.trim().parse::<u32>().ok().filter(|&n| n > 1).unwrap_or(SOAK_CASES).max(cases),
-        Err(_) => cases,
-    };
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
-}
 
 /// 2026-01-01T00:00:00Z.
 const START: Nanos = 1_767_225_600_000_000_000;

@@ -12,6 +12,10 @@
 //!
 //! Set `RATESIM_SOAK` (to anything, or to a number of cases) for a long run.
 
+mod common;
+
+use common::config;
+
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -27,17 +31,6 @@ use ratesim::engines::{Decision, Gcra, GcraState, Retry};
 use ratesim::time::{Nanos, Rate, DAY, HOUR, MINUTE, SECOND};
 
 type Governor = RateLimiter<NotKeyed, InMemoryState, FakeRelativeClock, NoOpMiddleware<GovNanos>>;
-
-/// Soak runs use this many cases unless `RATESIM_SOAK` is a larger number.
-const SOAK_CASES: u32 = 20_000;
-
-fn config(cases: u32) -> ProptestConfig {
-    let cases = match std::env::var("RATESIM_SOAK") {
-        Ok(v) => v.trim().parse::<u32>().ok().filter(|&n| n > 1).unwrap_or(SOAK_CASES).max(cases),
-        Err(_) => cases,
-    };
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
-}
 
 /// A governor limiter with emission interval `t` ns and burst `burst`, on a
 /// fake clock starting at 0.
