@@ -11,8 +11,13 @@
 //! - **Idle keys are evicted losslessly.** A state that is at rest (bucket
 //!   drained, window over, nothing in flight; see [`Engine::is_idle`]) is
 //!   indistinguishable from a fresh one, so dropping it changes no answer.
-//!   Each shard sweeps itself when it has doubled since its last sweep; call
-//!   [`KeyedLimiter::evict_idle`] to sweep everything.
+//!   A state is dropped only once it has been at rest for [`IDLE_GRACE`]
+//!   (60 s), so a request decided with a slightly older `now` (another
+//!   thread's clock read, a wall clock stepped back by less than that) still
+//!   finds it. Each shard sweeps itself when it has doubled since its last
+//!   sweep; call [`KeyedLimiter::evict_idle`] to sweep everything. A ticket
+//!   completed twice is ignored, before eviction or after it (concurrency
+//!   permit ids are grant instants, see [`crate::engines::Permit`]).
 //! - **Permits release themselves.** An admitted request returns an
 //!   [`Admission`] guard; dropping it releases concurrency permits and
 //!   settles budgets (with actual amounts if given to [`Admission::finish`]).
@@ -61,7 +66,7 @@ use hashbrown::HashTable;
 
 use crate::engines::{Completion, Engine, EngineState, FixedWindowState, GcraState, SlidingCounterState, StateMut};
 use crate::policy::{render, Plan, PlanDecision, Policy, Rendered, Request, StateStore, Tickets, MAX_LIMITS_PER_PLAN};
-use crate::time::Nanos;
+use crate::time::{Nanos, SECOND};
 
 /// A source of the current instant.
 pub trait Clock: Send + Sync {
@@ -254,9 +259,11 @@ impl Shard {
         Shard { tables: plan.limits.iter().map(|l| Table::new(&l.engine)).collect(), len: 0, swept_len: 0 }
     }
 
+    /// Evicts the states that were already idle [`IDLE_GRACE`] before `now`.
     fn sweep(&mut self, plan: &Plan, now: Nanos) -> usize {
+        let idle_at = now.saturating_sub(IDLE_GRACE);
         let evicted: usize =
-            plan.limits.iter().zip(self.tables.iter_mut()).map(|(limit, t)| t.evict_idle(&limit.engine, now)).sum();
+            plan.limits.iter().zip(self.tables.iter_mut()).map(|(limit, t)| t.evict_idle(&limit.engine, idle_at)).sum();
         self.len -= evicted;
         self.swept_len = self.len;
         evicted
@@ -287,6 +294,13 @@ pub struct KeyedLimiter<C: Clock = SystemClock> {
 
 const SHARDS: usize = 64;
 const MIN_SWEEP_LEN: usize = 1024;
+
+/// A state is evicted only once it has been idle for this long: requests
+/// decided at instants up to this much before the sweep's `now` (threads
+/// that read the clock a moment earlier, a wall clock stepped back by NTP)
+/// still find it, so they get exactly the answers they would without
+/// eviction.
+pub const IDLE_GRACE: Nanos = 60 * SECOND;
 
 impl KeyedLimiter<SystemClock> {
     /// A limiter for plan `plan` of `policy` on the system clock.
@@ -395,8 +409,8 @@ impl<C: Clock> KeyedLimiter<C> {
         plan.complete(&mut store, now, req, tickets)
     }
 
-    /// Drops every idle state (lossless; see the module docs). Returns how
-    /// many were dropped.
+    /// Drops every state that has been idle for [`IDLE_GRACE`] (lossless; see
+    /// the module docs). Returns how many were dropped.
     pub fn evict_idle(&self) -> usize {
         let now = self.clock.now();
         self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).sweep(self.plan(), now)).sum()
@@ -600,5 +614,26 @@ impl<C: Clock> std::fmt::Debug for Admission<'_, C> {
 impl<C: Clock> std::fmt::Debug for Denial<'_, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Denial").field("decision", &self.decision).field("now", &self.now).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StoredKey, INLINE_KEY};
+
+    #[test]
+    fn stored_keys_compare_exactly_inline_and_on_the_heap() {
+        let long = "k".repeat(INLINE_KEY + 1);
+        let cases = ["", "a", "ab", "ab\0", "\0", "é", &"k".repeat(INLINE_KEY), &long];
+        for a in cases {
+            let stored = StoredKey::new(a);
+            assert_eq!(matches!(stored, StoredKey::Inline { .. }), a.len() <= INLINE_KEY, "{a:?}");
+            for b in cases {
+                assert_eq!(stored.is(b), a == b, "{a:?} stored, {b:?} asked");
+            }
+        }
+        // Same inline bytes (zero padding), different lengths.
+        assert!(!StoredKey::new("ab").is("ab\0\0"));
+        assert!(!StoredKey::new(&long).is(&long[..INLINE_KEY]));
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 
 use ratesim::client::ClientSpec;
-use ratesim::limiter::{Clock, KeyedLimiter, ManualClock};
+use ratesim::limiter::{Clock, KeyedLimiter, ManualClock, IDLE_GRACE};
 use ratesim::metrics::NoBuckets;
 use ratesim::policy::{self, Policy, Request};
 use ratesim::sim::{DecisionRecord, DecisionSink, SimConfig, Simulation, DEFAULT_START};
@@ -149,14 +149,20 @@ fn eviction_is_lossless() {
                                    // Nothing is idle yet: nothing may be evicted.
     assert_eq!(limiter.evict_idle(), 0);
     // 3 s later, buckets holding at most 3 units have drained. (A key that
-    // asked i % 7 times holds min(i % 7, 5) units: the burst is 5.)
+    // asked i % 7 times holds min(i % 7, 5) units: the burst is 5.) A sweep
+    // then still evicts nothing: a state goes only after IDLE_GRACE at rest.
     limiter.clock().advance(3 * SECOND);
-    let held = |i: usize| (i % 7).min(5) as u64;
-    let before: Vec<bool> = (0..100).map(|i| held(i) > 3).collect();
+    assert_eq!(limiter.evict_idle(), 0);
+    // A sweep IDLE_GRACE later evicts exactly the states that were idle at
+    // +3 s, so a clock stepped back to +3 s gets the answers it would have
+    // got without eviction.
+    limiter.clock().advance(IDLE_GRACE);
     let evicted = limiter.evict_idle();
     assert_eq!(evicted, (0..100).filter(|i| i % 7 != 0 && i % 7 <= 3).count());
-    // Decisions are what they would have been: keys that held 4 or 5 units
-    // still have 1 or 2 in their bucket.
+    limiter.clock().set(DEFAULT_START + 3 * SECOND);
+    let held = |i: usize| (i % 7).min(5) as u64;
+    let before: Vec<bool> = (0..100).map(|i| held(i) > 3).collect();
+    // Keys that held 4 or 5 units still have 1 or 2 in their bucket.
     for (i, busy) in before.iter().enumerate() {
         let key = format!("k{i}");
         let d = limiter.check(&Request::new(&key)).map(|a| a.decision().reported.unwrap().1.remaining).unwrap();
@@ -298,4 +304,76 @@ scope = "user"
     }
     // Two limits per identity (the user is the key here).
     assert_eq!(lim.len(), 2 * keys.len());
+}
+
+#[test]
+fn a_limit_that_never_resets_sends_no_reset() {
+    // A reported lifetime budget: limit and remaining, but no reset instant
+    // (and no IETF `t`), in headers and body alike.
+    let p = policy(
+        r#"
+provider = "test"
+[response]
+reset_after_header = "X-RateLimit-Reset-After"
+ietf = true
+body = '{"reset": "{reset}", "reset_at": "{reset_at}", "reset_after": "{reset_after}"}'
+[[plan]]
+name = "pro"
+[[plan.limit]]
+id = "lifetime"
+algorithm = "budget"
+limit = 2
+period = "lifetime"
+reserve = 1
+report = true
+"#,
+    );
+    let lim = KeyedLimiter::with_clock(p, "pro", ManualClock::new(DEFAULT_START)).unwrap();
+    let req = Request::new("k");
+    let ok = lim.check(&req).expect("admitted");
+    let r = ok.response();
+    assert_eq!(r.header("X-RateLimit-Limit"), Some("2"));
+    assert_eq!(r.header("X-RateLimit-Remaining"), Some("1"));
+    assert_eq!(r.header("X-RateLimit-Reset"), None);
+    assert_eq!(r.header("X-RateLimit-Reset-After"), None);
+    assert_eq!(r.header("RateLimit"), Some("\"lifetime\";r=1"));
+    drop(ok);
+    drop(lim.check(&req).expect("the second fits"));
+    let denial = lim.check(&req).expect_err("the budget is spent for good");
+    let r = denial.response();
+    assert_eq!(r.header("X-RateLimit-Reset"), None);
+    assert_eq!(r.header("Retry-After"), None, "never admitted again: no Retry-After");
+    let body: serde_json::Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+    assert_eq!(body, serde_json::json!({"reset": null, "reset_at": null, "reset_after": null}));
+}
+
+#[test]
+fn a_permit_released_twice_frees_nothing_even_after_eviction() {
+    let p = policy(
+        r#"
+provider = "test"
+[[plan]]
+name = "pro"
+[[plan.limit]]
+id = "inflight"
+algorithm = "concurrency"
+max = 1
+"#,
+    );
+    let clock = Arc::new(ManualClock::new(DEFAULT_START));
+    let lim = KeyedLimiter::with_clock(p, "pro", clock.clone()).unwrap();
+    let req = Request::new("k");
+    let a = lim.check_at(&req, clock.now());
+    assert!(a.allowed);
+    lim.complete_at(&req, &a.tickets, clock.now());
+    // The key's state is idle; once the grace period is over it is evicted.
+    clock.advance(IDLE_GRACE + SECOND);
+    assert_eq!(lim.evict_idle(), 1);
+    let b = lim.check_at(&req, clock.now());
+    assert!(b.allowed, "a fresh state admits");
+    // A stale second completion of `a` must not free `b`'s permit.
+    lim.complete_at(&req, &a.tickets, clock.now());
+    assert!(!lim.check_at(&req, clock.now()).allowed, "b still holds the only permit");
+    lim.complete_at(&req, &b.tickets, clock.now());
+    assert!(lim.check_at(&req, clock.now()).allowed);
 }

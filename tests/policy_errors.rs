@@ -594,6 +594,14 @@ fn requests_that_could_never_be_admitted() {
         "limit \"w\" > cost_by_endpoint > batch",
         "a request costing 6 could never fit the limit of 5",
     );
+    // A cost that never applies (its endpoint is excluded), and a budget
+    // (which admits while its reservation fits and settles the cost later),
+    // are fine.
+    let ok = limit(
+        "id = \"w\"\nalgorithm = \"fixed-window\"\nrate = \"5/min\"\ncost_by_endpoint = { \"batch\" = 6 }\n\
+         match.except = [\"batch\"]\n[[plan.limit]]\nid = \"b\"\nalgorithm = \"budget\"\nlimit = 3\nperiod = \"day\"\ncost = 5\n",
+    );
+    policy::parse(&ok, "ok.toml").unwrap_or_else(|e| panic!("refused: {e}"));
     expect_error(
         &limit("id = \"spend\"\nalgorithm = \"budget\"\nlimit = 10\nperiod = \"day\"\nreserve = 1000\n"),
         9,
@@ -611,6 +619,14 @@ fn structural_errors_name_the_right_key() {
     // A duplicate key is named.
     let e = expect_toml_error(&limit(GCRA).replace("[[plan]]", "provider = \"Again\"\n[[plan]]"), 2, 1, "");
     assert!(e.message.contains("duplicate key `provider`"), "{e}");
+    // A repeated table header, and a quoted key containing `=`.
+    let e = parse_err(&format!(
+        "provider = \"x\"\n[response]\nietf = true\n[response]\n[[plan]]\nname = \"p\"\n[[plan.limit]]\n{GCRA}"
+    ));
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("duplicate table `[response]`"), "{e}");
+    let e = parse_err("provider = \"x\"\n\"b=c\" = 1\n\"b=c\" = 2\n");
+    assert!(e.message.contains("duplicate key `b=c`"), "{e}");
     // A negative duration says so.
     expect_error(
         &limit("id = \"inflight\"\nalgorithm = \"concurrency\"\nmax = 5\nlease = \"-5s\"\n"),

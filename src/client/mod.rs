@@ -3,7 +3,7 @@
 //! A [`ClientSpec`] says how a client retries (how many attempts, which
 //! statuses, backoff, jitter, whether it honours `Retry-After`), whether it
 //! keeps an SRE-book retry budget or adaptive throttle, and whether it paces
-//! itself with a client-side limiter. Named [`presets`] reproduce the clients
+//! itself with a client-side limiter. Named presets ([`PRESETS`], [`preset`]) reproduce the clients
 //! shown on the provider pages and the official OpenAI Python SDK.
 //!
 //! Delays are computed in floating point seconds (backoff formulas are

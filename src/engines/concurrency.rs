@@ -46,7 +46,11 @@ pub struct Concurrency {
 pub struct Permit {
     /// When the lease ends (`u64::MAX` without leases).
     pub expires: Nanos,
-    /// A number unique within the state that granted it.
+    /// The grant instant in nanoseconds, or the next free number when
+    /// several permits are granted within one nanosecond: increasing within
+    /// a state, and above every id of an earlier state of the same key that
+    /// was evicted before this one was created (so a stale permit released
+    /// late cannot free a newer one).
     pub id: u64,
 }
 
@@ -125,8 +129,8 @@ impl Concurrency {
     /// Grants a permit at `now`.
     pub fn commit(&self, state: &mut ConcurrencyState, now: Nanos) -> Permit {
         self.reclaim(state, now);
-        let id = state.next_id;
-        state.next_id += 1;
+        let id = state.next_id.max(now);
+        state.next_id = id + 1;
         state.in_flight += 1;
         let expires = self.lease.map_or(u64::MAX, |ttl| now.saturating_add(ttl));
         state.leases.insert((expires, id));

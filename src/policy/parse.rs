@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    AuthMatch, Limit, Measure, Plan, Policy, Reserve, Scope, Selector, MAX_COMPLETING_LIMITS_PER_PLAN,
+    AuthMatch, Limit, Measure, Plan, Policy, Request, Reserve, Scope, Selector, MAX_COMPLETING_LIMITS_PER_PLAN,
     MAX_LIMITS_PER_PLAN,
 };
 use super::{ResetFormat, ResponseStyle};
@@ -78,21 +78,36 @@ pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyError> {
         let whole_document = span.is_none_or(|s| s.start == 0 && (s.end == 0 || s.end >= text.trim_end().len()));
         let field = if whole_document { String::new() } else { structural_field(text, offset) };
         if message == "duplicate key" {
-            let key = key_at(text, offset);
-            if !key.is_empty() {
-                message = format!("duplicate key `{key}`: it is already set earlier in this table");
-            }
+            message = duplicate_message(text, offset);
         }
         cx.err(offset, &field, message)
     })?;
     cx.policy(raw)
 }
 
-/// The key written at `offset` (up to `=` or the end of the line), unquoted.
-fn key_at(text: &str, offset: usize) -> String {
+/// Names what a "duplicate key" error at `offset` repeats: a table header
+/// (`[response]` twice) or a key (quoted keys may contain `=`).
+fn duplicate_message(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text.get(..offset).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
+    let line = text.get(line_start..).unwrap_or("").lines().next().unwrap_or("").trim();
+    if line.starts_with('[') {
+        let header = line.split('#').next().unwrap_or(line).trim();
+        return format!("duplicate table `{header}`: it is already defined above");
+    }
     let rest = text.get(offset..).unwrap_or("");
-    let end = rest.find(['=', '\n']).unwrap_or(rest.len());
-    rest[..end].trim().trim_matches('"').to_string()
+    let key = match rest.strip_prefix(['"', '\'']) {
+        Some(quoted) => {
+            let close = rest.as_bytes()[0] as char;
+            quoted.find(close).map_or(quoted, |end| &quoted[..end])
+        }
+        None => rest[..rest.find(['=', '\n']).unwrap_or(rest.len())].trim(),
+    };
+    if key.is_empty() {
+        "duplicate key: it is already set earlier in this table".to_string()
+    } else {
+        format!("duplicate key `{key}`: it is already set earlier in this table")
+    }
 }
 
 /// The field an error found while reading the TOML structure points at:
@@ -594,31 +609,6 @@ impl Cx<'_> {
             ));
         }
 
-        // A request that costs more than the capacity could never be admitted:
-        // almost certainly a typo, so refuse it rather than model a dead endpoint.
-        if let Measure::Requests { cost, by_endpoint } = &measure {
-            let capacity = engine.capacity();
-            let what = match engine {
-                Engine::Gcra(_) => "burst",
-                _ => "limit",
-            };
-            if !matches!(engine, Engine::Concurrency(_)) && *cost > capacity {
-                let at = rl.cost.as_ref().map_or(start, |c| c.span().start);
-                return Err(self.err(
-                    at,
-                    &f("cost"),
-                    format!("a request costing {cost} could never fit the {what} of {capacity}: expected a cost of at most {capacity}"),
-                ));
-            }
-            if let Some((endpoint, c)) = by_endpoint.iter().find(|(_, c)| *c > capacity) {
-                return Err(self.err(
-                    start,
-                    &f(&format!("cost_by_endpoint > {endpoint}")),
-                    format!("a request costing {c} could never fit the {what} of {capacity}: expected a cost of at most {capacity}"),
-                ));
-            }
-        }
-
         let reserve = match &rl.reserve {
             None => Reserve::Fixed(0),
             Some(v) => {
@@ -737,6 +727,33 @@ impl Cx<'_> {
             Some(v) => Some(self.positive(v, &f("header_limit"), "a limit to advertise")?),
             None => None,
         };
+        // On a bucket or a window, a request that costs more than the capacity
+        // could never be admitted: almost certainly a typo, so refuse it rather
+        // than model a dead endpoint. (A budget admits it when its reservation
+        // fits and settles the cost afterwards; a concurrency cap ignores cost.)
+        if let (Measure::Requests { cost, by_endpoint }, false) =
+            (&measure, matches!(engine, Engine::Concurrency(_) | Engine::Budget(_)))
+        {
+            let capacity = engine.capacity();
+            let what = if matches!(engine, Engine::Gcra(_)) { "burst" } else { "limit" };
+            let never = |c: u64| {
+                format!("a request costing {c} could never fit the {what} of {capacity}: expected a cost of at most {capacity}")
+            };
+            if *cost > capacity {
+                let at = rl.cost.as_ref().map_or(start, |c| c.span().start);
+                return Err(self.err(at, &f("cost"), never(*cost)));
+            }
+            // Only endpoints this limit applies to (authenticated or not).
+            let applies = |endpoint: &str| {
+                [true, false]
+                    .into_iter()
+                    .any(|authenticated| selector.matches(&Request { endpoint, authenticated, ..Request::new("") }))
+            };
+            if let Some((endpoint, c)) = by_endpoint.iter().find(|(e, c)| *c > capacity && applies(e)) {
+                return Err(self.err(start, &f(&format!("cost_by_endpoint > {endpoint}")), never(*c)));
+            }
+        }
+
         let line = self.err(start, "", "").line;
         Ok(Limit {
             id,

@@ -116,6 +116,8 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
     let mut headers = Vec::new();
     let reported = decision.reported.map(|(i, d)| (&plan.limits[i], d));
     if let Some((limit, d)) = reported.filter(|_| style.headers_on_allowed || !decision.allowed) {
+        // A limit that never resets (a lifetime budget) sends no reset.
+        let resets = d.reset != Nanos::MAX;
         let reset_after = ceil_seconds(d.reset.saturating_sub(now));
         if style.x_ratelimit {
             let reset = match limit.reset_format.unwrap_or(style.reset_format) {
@@ -124,16 +126,19 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
             };
             headers.push((style.limit_header.clone(), limit.header_limit.unwrap_or(d.limit).to_string()));
             headers.push((style.remaining_header.clone(), d.remaining.to_string()));
-            headers.push((style.reset_header.clone(), reset.to_string()));
-            if let Some(h) = &style.reset_after_header {
-                headers.push((h.clone(), reset_after.to_string()));
+            if resets {
+                headers.push((style.reset_header.clone(), reset.to_string()));
+                if let Some(h) = &style.reset_after_header {
+                    headers.push((h.clone(), reset_after.to_string()));
+                }
             }
         }
         if style.ietf {
             if let Some((q, w)) = quota_window(&limit.engine) {
                 headers.push(("RateLimit-Policy".into(), format!("\"{}\";q={q};w={w}", limit.id)));
             }
-            headers.push(("RateLimit".into(), format!("\"{}\";r={};t={reset_after}", limit.id, d.remaining)));
+            let t = if resets { format!(";t={reset_after}") } else { String::new() };
+            headers.push(("RateLimit".into(), format!("\"{}\";r={}{t}", limit.id, d.remaining)));
         }
     }
     let retry_after = retry_after_seconds(decision.retry, now, style.retry_after_unknown);
