@@ -26,6 +26,7 @@
 pub mod cli;
 pub mod client;
 pub mod engines;
+mod ident;
 pub mod limiter;
 pub mod metrics;
 pub mod policy;

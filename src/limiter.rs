@@ -65,6 +65,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hashbrown::HashTable;
 
 use crate::engines::{Completion, Engine, EngineState, FixedWindowState, GcraState, SlidingCounterState, StateMut};
+use crate::ident::Ident;
 use crate::policy::{render, Plan, PlanDecision, Policy, Rendered, Request, StateStore, Tickets, MAX_LIMITS_PER_PLAN};
 use crate::time::{Nanos, SECOND};
 
@@ -122,43 +123,12 @@ impl<C: Clock> Clock for Arc<C> {
     }
 }
 
-/// Identities of at most this many bytes are stored inside the entry.
-const INLINE_KEY: usize = 22;
-
-/// A scope identity as a table stores it: short ones (most API keys in
-/// tests, user and workspace ids) inline, so finding a state reads no
-/// other memory; longer ones on the heap.
-enum StoredKey {
-    Inline { len: u8, bytes: [u8; INLINE_KEY] },
-    Heap(Box<str>),
-}
-
-impl StoredKey {
-    fn new(key: &str) -> StoredKey {
-        if key.len() <= INLINE_KEY {
-            let mut bytes = [0; INLINE_KEY];
-            bytes[..key.len()].copy_from_slice(key.as_bytes());
-            StoredKey::Inline { len: key.len() as u8, bytes }
-        } else {
-            StoredKey::Heap(key.into())
-        }
-    }
-
-    #[inline]
-    fn is(&self, key: &str) -> bool {
-        match self {
-            StoredKey::Inline { len, bytes } => *len as usize == key.len() && bytes[..key.len()] == *key.as_bytes(),
-            StoredKey::Heap(k) => **k == *key,
-        }
-    }
-}
-
 /// One state: its scope identity, that identity's hash (computed once per
 /// request and reused for the shard, the bucket and a cheap inequality test
 /// before the key comparison), and the engine state.
 struct Entry<S> {
     hash: u64,
-    key: StoredKey,
+    key: Ident,
     state: S,
 }
 
@@ -188,7 +158,7 @@ fn with_entry<S, R>(
         return f(&mut e.state);
     }
     *inserted += 1;
-    let entry = Entry { hash, key: StoredKey::new(key), state: fresh() };
+    let entry = Entry { hash, key: Ident::new(key), state: fresh() };
     f(&mut table.insert_unique(hash, entry, |e| e.hash).into_mut().state)
 }
 
@@ -614,26 +584,5 @@ impl<C: Clock> std::fmt::Debug for Admission<'_, C> {
 impl<C: Clock> std::fmt::Debug for Denial<'_, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Denial").field("decision", &self.decision).field("now", &self.now).finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{StoredKey, INLINE_KEY};
-
-    #[test]
-    fn stored_keys_compare_exactly_inline_and_on_the_heap() {
-        let long = "k".repeat(INLINE_KEY + 1);
-        let cases = ["", "a", "ab", "ab\0", "\0", "é", &"k".repeat(INLINE_KEY), &long];
-        for a in cases {
-            let stored = StoredKey::new(a);
-            assert_eq!(matches!(stored, StoredKey::Inline { .. }), a.len() <= INLINE_KEY, "{a:?}");
-            for b in cases {
-                assert_eq!(stored.is(b), a == b, "{a:?} stored, {b:?} asked");
-            }
-        }
-        // Same inline bytes (zero padding), different lengths.
-        assert!(!StoredKey::new("ab").is("ab\0\0"));
-        assert!(!StoredKey::new(&long).is(&long[..INLINE_KEY]));
     }
 }

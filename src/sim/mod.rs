@@ -38,7 +38,12 @@
 mod store;
 pub mod sweep;
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::ident::Ident;
 use std::io::Write;
 
 use rand::{Rng, SeedableRng};
@@ -207,28 +212,13 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
     }
 }
 
-/// Byte equality for short strings, inline: names are a few bytes long, and
-/// a call into the C library's `memcmp` costs more than the comparison.
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        if u64::from_ne_bytes(x.try_into().expect("8 bytes")) != u64::from_ne_bytes(y.try_into().expect("8 bytes")) {
-            return false;
-        }
-    }
-    ca.remainder().iter().zip(cb.remainder()).all(|(x, y)| x == y)
-}
-
-/// Interns strings to dense ids in order of first appearance.
+/// Interns strings to dense ids in order of first appearance. Each string
+/// is stored once (in `names`); the table holds only ids.
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<String, u32, foldhash::fast::FixedState>,
-    names: Vec<String>,
+    ids: HashTable<u32>,
+    names: Vec<Ident>,
+    hasher: foldhash::fast::FixedState,
     /// The id returned last: traces repeat the same key, user and endpoint
     /// row after row, and one comparison is cheaper than a hash lookup.
     last: Option<u32>,
@@ -237,22 +227,39 @@ struct Interner {
 impl Interner {
     fn id(&mut self, s: &str) -> u32 {
         if let Some(last) = self.last {
-            if same_bytes(self.names[last as usize].as_bytes(), s.as_bytes()) {
+            if self.names[last as usize].is(s) {
                 return last;
             }
         }
-        let id = match self.ids.get(s) {
+        let hasher = &self.hasher;
+        let names = &self.names;
+        let hash = hasher.hash_one(s);
+        let id = match self.ids.find(hash, |&id| names[id as usize].is(s)) {
             Some(&id) => id,
             None => {
                 let id = self.names.len() as u32;
-                self.ids.insert(s.to_string(), id);
-                self.names.push(s.to_string());
+                self.names.push(Ident::new(s));
+                let names = &self.names;
+                self.ids.insert_unique(hash, id, |&id| hasher.hash_one(names[id as usize].as_str()));
                 id
             }
         };
         self.last = Some(id);
         id
     }
+}
+
+/// The id of `key` (whose key id is `key_id`) in `interner`, through the
+/// per-key cache `cache`.
+fn own_identity(cache: &mut Vec<u32>, key_id: u32, interner: &mut Interner, key: &str) -> u32 {
+    let k = key_id as usize;
+    if k >= cache.len() {
+        cache.resize(k + 1, u32::MAX);
+    }
+    if cache[k] == u32::MAX {
+        cache[k] = interner.id(key);
+    }
+    cache[k]
 }
 
 /// The facts of a request, copied freely.
@@ -293,10 +300,10 @@ struct Live {
 /// The policy's view of a request (a poll carries no tokens or money).
 fn request_of<'a>(keys: &'a Interner, endpoints: &'a Interner, info: &ReqInfo, poll: bool) -> Request<'a> {
     Request {
-        key: &keys.names[info.key as usize],
+        key: keys.names[info.key as usize].as_str(),
         user: None,
         workspace: None,
-        endpoint: &endpoints.names[if poll { info.poll_endpoint } else { info.endpoint } as usize],
+        endpoint: endpoints.names[if poll { info.poll_endpoint } else { info.endpoint } as usize].as_str(),
         authenticated: info.auth,
         tokens: if poll { 0 } else { info.tokens },
         money: if poll { 0 } else { info.money },
@@ -323,14 +330,16 @@ fn rng_of(clients: &mut Vec<ClientState>, seed: u64, key: u32) -> &mut ChaCha8Rn
     client_of(clients, key).rng.get_or_insert_with(|| {
         let mut r = ChaCha8Rng::seed_from_u64(seed);
         r.set_stream(CLIENT_STREAM | key as u64);
-        r
+        Box::new(r)
     })
 }
 
 /// Per-client (per-key) behaviour state.
 #[derive(Default)]
 struct ClientState {
-    rng: Option<ChaCha8Rng>,
+    /// Boxed: most keys never draw a random number (no jitter, no adaptive
+    /// throttling), and a ChaCha state is about 300 bytes.
+    rng: Option<Box<ChaCha8Rng>>,
     /// Two one-minute windows for retry budgets and adaptive throttling:
     /// `[previous, current]` counts of requests, retries, attempts, accepts.
     window: u64,
@@ -338,7 +347,8 @@ struct ClientState {
     retries: [u64; 2],
     attempts: [u64; 2],
     accepts: [u64; 2],
-    pace: Option<EngineState>,
+    /// The client's own limiter state, when it paces itself.
+    pace: Option<Box<EngineState>>,
     in_flight: u64,
     queue: VecDeque<u32>,
     denied: u64,
@@ -415,6 +425,9 @@ pub struct Simulation<'p> {
     store: SimStore,
     keys: Interner,
     users: Interner,
+    /// Per key id, its id among users (workspaces) when a row names none.
+    key_as_user: Vec<u32>,
+    key_as_workspace: Vec<u32>,
     workspaces: Interner,
     endpoints: Interner,
     clients: Vec<ClientState>,
@@ -455,6 +468,8 @@ impl<'p> Simulation<'p> {
             store: SimStore::new(plan),
             keys: Interner::default(),
             users: Interner::default(),
+            key_as_user: Vec::new(),
+            key_as_workspace: Vec::new(),
             workspaces: Interner::default(),
             endpoints,
             clients: Vec::new(),
@@ -591,9 +606,17 @@ impl<'p> Simulation<'p> {
     fn arrive(&mut self, row: &TraceRow, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
         let key = self.keys.id(&row.key);
         // A request without a user (workspace) is its key's own user (workspace).
-        let user = if row.user.is_empty() { self.users.id(&row.key) } else { self.users.id(&row.user) };
-        let workspace =
-            if row.workspace.is_empty() { self.workspaces.id(&row.key) } else { self.workspaces.id(&row.workspace) };
+        // Remembered per key, so such rows cost one lookup, not three.
+        let user = if row.user.is_empty() {
+            own_identity(&mut self.key_as_user, key, &mut self.users, &row.key)
+        } else {
+            self.users.id(&row.user)
+        };
+        let workspace = if row.workspace.is_empty() {
+            own_identity(&mut self.key_as_workspace, key, &mut self.workspaces, &row.key)
+        } else {
+            self.workspaces.id(&row.workspace)
+        };
         let endpoint = self.endpoints.id(&row.endpoint);
         let poll_endpoint = if row.poll_endpoint.is_empty() { 0 } else { self.endpoints.id(&row.poll_endpoint) };
         let info = ReqInfo {
@@ -671,7 +694,8 @@ impl<'p> Simulation<'p> {
             }
         }
         if let Some(engine) = &self.pace_engine {
-            let state = client_of(&mut self.clients, key).pace.get_or_insert_with(|| engine.new_state());
+            let state =
+                &mut **client_of(&mut self.clients, key).pace.get_or_insert_with(|| Box::new(engine.new_state()));
             let (d, _) = engine.acquire(state, now, 1);
             if !d.allowed {
                 // Wait until the client's own limiter admits the send.
@@ -774,8 +798,8 @@ impl<'p> Simulation<'p> {
             request: info.index,
             attempt,
             kind,
-            key: &self.keys.names[info.key as usize],
-            endpoint: &self.endpoints.names[endpoint as usize],
+            key: self.keys.names[info.key as usize].as_str(),
+            endpoint: self.endpoints.names[endpoint as usize].as_str(),
             allowed: d.allowed,
             status: d.status,
             limit: d.denied_by.map(|i| self.plan.limits[i].id.as_str()),
@@ -920,7 +944,11 @@ impl<'p> Simulation<'p> {
             .iter()
             .enumerate()
             .filter(|(_, c)| c.denied > 0)
-            .map(|(i, c)| KeyDenials { key: self.keys.names[i].clone(), denied: c.denied, attempts: c.sent })
+            .map(|(i, c)| KeyDenials {
+                key: self.keys.names[i].as_str().to_string(),
+                denied: c.denied,
+                attempts: c.sent,
+            })
             .collect();
         top.sort_by(|a, b| b.denied.cmp(&a.denied).then_with(|| a.key.cmp(&b.key)));
         top.truncate(self.config.top_keys);
