@@ -859,3 +859,12 @@ fn shipped_specs_have_the_advertised_rates() {
         .filter(|row| row.key.starts_with("webhooks"))
         .all(|row| row.poll_every == 0 && row.endpoint == "predictions.create"));
 }
+
+#[test]
+fn too_many_clients_points_at_the_population_that_goes_over() {
+    let pop = |name: &str| {
+        format!("[[population]]\nname = \"{name}\"\nclients = 600000\narrival = {{ kind = \"constant\", rate = \"1/min\" }}\n")
+    };
+    let text = format!("horizon = \"1min\"\n{}{}# end\n", pop("a"), pop("b"));
+    assert_err(&text, 8, "clients", "at most 1000000 clients in one spec, found 1200000");
+}

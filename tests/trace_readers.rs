@@ -507,7 +507,7 @@ fn jsonl_errors() {
     let err = jsonl_err("{\"t\": 1, \"key\": \"a\"} x\n");
     located(&err, 1, 22, "", &["trailing characters"]);
     let err = jsonl_err(b"{\"t\": 1, \"key\": \"a\xff\"}\n".as_slice());
-    located(&err, 1, 19, "key", &["invalid unicode"]);
+    located(&err, 1, 19, "key", &["expected UTF-8 text", "must be UTF-8"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -531,4 +531,15 @@ fn sample_traces_agree() {
     assert_eq!(from_csv.last().unwrap().t, TraceTime::Offset(25 * SECOND));
     let missing = CsvTrace::open(&dir.join("no-such-file.csv")).unwrap_err();
     assert!(missing.to_string().contains("cannot open the trace"));
+}
+
+#[test]
+fn jsonl_bom_and_bad_utf8() {
+    // A byte-order mark on the first line is skipped, as in CSV.
+    let rows = jsonl(b"\xEF\xBB\xBF{\"t\": 0, \"key\": \"a\"}\n{\"t\": 1, \"key\": \"b\"}\n").unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].key, "a");
+    // Invalid UTF-8 is named as such, at its line, column and field.
+    let e = jsonl_err(b"{\"t\": 0, \"key\": \"a\"}\n{\"t\": 1, \"key\": \"b\xff\"}\n");
+    located(&e, 2, 19, "key", &["expected UTF-8 text", "must be UTF-8"]);
 }

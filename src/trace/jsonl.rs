@@ -96,6 +96,9 @@ impl<R: BufRead> JsonlTrace<R> {
         if message.ends_with(&suffix) {
             message.truncate(message.len() - suffix.len());
         }
+        if message.starts_with("invalid unicode code point") {
+            message = "expected UTF-8 text, found a byte that is not valid UTF-8; trace files must be UTF-8".into();
+        }
         // serde_json counts bytes; report characters.
         let bytes = &self.buf[..e.column().min(self.buf.len())];
         let column = bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count().max(1) as u64;
@@ -125,6 +128,10 @@ impl<R: BufRead> TraceSource for JsonlTrace<R> {
             }
             if self.buf.last() == Some(&b'\r') {
                 self.buf.pop();
+            }
+            // A byte-order mark on the first line, as some editors write.
+            if self.line == 1 && self.buf.starts_with(b"\xEF\xBB\xBF") {
+                self.buf.drain(..3);
             }
             if !self.buf.iter().all(u8::is_ascii_whitespace) {
                 break;

@@ -876,11 +876,13 @@ impl Cx<'_> {
         let mut populations: Vec<Population> = Vec::new();
         let mut total: u64 = 0;
         for (i, rp) in raw.population.into_iter().enumerate() {
+            // The error points at the `clients` that goes over the limit.
+            let at = rp.get_ref().clients.as_ref().map_or(rp.span().start, |c| c.span().start);
             let pop = self.population(rp, i, horizon, &populations)?;
             total += pop.clients as u64;
             if total > MAX_CLIENTS {
                 return Err(self.err(
-                    self.text.len(),
+                    at,
                     "population > clients",
                     format!("at most {MAX_CLIENTS} clients in one spec, found {total} so far"),
                 ));
