@@ -42,6 +42,8 @@ struct Point {
     admitted: u64,
     denied: u64,
     denied_429: u64,
+    /// Attempts in the busiest single bucket of the point.
+    peak_attempts: u64,
 }
 
 /// Collects the time series for a chart, downsampling as it grows.
@@ -86,6 +88,7 @@ impl BucketSink for ChartSeries {
         p.admitted += b.admitted;
         p.denied += b.denied_429 + b.denied_402 + b.denied_503 + b.denied_other;
         p.denied_429 += b.denied_429;
+        p.peak_attempts = p.peak_attempts.max(b.attempts);
         Ok(())
     }
 }
@@ -144,6 +147,7 @@ impl ChartSeries {
                         admitted: a.admitted + p.admitted,
                         denied: a.denied + p.denied,
                         denied_429: a.denied_429 + p.denied_429,
+                        peak_attempts: a.peak_attempts.max(p.peak_attempts),
                     })
                 })
                 .collect();
@@ -155,6 +159,18 @@ impl ChartSeries {
 
 type Panel<'a, DB> =
     ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// A tick value as written on an axis: whole numbers plainly, others with
+/// up to two decimals (`0.5`, `1.25`), never rounded to a neighbour's label.
+fn tick_label(v: f64) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
 
 /// One panel: axes from 0 to `x_max` and `y_max`, described, with a light grid.
 fn panel<'a, DB: DrawingBackend>(
@@ -176,8 +192,8 @@ fn panel<'a, DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
+        .x_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&|v| tick_label(*v))
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .light_line_style(RGBColor(235, 235, 235))
@@ -222,7 +238,16 @@ where
     let admitted = rate(|p| p.admitted);
     let requests = rate(|p| p.requests);
     let retries = rate(|p| p.retries);
-    let y_max = attempts.iter().chain(&requests).map(|p| p.1).fold(0.0, f64::max).max(1.0) * 1.12;
+    // When a point averages several buckets, the busiest bucket in it shows
+    // what the average hides: synchronized retry waves.
+    let bucket_rate = SECOND as f64 / series.bucket as f64;
+    let peaks: Vec<(f64, f64)> = if series.factor > 1 {
+        series.points.iter().enumerate().map(|(i, p)| (x_of(i), p.peak_attempts as f64 * bucket_rate)).collect()
+    } else {
+        Vec::new()
+    };
+    // Headroom above the data for the legend box in the upper right.
+    let y_max = attempts.iter().chain(&requests).chain(&peaks).map(|p| p.1).fold(0.0, f64::max).max(1.0) * 1.3;
 
     let x_desc = format!("time since trace start ({unit_name})");
     let red = RGBColor(214, 39, 40);
@@ -253,6 +278,15 @@ where
         .map_err(err)?
         .label("retries")
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], orange.stroke_width(2)));
+    if !peaks.is_empty() {
+        let grey = RGBColor(110, 110, 110);
+        let label = format!("attempts in the busiest {} bucket", crate::report::human_duration(series.bucket));
+        chart
+            .draw_series(LineSeries::new(peaks.iter().copied(), grey.stroke_width(1)))
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], grey.stroke_width(1)));
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -290,6 +324,16 @@ pub fn write_chart(path: &Path, series: &ChartSeries, labels: &ChartLabels) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_keep_their_fractions() {
+        assert_eq!(super::tick_label(0.0), "0");
+        assert_eq!(super::tick_label(2.0), "2");
+        assert_eq!(super::tick_label(0.5), "0.5");
+        assert_eq!(super::tick_label(1.25), "1.25");
+        assert_eq!(super::tick_label(0.30000000000000004), "0.3");
+        assert_eq!(super::tick_label(100.0), "100");
+    }
 
     #[test]
     fn downsampling_keeps_totals_and_bounds_points() {
