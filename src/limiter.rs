@@ -344,18 +344,8 @@ impl<C: Clock> KeyedLimiter<C> {
     /// ([`KeyedLimiter::complete_at`]).
     pub fn check_at(&self, req: &Request<'_>, now: Nanos) -> PlanDecision {
         let plan = self.plan();
-        let mut wanted = [usize::MAX; MAX_LIMITS_PER_PLAN];
-        let mut hashes = [None; MAX_LIMITS_PER_PLAN];
-        let mut n = 0;
-        for (i, limit) in plan.limits.iter().enumerate() {
-            if limit.selector.matches(req) {
-                let h = self.hash_of(i, limit.scope.key_of(req));
-                hashes[i] = Some(h);
-                wanted[n] = Self::shard_of(h);
-                n += 1;
-            }
-        }
-        let mut store = LockedStore::lock(self, &mut wanted[..n], hashes);
+        let applicable = plan.limits.iter().enumerate().filter(|(_, l)| l.selector.matches(req)).map(|(i, _)| i);
+        let mut store = LockedStore::lock(self, req, applicable);
         let decision = plan.check(&mut store, now, req);
         store.maybe_sweep(plan, now);
         decision
@@ -365,18 +355,8 @@ impl<C: Clock> KeyedLimiter<C> {
     /// its permits and settles its budgets with `req`'s amounts. The returned
     /// [`Completion`] reports any budget overshoot (actual above reserved).
     pub fn complete_at(&self, req: &Request<'_>, tickets: &Tickets, now: Nanos) -> Completion {
-        let plan = self.plan();
-        let mut wanted = [usize::MAX; MAX_LIMITS_PER_PLAN];
-        let mut hashes = [None; MAX_LIMITS_PER_PLAN];
-        let mut n = 0;
-        for (i, _) in tickets.iter() {
-            let h = self.hash_of(i, plan.limits[i].scope.key_of(req));
-            hashes[i] = Some(h);
-            wanted[n] = Self::shard_of(h);
-            n += 1;
-        }
-        let mut store = LockedStore::lock(self, &mut wanted[..n], hashes);
-        plan.complete(&mut store, now, req, tickets)
+        let mut store = LockedStore::lock(self, req, tickets.iter().map(|(i, _)| i));
+        self.plan().complete(&mut store, now, req, tickets)
     }
 
     /// Drops every state that has been idle for [`IDLE_GRACE`] (lossless; see
@@ -408,7 +388,20 @@ struct LockedStore<'a, C: Clock> {
 }
 
 impl<'a, C: Clock> LockedStore<'a, C> {
-    fn lock(limiter: &'a KeyedLimiter<C>, wanted: &mut [usize], hashes: [Option<u64>; MAX_LIMITS_PER_PLAN]) -> Self {
+    /// Hashes `req`'s identity for each of `limits` and locks their shards,
+    /// in ascending order (so two requests never deadlock).
+    fn lock(limiter: &'a KeyedLimiter<C>, req: &Request<'_>, limits: impl Iterator<Item = usize>) -> Self {
+        let plan = limiter.plan();
+        let mut wanted = [usize::MAX; MAX_LIMITS_PER_PLAN];
+        let mut hashes = [None; MAX_LIMITS_PER_PLAN];
+        let mut n = 0;
+        for i in limits {
+            let h = limiter.hash_of(i, plan.limits[i].scope.key_of(req));
+            hashes[i] = Some(h);
+            wanted[n] = KeyedLimiter::<C>::shard_of(h);
+            n += 1;
+        }
+        let wanted = &mut wanted[..n];
         wanted.sort_unstable();
         let mut guards: [Option<(usize, MutexGuard<'a, Shard>)>; MAX_LIMITS_PER_PLAN] = Default::default();
         let mut last = usize::MAX;
@@ -445,10 +438,7 @@ impl<'a, C: Clock> LockedStore<'a, C> {
 impl<C: Clock> StateStore for LockedStore<'_, C> {
     fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(StateMut<'_>) -> R) -> R {
         let engine: &Engine = &self.limiter.plan().limits[limit].engine;
-        let hash = match self.hashes[limit] {
-            Some(h) => h,
-            None => self.limiter.hash_of(limit, scope_key),
-        };
+        let hash = self.hashes[limit].expect("the request's limits were hashed and locked first");
         let shard = self.shard(KeyedLimiter::<C>::shard_of(hash));
         shard.tables[limit].with_state(engine, hash, scope_key, &mut shard.len, f)
     }
