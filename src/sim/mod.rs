@@ -32,8 +32,8 @@
 //! Each client (an API key) draws from its own ChaCha8 stream:
 //! `ChaCha8Rng::seed_from_u64(seed)` with stream number = 2^63 + the key's
 //! index in order of first appearance (the top bit keeps these streams apart
-//! from a synthetic trace's, which share the seed). Same trace, seed and client: byte-identical
-//! results, whatever else runs in parallel.
+//! from a synthetic trace's, which share the seed). Same trace, seed and
+//! client: byte-identical results, whatever else runs in parallel.
 
 mod store;
 pub mod sweep;
