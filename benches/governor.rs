@@ -261,6 +261,27 @@ fn keyed(c: &mut Criterion) {
             }
             eprintln!("keyed-{nkeys}: ratesim holds {} states", lim.len());
         }
+        {
+            let clock = Arc::new(ManualClock::new(T0));
+            let lim = KeyedLimiter::<_, u64>::build(policy.clone(), "pro", clock.clone()).unwrap();
+            for &id in &ids {
+                lim.check_at(&Request::with_id(id), clock.now());
+            }
+            let work = |share: &[u32]| {
+                for chunk in share.chunks(CLOCK_STEP) {
+                    clock.advance(step);
+                    for &k in chunk {
+                        black_box(lim.check_at(&Request::with_id(ids[k as usize]), clock.now()));
+                    }
+                }
+            };
+            for threads in [1, 2] {
+                g.bench_function(format!("ratesim-keyed-u64/{threads}-thread"), |b| {
+                    b.iter_custom(|iters| timed(iters, threads, &picks, work))
+                });
+            }
+            eprintln!("keyed-{nkeys}: ratesim (u64 keys) holds {} states", lim.len());
+        }
         g.finish();
     }
 }

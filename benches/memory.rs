@@ -6,6 +6,8 @@
 //!
 //! - `ratesim KeyedLimiter, string keys`: the production limiter with keys
 //!   like `key-00000000000f4240` (20 bytes), as an API service sees them;
+//! - `ratesim KeyedLimiter<_, u64>, u64 keys`: the same limiter keyed by
+//!   integers (the keys governor's row uses);
 //! - `governor keyed (DashMap), u64 keys`: `RateLimiter::dashmap_with_clock`;
 //! - `ratesim simulator store, GCRA column`: the simulator's dense column
 //!   (`size_of::<GcraState>()` per key, plus the vector's spare capacity).
@@ -56,19 +58,34 @@ fn live() -> isize {
 /// 2026-01-01T00:00:00Z.
 const T0: u64 = 1_767_225_600 * SECOND;
 
-fn ratesim_keyed(n: u64, names: &[String]) -> f64 {
-    let policy = Arc::new(
+fn policy() -> Arc<policy::Policy> {
+    Arc::new(
         policy::parse(
             "provider = \"bench\"\n[[plan]]\nname = \"pro\"\n[[plan.limit]]\nid = \"rpm\"\n\
              algorithm = \"gcra\"\nrate = \"500/min\"\nburst = 50\n",
             "bench.toml",
         )
         .unwrap(),
-    );
+    )
+}
+
+fn ratesim_keyed(n: u64, names: &[String]) -> f64 {
     let before = live();
-    let lim = KeyedLimiter::with_clock(policy, "pro", ManualClock::new(T0)).unwrap();
+    let lim = KeyedLimiter::with_clock(policy(), "pro", ManualClock::new(T0)).unwrap();
     for name in &names[..n as usize] {
         lim.check_at(&Request::new(name), T0);
+    }
+    assert_eq!(lim.len() as u64, n);
+    let bytes = live() - before;
+    drop(lim);
+    bytes as f64 / n as f64
+}
+
+fn ratesim_keyed_u64(n: u64) -> f64 {
+    let before = live();
+    let lim = KeyedLimiter::<_, u64>::build(policy(), "pro", ManualClock::new(T0)).unwrap();
+    for k in 0..n {
+        lim.check_at(&Request::with_id(k.wrapping_mul(0x9E37_79B9_7F4A_7C15)), T0);
     }
     assert_eq!(lim.len() as u64, n);
     let bytes = live() - before;
@@ -115,6 +132,7 @@ fn main() {
         println!("{name:<44} {:>10} {:>10} {:>10}", cells[0], cells[1], cells[2]);
     };
     row("ratesim KeyedLimiter, 20-byte string keys", &|n| ratesim_keyed(n, &names));
+    row("ratesim KeyedLimiter<_, u64>, u64 keys", &ratesim_keyed_u64);
     row("governor keyed (DashMap), u64 keys", &governor_keyed);
     row("ratesim simulator store, GCRA column", &sim_column);
     println!(

@@ -12,7 +12,7 @@ pub(crate) const INLINE: usize = 22;
 
 /// An owned identity string.
 #[derive(Clone, Debug)]
-pub(crate) enum Ident {
+pub enum Ident {
     /// `bytes[..len]` is the string (valid UTF-8: copied from a `&str`).
     Inline { len: u8, bytes: [u8; INLINE] },
     /// A longer string.

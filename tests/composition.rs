@@ -34,6 +34,10 @@
 //! `RATESIM_SOAK=1 cargo test --release --test composition`.
 
 mod common;
+#[path = "common/map_store.rs"]
+mod map_store;
+
+use map_store::MapStore;
 
 use common::config;
 
@@ -43,8 +47,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
-use ratesim::engines::{Decision, EngineState, Retry, StateMut, Ticket};
-use ratesim::policy::{self, Plan, PlanDecision, Request, StateStore};
+use ratesim::engines::{Decision, Retry, Ticket};
+use ratesim::policy::{self, Plan, PlanDecision, Request};
 use ratesim::time::{Nanos, DAY, SECOND};
 
 type TestResult = Result<(), TestCaseError>;
@@ -55,33 +59,6 @@ const START: Nanos = 1_767_225_600_000_000_000;
 // ---------------------------------------------------------------------------
 // A state store
 // ---------------------------------------------------------------------------
-
-/// The simplest [`StateStore`]: a map from `(limit index, scope identity)` to
-/// the state, created fresh on first use.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct MapStore {
-    fresh: Vec<EngineState>,
-    states: BTreeMap<(usize, String), EngineState>,
-}
-
-impl MapStore {
-    fn new(plan: &Plan) -> MapStore {
-        MapStore { fresh: plan.limits.iter().map(|l| l.engine.new_state()).collect(), states: BTreeMap::new() }
-    }
-
-    /// The state of `limit` for `who` as the engine would see it: the stored
-    /// one or a fresh one.
-    fn state(&self, limit: usize, who: &str) -> EngineState {
-        self.states.get(&(limit, who.to_string())).cloned().unwrap_or_else(|| self.fresh[limit].clone())
-    }
-}
-
-impl StateStore for MapStore {
-    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(StateMut<'_>) -> R) -> R {
-        let fresh = &self.fresh[limit];
-        f(self.states.entry((limit, scope_key.to_string())).or_insert_with(|| fresh.clone()).into())
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Plans

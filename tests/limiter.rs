@@ -377,3 +377,90 @@ max = 1
     lim.complete_at(&req, &b.tickets, clock.now());
     assert!(lim.check_at(&req, clock.now()).allowed);
 }
+
+#[test]
+fn integer_keys_decide_exactly_as_their_string_forms() {
+    // The same workload through a limiter keyed by u64 and one keyed by the
+    // decimal strings of the same numbers: every decision, every completion
+    // and every sweep must agree. Keys include 0 and u64::MAX (the integer
+    // table's empty-slot marker, kept beside the table) and enough others to
+    // make the tables grow; the plan has a limit per key, per user, per
+    // workspace and a global one, and a concurrency cap with tickets.
+    let p = policy(
+        r#"
+provider = "test"
+[[plan]]
+name = "pro"
+[[plan.limit]]
+id = "rpm"
+algorithm = "gcra"
+rate = "120/min"
+burst = 4
+[[plan.limit]]
+id = "user-hour"
+algorithm = "fixed-window"
+rate = "40/h"
+scope = "user"
+[[plan.limit]]
+id = "workspace-minute"
+algorithm = "sliding-counter"
+rate = "300/min"
+scope = "workspace"
+[[plan.limit]]
+id = "inflight"
+algorithm = "concurrency"
+max = 2
+[[plan.limit]]
+id = "everyone"
+algorithm = "sliding-log"
+rate = "2000/min"
+scope = "global"
+"#,
+    );
+    let clock = Arc::new(ManualClock::new(DEFAULT_START));
+    let by_int = KeyedLimiter::<_, u64>::build(p.clone(), "pro", clock.clone()).unwrap();
+    let by_str = KeyedLimiter::with_clock(p, "pro", clock.clone()).unwrap();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let special = [0, 1, u64::MAX, u64::MAX - 1];
+    let mut open: Vec<(u64, u64, u64, ratesim::policy::Tickets)> = Vec::new();
+    let (mut admitted, mut denied) = (0, 0);
+    for step in 0..30_000u32 {
+        let r = next();
+        let key = if r % 10 == 0 { special[(r / 10 % 4) as usize] } else { r % 3_000 };
+        let (user, workspace) = (key % 500, key % 37);
+        let (ks, us, ws) = (key.to_string(), user.to_string(), workspace.to_string());
+        let now = clock.now();
+        let ri = Request { user: Some(user), workspace: Some(workspace), ..Request::with_id(key) };
+        let rs = Request { user: Some(us.as_str()), workspace: Some(ws.as_str()), ..Request::new(&ks) };
+        let di = by_int.check_at(&ri, now);
+        let ds = by_str.check_at(&rs, now);
+        assert_eq!(di, ds, "step {step}: key {key}");
+        if di.allowed {
+            admitted += 1;
+            open.push((key, user, workspace, di.tickets));
+        } else {
+            denied += 1;
+        }
+        // Complete the oldest open request now and then.
+        if next() % 3 == 0 && !open.is_empty() {
+            let (key, user, workspace, tickets) = open.remove(0);
+            let (ks, us, ws) = (key.to_string(), user.to_string(), workspace.to_string());
+            let ri = Request { user: Some(user), workspace: Some(workspace), ..Request::with_id(key) };
+            let rs = Request { user: Some(us.as_str()), workspace: Some(ws.as_str()), ..Request::new(&ks) };
+            assert_eq!(by_int.complete_at(&ri, &tickets, now), by_str.complete_at(&rs, &tickets, now));
+        }
+        clock.advance(next() % (40 * MILLISECOND));
+        if step % 5_000 == 4_999 {
+            clock.advance(2 * IDLE_GRACE);
+            assert_eq!(by_int.evict_idle(), by_str.evict_idle(), "step {step}: sweeps");
+            assert_eq!(by_int.len(), by_str.len(), "step {step}: states held");
+        }
+    }
+    assert!(admitted > 1_000 && denied > 1_000, "both answers exercised: {admitted} admitted, {denied} denied");
+}

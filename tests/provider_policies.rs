@@ -5,39 +5,29 @@
 //! `ratesim::policy::render`. Line numbers in comments refer to the provider pages in
 //! `/work/shared/provider-docs/` that each policy cites.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use ratesim::engines::{Decision, Engine, EngineState, StateMut};
-use ratesim::policy::{self, PlanDecision, Policy, Rendered, Request, StateStore, Tickets};
+use ratesim::engines::Decision;
+use ratesim::policy::{self, PlanDecision, Policy, Rendered, Request, Tickets};
+
+#[path = "common/map_store.rs"]
+mod map_store;
+
+use map_store::MapStore;
 use ratesim::time::{parse_rfc3339, Nanos, DAY, HOUR, MILLISECOND, MINUTE, SECOND};
-
-/// One state per `(limit index, scope identity)`, created on first use.
-struct Store {
-    engines: Vec<Engine>,
-    states: HashMap<(usize, String), EngineState>,
-}
-
-impl StateStore for Store {
-    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(StateMut<'_>) -> R) -> R {
-        let engine = &self.engines[limit];
-        let state = self.states.entry((limit, scope_key.to_string())).or_insert_with(|| engine.new_state());
-        f(state.into())
-    }
-}
 
 /// A policy, one of its plans, and the state of every key on it.
 struct Harness {
     policy: Policy,
     plan: String,
-    store: Store,
+    store: MapStore,
 }
 
 impl Harness {
     fn new(file: &str, plan: &str) -> Harness {
         let policy = load(file);
         let p = policy.plan(plan).unwrap_or_else(|| panic!("{file} has no plan {plan:?}"));
-        let store = Store { engines: p.limits.iter().map(|l| l.engine.clone()).collect(), states: HashMap::new() };
+        let store = MapStore::new(p);
         Harness { plan: plan.to_string(), policy, store }
     }
 
@@ -83,8 +73,7 @@ impl Harness {
         let plan = self.policy.plan(&self.plan).expect("plan exists");
         let i = plan.limits.iter().position(|l| l.id == id).unwrap_or_else(|| panic!("no limit {id:?}"));
         let engine = &plan.limits[i].engine;
-        let mut state =
-            self.store.states.get(&(i, scope_key.to_string())).cloned().unwrap_or_else(|| engine.new_state());
+        let mut state = self.store.state(i, scope_key);
         let d: Decision = engine.decide(&mut state, now, 1);
         if d.allowed {
             d.remaining + 1

@@ -108,12 +108,14 @@ impl Scope {
 
     /// The identity this scope keys on for `req`. A request without a user
     /// (or workspace) falls back to its key, so it is limited on its own.
-    pub fn key_of<'a>(self, req: &Request<'a>) -> &'a str {
+    /// The global scope has one identity, [`Identity::GLOBAL`].
+    #[inline]
+    pub fn key_of<I: Identity>(self, req: &Request<'_, I>) -> I {
         match self {
             Scope::Key => req.key,
             Scope::User => req.user.unwrap_or(req.key),
             Scope::Workspace => req.workspace.unwrap_or(req.key),
-            Scope::Global => "",
+            Scope::Global => I::GLOBAL,
         }
     }
 }
@@ -160,7 +162,8 @@ fn pattern_matches(pattern: &str, endpoint: &str) -> bool {
 
 impl Selector {
     /// Whether the limit applies to `req`.
-    pub fn matches(&self, req: &Request<'_>) -> bool {
+    #[inline]
+    pub fn matches<I>(&self, req: &Request<'_, I>) -> bool {
         let auth_ok = match self.auth {
             AuthMatch::Any => true,
             AuthMatch::Authenticated => req.authenticated,
@@ -195,7 +198,8 @@ pub enum Measure {
 impl Measure {
     /// The amount `req` counts on this limit (for budgets: the actual amount,
     /// settled at completion).
-    pub fn amount(&self, req: &Request<'_>) -> u64 {
+    #[inline]
+    pub fn amount<I>(&self, req: &Request<'_, I>) -> u64 {
         match self {
             Measure::Requests { cost, by_endpoint } => {
                 by_endpoint.iter().find(|(e, _)| e == req.endpoint).map_or(*cost, |(_, c)| *c)
@@ -261,15 +265,36 @@ pub enum Reserve {
     Measured,
 }
 
-/// The facts about a request that policies look at.
+/// A scope identity: what a limit's state is keyed on (an API key, a user,
+/// a workspace). Strings (`&str`) as requests carry them, or integers
+/// (`u64`) for a service that has already resolved a key to an account
+/// number: the production limiter then stores 8 bytes per identity (see
+/// [`crate::limiter`]). Two identities are the same state iff they are
+/// equal.
+pub trait Identity: Copy + Eq + std::hash::Hash + std::fmt::Debug {
+    /// The one identity of the global scope. It never meets a request's own
+    /// identities: each limit's states are kept apart.
+    const GLOBAL: Self;
+}
+
+impl Identity for &str {
+    const GLOBAL: Self = "";
+}
+
+impl Identity for u64 {
+    const GLOBAL: Self = 0;
+}
+
+/// The facts about a request that policies look at. `I` is the type of its
+/// identities: `&str` by default, or `u64` (see [`Identity`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Request<'a> {
+pub struct Request<'a, I = &'a str> {
     /// API key (or client identity for unauthenticated requests).
-    pub key: &'a str,
+    pub key: I,
     /// User owning the key, if known.
-    pub user: Option<&'a str>,
+    pub user: Option<I>,
     /// Workspace owning the key, if known.
-    pub workspace: Option<&'a str>,
+    pub workspace: Option<I>,
     /// Endpoint name, e.g. `invoke`; empty if unknown.
     pub endpoint: &'a str,
     /// Whether the request is authenticated.
@@ -287,16 +312,57 @@ impl<'a> Request<'a> {
     }
 }
 
-/// Gives [`Plan::check`] the state of each limit for a request.
+impl<'a> Request<'a, u64> {
+    /// An authenticated request on the integer identity `key` to no
+    /// particular endpoint.
+    pub fn with_id(key: u64) -> Request<'a, u64> {
+        Request { key, user: None, workspace: None, endpoint: "", authenticated: true, tokens: 0, money: 0 }
+    }
+}
+
+/// The states one request touches: entry `i` is limit `i`'s state for the
+/// request's identity, `Some` exactly for the limits asked for.
+pub type States<'s> = [Option<StateMut<'s>>; MAX_LIMITS_PER_PLAN];
+
+/// A set of limits of one plan: bit `i` is limit `i` (an index into
+/// [`Plan::limits`]).
+pub type LimitSet = u32;
+
+/// Gives [`Plan::check`] the states of the limits a request touches.
 ///
-/// The simulator keeps states in a map indexed by interned identities; the
-/// production limiter in locked shards. Both run the same [`Plan::check`].
-pub trait StateStore {
-    /// Runs `f` on the state of limit `limit` (an index into
-    /// [`Plan::limits`]) for scope identity `scope_key`, creating the state
-    /// with [`Engine::new_state`] if absent. A store that keeps
-    /// [`EngineState`](crate::engines::EngineState)s passes `state.into()`.
-    fn with_state<R>(&mut self, limit: usize, scope_key: &str, f: impl FnOnce(StateMut<'_>) -> R) -> R;
+/// The simulator keeps states in dense columns indexed by interned
+/// identities; the production limiter in locked shards. Both run the same
+/// [`Plan::check`].
+pub trait StateStore<I: Identity> {
+    /// Runs `f` on the states of the limits in `limits`, each for its scope
+    /// identity `key_of(i)`, all at once: `states[i]` is `Some` exactly for
+    /// the limits in the set. A state the store does not hold yet is created
+    /// with [`Engine::new_state`]. Each limit keeps its own states, so the
+    /// references are distinct, and a plan decides every limit and then
+    /// commits each with one lookup per state. A concurrent store keeps the
+    /// states to itself until `f` returns (the production limiter holds their
+    /// shards' locks).
+    fn with_states<R>(
+        &mut self,
+        limits: LimitSet,
+        key_of: impl Fn(usize) -> I,
+        f: impl FnOnce(&mut States<'_>) -> R,
+    ) -> R;
+}
+
+/// A [`States`] with no state in it.
+pub const NO_STATES: States<'static> = [const { None }; MAX_LIMITS_PER_PLAN];
+
+/// The indices of the limits in `set`, ascending.
+#[inline]
+pub fn limits_in(mut set: LimitSet) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (set != 0).then(|| {
+            let i = set.trailing_zeros() as usize;
+            set &= set - 1;
+            i
+        })
+    })
 }
 
 /// Most limits needing a completion (concurrency caps and budgets) in one plan.
@@ -370,22 +436,57 @@ impl Plan {
 
     /// Decides `req` at `now` against every applicable limit, atomically
     /// (see the module docs), committing the admission if all admit.
-    pub fn check<S: StateStore>(&self, store: &mut S, now: Nanos, req: &Request<'_>) -> PlanDecision {
+    pub fn check<I: Identity, S: StateStore<I>>(
+        &self,
+        store: &mut S,
+        now: Nanos,
+        req: &Request<'_, I>,
+    ) -> PlanDecision {
         // Bit i: limit i applies to this request.
-        let mut applicable: u32 = 0;
+        let mut applicable: LimitSet = 0;
+        for (i, limit) in self.limits.iter().enumerate() {
+            if limit.selector.matches(req) {
+                applicable |= 1 << i;
+            }
+        }
+        // Written in place: a decision is a few hundred bytes, and moving it
+        // out of the store's closure costs more than the engines' work.
+        let mut out = PlanDecision {
+            allowed: true,
+            status: 200,
+            denied_by: None,
+            denial: None,
+            reported: None,
+            retry: Retry::Now,
+            tickets: Tickets::default(),
+            applied: 0,
+        };
+        store.with_states(
+            applicable,
+            |i| self.limits[i].scope.key_of(req),
+            |states| self.decide_and_commit(states, applicable, now, req, &mut out),
+        );
+        out
+    }
+
+    /// [`Plan::check`] on the states of the applicable limits.
+    #[inline]
+    fn decide_and_commit<I>(
+        &self,
+        states: &mut States<'_>,
+        applicable: LimitSet,
+        now: Nanos,
+        req: &Request<'_, I>,
+        out: &mut PlanDecision,
+    ) {
         let mut allowed = true;
-        let mut applied = 0u8;
         let mut retry = Retry::Now;
         let mut binding: Option<(usize, Decision)> = None;
         let mut reported: Option<(usize, Decision)> = None;
-        for (i, limit) in self.limits.iter().enumerate() {
-            if !limit.selector.matches(req) {
-                continue;
-            }
-            applied += 1;
-            let cost = limit.admission_cost(req);
-            let d = store.with_state(i, limit.scope.key_of(req), |s| limit.engine.decide(s, now, cost));
-            applicable |= 1 << i;
+        for i in limits_in(applicable) {
+            let limit = &self.limits[i];
+            let state = states[i].as_mut().expect("the store gives every applicable limit's state");
+            let d = limit.engine.decide(state.reborrow(), now, limit.admission_cost(req));
             retry = retry.and(d.retry);
             if !d.allowed {
                 allowed = false;
@@ -397,61 +498,62 @@ impl Plan {
                 reported = Some((i, d));
             }
         }
-        let mut tickets = Tickets::default();
+        let applied = applicable.count_ones() as u8;
         if allowed {
-            for (i, limit) in self.limits.iter().enumerate() {
-                if applicable & (1 << i) == 0 {
-                    continue;
-                }
-                let cost = limit.admission_cost(req);
-                let t = store.with_state(i, limit.scope.key_of(req), |s| limit.engine.commit(s, now, cost));
+            for i in limits_in(applicable) {
+                let limit = &self.limits[i];
+                let state = states[i].as_mut().expect("the store gives every applicable limit's state");
+                let t = limit.engine.commit(state.reborrow(), now, limit.admission_cost(req));
                 if t != Ticket::None {
-                    tickets.push(i, t);
+                    out.tickets.push(i, t);
                 }
             }
-            PlanDecision {
-                allowed,
-                status: 200,
-                denied_by: None,
-                denial: None,
-                reported,
-                retry: Retry::Now,
-                tickets,
-                applied,
-            }
+            out.reported = reported;
+            out.applied = applied;
         } else {
             let (i, d) = binding.expect("a denial has a binding limit");
-            PlanDecision {
-                allowed,
-                status: self.limits[i].status,
-                denied_by: Some(i),
-                denial: Some(d),
-                reported: if self.limits[i].report || self.limits[i].is_rate_like() { binding } else { reported },
-                retry,
-                tickets,
-                applied,
-            }
+            out.allowed = false;
+            out.status = self.limits[i].status;
+            out.denied_by = Some(i);
+            out.denial = Some(d);
+            out.reported = if self.limits[i].report || self.limits[i].is_rate_like() { binding } else { reported };
+            out.retry = retry;
+            out.applied = applied;
         }
     }
 
     /// An admitted request finished at `now`: releases its permits and
     /// settles its budgets with the request's actual amounts. Returns the
     /// largest settle overshoot (see [`crate::engines::Budget`]).
-    pub fn complete<S: StateStore>(
+    pub fn complete<I: Identity, S: StateStore<I>>(
         &self,
         store: &mut S,
         now: Nanos,
-        req: &Request<'_>,
+        req: &Request<'_, I>,
         tickets: &Tickets,
     ) -> Completion {
-        let mut out = Completion::default();
-        for (i, ticket) in tickets.iter() {
-            let limit = &self.limits[i];
-            let actual = limit.measure.amount(req);
-            let c = store.with_state(i, limit.scope.key_of(req), |s| limit.engine.complete(s, now, ticket, actual));
-            out.overshoot = out.overshoot.max(c.overshoot);
+        let mut set: LimitSet = 0;
+        for (i, _) in tickets.iter() {
+            set |= 1 << i;
         }
-        out
+        if set == 0 {
+            return Completion::default();
+        }
+        store.with_states(
+            set,
+            |i| self.limits[i].scope.key_of(req),
+            |states| {
+                let mut out = Completion::default();
+                for (i, ticket) in tickets.iter() {
+                    let limit = &self.limits[i];
+                    let actual = limit.measure.amount(req);
+                    let state = states[i].as_mut().expect("the store gives every ticket's state");
+                    let c = limit.engine.complete(state.reborrow(), now, ticket, actual);
+                    out.overshoot = out.overshoot.max(c.overshoot);
+                }
+                out
+            },
+        )
     }
 }
 
@@ -465,7 +567,8 @@ impl Limit {
     /// What admission consumes for `req`: the measured amount for rate and
     /// window limits, the configured reservation for budgets, one permit for
     /// concurrency.
-    pub fn admission_cost(&self, req: &Request<'_>) -> u64 {
+    #[inline]
+    pub fn admission_cost<I>(&self, req: &Request<'_, I>) -> u64 {
         match self.engine {
             Engine::Budget(_) => match self.reserve {
                 Reserve::Fixed(n) => n,

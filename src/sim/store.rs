@@ -8,7 +8,7 @@
 //! [`EngineState`] directly.
 
 use crate::engines::{EngineState, FixedWindowState, GcraState, SlidingCounterState, StateMut};
-use crate::policy::{Plan, Scope, StateStore};
+use crate::policy::{LimitSet, Plan, Scope, StateStore, States, NO_STATES};
 
 enum Column {
     Gcra(Vec<GcraState>),
@@ -74,24 +74,36 @@ impl SimStore {
     }
 }
 
-impl StateStore for SimStore {
+impl<'k> StateStore<&'k str> for SimStore {
     #[inline]
-    fn with_state<R>(&mut self, limit: usize, _scope_key: &str, f: impl FnOnce(StateMut<'_>) -> R) -> R {
-        let id = match self.scopes[limit] {
-            Scope::Key => self.ids[0],
-            Scope::User => self.ids[1],
-            Scope::Workspace => self.ids[2],
-            Scope::Global => 0,
-        } as usize;
-        match &mut self.columns[limit] {
-            Column::Gcra(v) => f(StateMut::Gcra(slot(v, id))),
-            Column::FixedWindow(v) => f(StateMut::FixedWindow(slot(v, id))),
-            Column::SlidingCounter(v) => f(StateMut::SlidingCounter(slot(v, id))),
-            Column::Any(v) => {
-                let fresh = &self.fresh[limit];
-                let s = slot(v, id).get_or_insert_with(|| fresh.clone());
-                f(s.into())
+    fn with_states<R>(
+        &mut self,
+        limits: LimitSet,
+        _key_of: impl Fn(usize) -> &'k str,
+        f: impl FnOnce(&mut States<'_>) -> R,
+    ) -> R {
+        let mut states = NO_STATES;
+        let ids = self.ids;
+        for (i, (column, state)) in self.columns.iter_mut().zip(states.iter_mut()).enumerate() {
+            if limits & (1 << i) == 0 {
+                continue;
             }
+            let id = match self.scopes[i] {
+                Scope::Key => ids[0],
+                Scope::User => ids[1],
+                Scope::Workspace => ids[2],
+                Scope::Global => 0,
+            } as usize;
+            *state = Some(match column {
+                Column::Gcra(v) => StateMut::Gcra(slot(v, id)),
+                Column::FixedWindow(v) => StateMut::FixedWindow(slot(v, id)),
+                Column::SlidingCounter(v) => StateMut::SlidingCounter(slot(v, id)),
+                Column::Any(v) => {
+                    let fresh = &self.fresh[i];
+                    slot(v, id).get_or_insert_with(|| fresh.clone()).into()
+                }
+            });
         }
+        f(&mut states)
     }
 }
