@@ -479,6 +479,31 @@ impl Plan {
         req: &Request<'_, I>,
         out: &mut PlanDecision,
     ) {
+        if applicable.is_power_of_two() {
+            // One limit applies (the common case): the same answer as the
+            // general path below, without merging several decisions.
+            let i = applicable.trailing_zeros() as usize;
+            let limit = &self.limits[i];
+            let state = states[i].as_mut().expect("the store gives every applicable limit's state");
+            let cost = limit.admission_cost(req);
+            let d = limit.engine.decide(state.reborrow(), now, cost);
+            out.applied = 1;
+            if d.allowed {
+                let t = limit.engine.commit(state.reborrow(), now, cost);
+                if t != Ticket::None {
+                    out.tickets.push(i, t);
+                }
+                out.reported = limit.report.then_some((i, d));
+            } else {
+                out.allowed = false;
+                out.status = limit.status;
+                out.denied_by = Some(i);
+                out.denial = Some(d);
+                out.reported = (limit.report || limit.is_rate_like()).then_some((i, d));
+                out.retry = d.retry;
+            }
+            return;
+        }
         let mut allowed = true;
         let mut retry = Retry::Now;
         let mut binding: Option<(usize, Decision)> = None;

@@ -130,6 +130,12 @@ impl From<std::io::Error> for SimError {
 pub trait DecisionSink {
     /// One attempt's decision.
     fn decision(&mut self, d: &DecisionRecord<'_>) -> std::io::Result<()>;
+
+    /// Whether this sink keeps decisions at all (the simulator does not build
+    /// records for one that does not).
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// Discards decisions.
@@ -139,6 +145,10 @@ pub struct NoDecisions;
 impl DecisionSink for NoDecisions {
     fn decision(&mut self, _: &DecisionRecord<'_>) -> std::io::Result<()> {
         Ok(())
+    }
+
+    fn enabled(&self) -> bool {
+        false
     }
 }
 
@@ -440,11 +450,15 @@ pub struct Simulation<'p> {
     // metrics
     bucket: Bucket,
     bucket_index: u64,
+    /// When the current bucket ends (0: not known yet).
+    next_bucket_at: Nanos,
     in_flight: u64,
     summary: Summary,
     latency: Histogram,
     denied_by_limit: Vec<u64>,
-    denied_by_status: std::collections::BTreeMap<u16, u64>,
+    /// Denials per status, in first-seen order (a handful of statuses: a
+    /// list is faster than a map).
+    denied_by_status: Vec<(u16, u64)>,
 }
 
 impl<'p> Simulation<'p> {
@@ -481,6 +495,7 @@ impl<'p> Simulation<'p> {
             now: 0,
             bucket: Bucket { denied_by_limit: vec![0; n], ..Bucket::default() },
             bucket_index: 0,
+            next_bucket_at: 0,
             in_flight: 0,
             summary: Summary::default(),
             latency: Histogram::default(),
@@ -561,11 +576,17 @@ impl<'p> Simulation<'p> {
     fn absolute(&mut self, t: TraceTime) -> Nanos {
         match t {
             TraceTime::Offset(o) => {
-                self.origin.get_or_insert(self.config.start);
+                if self.origin.is_none() {
+                    self.origin = Some(self.config.start);
+                    self.next_bucket_at = 0;
+                }
                 self.config.start.saturating_add(o)
             }
             TraceTime::Absolute(a) => {
-                self.origin.get_or_insert(a);
+                if self.origin.is_none() {
+                    self.origin = Some(a);
+                    self.next_bucket_at = 0;
+                }
                 a
             }
         }
@@ -578,10 +599,14 @@ impl<'p> Simulation<'p> {
     /// Moves virtual time to `t`, closing the buckets it passes.
     fn advance(&mut self, t: Nanos, buckets: &mut dyn BucketSink) -> std::io::Result<()> {
         self.now = t;
+        if t < self.next_bucket_at {
+            return Ok(());
+        }
         let idx = (t - self.origin()) / self.config.bucket;
         while self.bucket_index < idx {
             self.close_bucket(buckets)?;
         }
+        self.next_bucket_at = self.origin().saturating_add((self.bucket_index + 1).saturating_mul(self.config.bucket));
         Ok(())
     }
 
@@ -746,7 +771,9 @@ impl<'p> Simulation<'p> {
         self.store.set_identity(info.key, info.user, info.workspace);
         let plan = self.plan;
         let decision = plan.check(&mut self.store, now, &request_of(&self.keys, &self.endpoints, &info, poll));
-        self.record(&info, attempt_no, kind, &decision, decisions)?;
+        if decisions.enabled() {
+            self.record(&info, attempt_no, kind, &decision, decisions)?;
+        }
         let c = client_of(&mut self.clients, info.key);
         c.sent += 1;
         if decision.allowed {
@@ -760,7 +787,10 @@ impl<'p> Simulation<'p> {
         if attempt_no == 0 {
             self.summary.first_attempt_denied += 1;
         }
-        *self.denied_by_status.entry(decision.status).or_insert(0) += 1;
+        match self.denied_by_status.iter_mut().find(|(status, _)| *status == decision.status) {
+            Some((_, n)) => *n += 1,
+            None => self.denied_by_status.push((decision.status, 1)),
+        }
         match decision.status {
             429 => self.bucket.denied_429 += 1,
             402 => self.bucket.denied_402 += 1,
@@ -932,11 +962,12 @@ impl<'p> Simulation<'p> {
         s.unresolved = s.requests - s.successes - s.give_ups;
         s.success_ratio = ratio(s.successes, s.requests);
         s.first_attempt_denial_rate = ratio(s.first_attempt_denied, s.requests);
-        s.rate_429 = ratio(self.denied_by_status.get(&429).copied().unwrap_or(0), s.attempts);
+        let denied_429 = self.denied_by_status.iter().find(|(status, _)| *status == 429).map_or(0, |&(_, n)| n);
+        s.rate_429 = ratio(denied_429, s.attempts);
         s.retry_amplification = ratio(s.attempts, s.requests);
         s.give_up_ratio = ratio(s.give_ups, s.requests);
         s.time_to_success = Latency::of(&self.latency);
-        s.denied_by_status = self.denied_by_status;
+        s.denied_by_status = self.denied_by_status.into_iter().collect();
         s.denied_by_limit =
             self.plan.limits.iter().zip(&self.denied_by_limit).map(|(l, &n)| (l.id.clone(), n)).collect();
         let mut top: Vec<KeyDenials> = self
