@@ -260,7 +260,7 @@ impl Engine {
     /// # Panics
     /// If `state` was made by an engine of another algorithm (a programming
     /// error; states are created by [`Engine::new_state`]).
-    #[inline]
+    #[inline(always)]
     pub fn decide<'s>(&self, state: impl Into<StateMut<'s>>, now: Nanos, cost: u64) -> Decision {
         let state = state.into();
         dispatch!(self, state, e, s => e.decide(s, now, cost))

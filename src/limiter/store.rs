@@ -24,7 +24,7 @@ use parking_lot::lock_api::RawMutex as _;
 use super::int_map::IntMap;
 use crate::engines::{Engine, EngineState, FixedWindowState, GcraState, SlidingCounterState, StateMut};
 use crate::ident::Ident;
-use crate::policy::{limits_in, Identity, LimitSet, Plan, StateStore, States, MAX_LIMITS_PER_PLAN, NO_STATES};
+use crate::policy::{limits_in, no_states, Identity, LimitSet, Plan, StateStore, States, MAX_LIMITS_PER_PLAN};
 use crate::time::Nanos;
 
 /// The type of the identities a [`KeyedLimiter`](super::KeyedLimiter) is
@@ -390,7 +390,7 @@ impl<'r, K: Key + ?Sized> StateStore<K::Ref<'r>> for SharedStore<'_, K> {
             held.n += 1;
         }
         let result = {
-            let mut states = NO_STATES;
+            let mut states = no_states();
             for (&j, i) in held.index[..held.n].iter().zip(limits_in(limits)) {
                 // SAFETY: this thread holds shard `j`'s lock (taken above,
                 // released when `held` drops, after the last use of these

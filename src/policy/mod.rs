@@ -350,8 +350,12 @@ pub trait StateStore<I: Identity> {
     ) -> R;
 }
 
-/// A [`States`] with no state in it.
-pub const NO_STATES: States<'static> = [const { None }; MAX_LIMITS_PER_PLAN];
+/// A [`States`] with no state in it. (A function, not a constant: copying
+/// a constant array is a call to `memcpy`; this writes 16 tags in place.)
+#[inline(always)]
+pub fn no_states<'s>() -> States<'s> {
+    std::array::from_fn(|_| None)
+}
 
 /// The indices of the limits in `set`, ascending.
 #[inline]
@@ -419,6 +423,26 @@ pub struct PlanDecision {
     pub applied: u8,
 }
 
+/// Fills `out` from the decision `d` (and ticket `t`, if admitted) of the
+/// only applicable limit, `limit` (index `i`).
+#[inline(always)]
+fn one_limit(out: &mut PlanDecision, limit: &Limit, i: usize, d: Decision, t: Ticket) {
+    out.applied = 1;
+    if d.allowed {
+        if t != Ticket::None {
+            out.tickets.push(i, t);
+        }
+        out.reported = limit.report.then_some((i, d));
+    } else {
+        out.allowed = false;
+        out.status = limit.status;
+        out.denied_by = Some(i);
+        out.denial = Some(d);
+        out.reported = (limit.report || limit.is_rate_like()).then_some((i, d));
+        out.retry = d.retry;
+    }
+}
+
 fn severity(r: Retry) -> (u8, Nanos) {
     match r {
         Retry::Now => (0, 0),
@@ -481,26 +505,23 @@ impl Plan {
     ) {
         if applicable.is_power_of_two() {
             // One limit applies (the common case): the same answer as the
-            // general path below, without merging several decisions.
+            // general path below, without merging several decisions. A GCRA
+            // is decided inline here, so its figures go straight into `out`
+            // (through a copy of the engine's `Decision`, the processor
+            // would wait on the load of the just-written fields).
             let i = applicable.trailing_zeros() as usize;
             let limit = &self.limits[i];
-            let state = states[i].as_mut().expect("the store gives every applicable limit's state");
             let cost = limit.admission_cost(req);
-            let d = limit.engine.decide(state.reborrow(), now, cost);
-            out.applied = 1;
-            if d.allowed {
-                let t = limit.engine.commit(state.reborrow(), now, cost);
-                if t != Ticket::None {
-                    out.tickets.push(i, t);
+            let mut state = states[i].take().expect("the store gives every applicable limit's state");
+            if let (Engine::Gcra(g), StateMut::Gcra(s)) = (&limit.engine, state.reborrow()) {
+                let d = g.decide(s, now, cost);
+                if d.allowed {
+                    g.commit(s, now, cost);
                 }
-                out.reported = limit.report.then_some((i, d));
+                one_limit(out, limit, i, d, Ticket::None);
             } else {
-                out.allowed = false;
-                out.status = limit.status;
-                out.denied_by = Some(i);
-                out.denial = Some(d);
-                out.reported = (limit.report || limit.is_rate_like()).then_some((i, d));
-                out.retry = d.retry;
+                let (d, t) = limit.engine.acquire(state, now, cost);
+                one_limit(out, limit, i, d, t);
             }
             return;
         }

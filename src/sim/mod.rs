@@ -35,10 +35,11 @@
 //! from a synthetic trace's, which share the seed). Same trace, seed and
 //! client: byte-identical results, whatever else runs in parallel.
 
+mod queue;
 mod store;
 pub mod sweep;
 
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
@@ -56,6 +57,7 @@ use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tic
 use crate::time::{Nanos, Rate, MINUTE, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
+use queue::EventQueue;
 pub use store::SimStore;
 
 /// 2026-01-01T00:00:00Z, the default virtual start.
@@ -387,7 +389,7 @@ enum EventKind {
     Send,
 }
 
-/// Heap entry: ordered by (time, class, sequence); reversed for a min-heap.
+/// A pending event, ordered by (time, class, sequence) in the [`EventQueue`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Event {
     time: Nanos,
@@ -396,15 +398,10 @@ struct Event {
     kind: EventKind,
 }
 
-impl Ord for Event {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (other.time, other.order).cmp(&(self.time, self.order))
-    }
-}
-
-impl PartialOrd for Event {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
+impl queue::Keyed for Event {
+    #[inline]
+    fn key(&self) -> (u64, u64) {
+        (self.time, self.order)
     }
 }
 
@@ -443,7 +440,7 @@ pub struct Simulation<'p> {
     clients: Vec<ClientState>,
     slots: Vec<Live>,
     free: Vec<u32>,
-    heap: BinaryHeap<Event>,
+    heap: EventQueue<Event>,
     seq: u64,
     origin: Option<Nanos>,
     now: Nanos,
@@ -489,7 +486,7 @@ impl<'p> Simulation<'p> {
             clients: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            heap: BinaryHeap::new(),
+            heap: EventQueue::new(),
             seq: 0,
             origin: None,
             now: 0,

@@ -8,7 +8,7 @@
 //! [`EngineState`] directly.
 
 use crate::engines::{EngineState, FixedWindowState, GcraState, SlidingCounterState, StateMut};
-use crate::policy::{LimitSet, Plan, Scope, StateStore, States, NO_STATES};
+use crate::policy::{no_states, LimitSet, Plan, Scope, StateStore, States};
 
 enum Column {
     Gcra(Vec<GcraState>),
@@ -82,7 +82,7 @@ impl<'k> StateStore<&'k str> for SimStore {
         _key_of: impl Fn(usize) -> &'k str,
         f: impl FnOnce(&mut States<'_>) -> R,
     ) -> R {
-        let mut states = NO_STATES;
+        let mut states = no_states();
         let ids = self.ids;
         for (i, (column, state)) in self.columns.iter_mut().zip(states.iter_mut()).enumerate() {
             if limits & (1 << i) == 0 {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use ratesim::engines::{EngineState, StateMut};
-use ratesim::policy::{limits_in, LimitSet, Plan, StateStore, States, NO_STATES};
+use ratesim::policy::{limits_in, no_states, LimitSet, Plan, StateStore, States};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapStore {
@@ -50,7 +50,7 @@ impl<'k> StateStore<&'k str> for MapStore {
             })
             .collect();
         let result = {
-            let mut states = NO_STATES;
+            let mut states = no_states();
             for (i, _, state) in taken.iter_mut() {
                 states[*i] = Some(state.into());
             }
