@@ -441,6 +441,8 @@ pub struct Simulation<'p> {
     slots: Vec<Live>,
     free: Vec<u32>,
     heap: EventQueue<Event>,
+    /// The decision of the attempt being handled (reused: see `Plan::check_into`).
+    decision: PlanDecision,
     seq: u64,
     origin: Option<Nanos>,
     now: Nanos,
@@ -487,6 +489,7 @@ impl<'p> Simulation<'p> {
             slots: Vec::new(),
             free: Vec::new(),
             heap: EventQueue::new(),
+            decision: PlanDecision::default(),
             seq: 0,
             origin: None,
             now: 0,
@@ -767,34 +770,38 @@ impl<'p> Simulation<'p> {
         }
         self.store.set_identity(info.key, info.user, info.workspace);
         let plan = self.plan;
-        let decision = plan.check(&mut self.store, now, &request_of(&self.keys, &self.endpoints, &info, poll));
+        let request = request_of(&self.keys, &self.endpoints, &info, poll);
+        plan.check_into(&mut self.store, now, &request, &mut self.decision);
         if decisions.enabled() {
-            self.record(&info, attempt_no, kind, &decision, decisions)?;
+            self.record(&info, attempt_no, kind, &self.decision, decisions)?;
         }
+        let decision = &self.decision;
+        let (status, denied_by) = (decision.status, decision.denied_by);
         let c = client_of(&mut self.clients, info.key);
         c.sent += 1;
-        if decision.allowed {
+        if self.decision.allowed {
             c.accepts[1] += 1;
             self.summary.admitted += 1;
             self.bucket.admitted += 1;
-            self.admitted(slot, kind, &decision);
+            let tickets = self.decision.tickets;
+            self.admitted(slot, kind, tickets);
             return Ok(());
         }
         c.denied += 1;
         if attempt_no == 0 {
             self.summary.first_attempt_denied += 1;
         }
-        match self.denied_by_status.iter_mut().find(|(status, _)| *status == decision.status) {
+        match self.denied_by_status.iter_mut().find(|(s, _)| *s == status) {
             Some((_, n)) => *n += 1,
-            None => self.denied_by_status.push((decision.status, 1)),
+            None => self.denied_by_status.push((status, 1)),
         }
-        match decision.status {
+        match status {
             429 => self.bucket.denied_429 += 1,
             402 => self.bucket.denied_402 += 1,
             503 => self.bucket.denied_503 += 1,
             _ => self.bucket.denied_other += 1,
         }
-        if let Some(i) = decision.denied_by {
+        if let Some(i) = denied_by {
             self.denied_by_limit[i] += 1;
             self.bucket.denied_by_limit[i] += 1;
         }
@@ -803,8 +810,8 @@ impl<'p> Simulation<'p> {
             self.schedule(now + info.poll_every, EventKind::Poll, slot);
             return Ok(());
         }
-        let header = retry_after_header(&self.policy.response, &decision, now);
-        self.failed(slot, attempt_no, decision.status, header)
+        let header = retry_after_header(&self.policy.response, &self.decision, now);
+        self.failed(slot, attempt_no, status, header)
     }
 
     fn record(
@@ -836,7 +843,7 @@ impl<'p> Simulation<'p> {
         })
     }
 
-    fn admitted(&mut self, slot: u32, kind: AttemptKind, d: &PlanDecision) {
+    fn admitted(&mut self, slot: u32, kind: AttemptKind, tickets: Tickets) {
         let now = self.now;
         let info = self.slots[slot as usize].info;
         if kind == AttemptKind::Poll {
@@ -847,8 +854,8 @@ impl<'p> Simulation<'p> {
             }
             return;
         }
-        self.slots[slot as usize].tickets = d.tickets;
-        if info.duration > 0 || !d.tickets.is_empty() {
+        self.slots[slot as usize].tickets = tickets;
+        if info.duration > 0 || !tickets.is_empty() {
             self.in_flight += 1;
             self.summary.peak_in_flight = self.summary.peak_in_flight.max(self.in_flight);
             self.schedule(now + info.duration, EventKind::Complete, slot);
