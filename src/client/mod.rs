@@ -22,6 +22,7 @@ pub use presets::{preset, preset_names, PRESETS};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::policy::status_listed;
 use crate::time::{format_duration, Nanos, SECOND};
 
 /// Backoff before retry `n` (0 for the first retry).
@@ -377,11 +378,7 @@ impl ClientSpec {
         prev_delay: Nanos,
         rng: &mut ChaCha8Rng,
     ) -> RetryChoice {
-        // A loop the compiler inlines, not `contains` (a call into the
-        // slice search on every denial): the list is short, and 429 first.
-        #[allow(clippy::manual_contains)]
-        let retryable = self.retry_on.iter().any(|&s| s == status);
-        if attempt + 1 >= self.max_attempts || !retryable {
+        if attempt + 1 >= self.max_attempts || !status_listed(&self.retry_on, status) {
             return RetryChoice::GiveUp;
         }
         let header = retry_after.map(|s| s.saturating_mul(SECOND));

@@ -31,6 +31,7 @@ mod parse;
 mod response;
 
 pub use parse::{load, parse, PolicyError};
+pub(crate) use response::status_listed;
 pub use response::{render, retry_after_header, Rendered, ResetFormat, ResponseStyle};
 
 use crate::engines::{Completion, Decision, Engine, Retry, StateMut, Ticket};

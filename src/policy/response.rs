@@ -184,10 +184,19 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
 /// `decision`, or `None` if the response carries no such header (admitted,
 /// a status the policy does not put it on, or no known retry instant).
 pub fn retry_after_header(style: &ResponseStyle, decision: &PlanDecision, now: Nanos) -> Option<u64> {
-    if decision.allowed || !style.retry_after_on.contains(&decision.status) {
+    if decision.allowed || !status_listed(&style.retry_after_on, decision.status) {
         return None;
     }
     retry_after_seconds(decision.retry, now, style.retry_after_unknown)
+}
+
+/// Whether `status` is in `statuses`: a loop the compiler inlines, not
+/// `contains` (a call into the generic slice search). Lists of statuses are
+/// short and checked on every denial, by the policy and by clients.
+#[inline]
+pub(crate) fn status_listed(statuses: &[u16], status: u16) -> bool {
+    #[allow(clippy::manual_contains)]
+    statuses.iter().any(|&s| s == status)
 }
 
 /// Seconds a client should wait, rounded up; at least 1 for a denial that

@@ -443,6 +443,8 @@ pub struct Simulation<'p> {
     heap: EventQueue<Event>,
     /// The decision of the attempt being handled (reused: see `Plan::check_into`).
     decision: PlanDecision,
+    /// Whether the decision sink keeps decisions (asked once per run).
+    recording: bool,
     seq: u64,
     origin: Option<Nanos>,
     now: Nanos,
@@ -490,6 +492,7 @@ impl<'p> Simulation<'p> {
             free: Vec::new(),
             heap: EventQueue::new(),
             decision: PlanDecision::default(),
+            recording: true,
             seq: 0,
             origin: None,
             now: 0,
@@ -518,6 +521,7 @@ impl<'p> Simulation<'p> {
         buckets: &mut dyn BucketSink,
         decisions: &mut dyn DecisionSink,
     ) -> Result<Summary, SimError> {
+        self.recording = decisions.enabled();
         let mut row = TraceRow::default();
         let mut have_row = trace.next_row(&mut row)?;
         let mut row_time = if have_row { self.absolute(row.t) } else { 0 };
@@ -621,6 +625,7 @@ impl<'p> Simulation<'p> {
         Ok(())
     }
 
+    #[inline]
     fn schedule(&mut self, time: Nanos, kind: EventKind, slot: u32) {
         let class = if kind == EventKind::Complete { 0u64 } else { 1 };
         self.seq += 1;
@@ -735,20 +740,21 @@ impl<'p> Simulation<'p> {
 
     fn attempt(&mut self, slot: u32, kind: AttemptKind, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
         let now = self.now;
-        let info = self.slots[slot as usize].info;
-        let attempt_no = self.slots[slot as usize].attempt;
-        self.slots[slot as usize].attempt += 1;
+        let live = &mut self.slots[slot as usize];
+        let attempt_no = live.attempt;
+        live.attempt += 1;
+        let (key, poll_every) = (live.info.key, live.info.poll_every);
         let poll = kind == AttemptKind::Poll;
 
         // Adaptive throttling: the client may reject locally.
         if let (Some(adaptive), false) = (&self.config.client.adaptive, poll) {
-            let c = client_of(&mut self.clients, info.key);
+            let c = client_of(&mut self.clients, key);
             c.roll(now);
             let requests = (c.attempts[0] + c.attempts[1]) as f64;
             let accepts = (c.accepts[0] + c.accepts[1]) as f64;
             c.attempts[1] += 1;
             let p = ((requests - adaptive.k * accepts) / (requests + 1.0)).max(0.0);
-            if p > 0.0 && rng_of(&mut self.clients, self.config.seed, info.key).random::<f64>() < p {
+            if p > 0.0 && rng_of(&mut self.clients, self.config.seed, key).random::<f64>() < p {
                 self.summary.throttled += 1;
                 self.bucket.throttled += 1;
                 return self.failed(slot, attempt_no, 429, None);
@@ -768,16 +774,16 @@ impl<'p> Simulation<'p> {
             }
             AttemptKind::First => {}
         }
-        self.store.set_identity(info.key, info.user, info.workspace);
-        let plan = self.plan;
-        let request = request_of(&self.keys, &self.endpoints, &info, poll);
-        plan.check_into(&mut self.store, now, &request, &mut self.decision);
-        if decisions.enabled() {
-            self.record(&info, attempt_no, kind, &self.decision, decisions)?;
+        let info = &self.slots[slot as usize].info;
+        self.store.set_identity(key, info.user, info.workspace);
+        let request = request_of(&self.keys, &self.endpoints, info, poll);
+        self.plan.check_into(&mut self.store, now, &request, &mut self.decision);
+        if self.recording {
+            self.record(&self.slots[slot as usize].info, attempt_no, kind, &self.decision, decisions)?;
         }
         let decision = &self.decision;
         let (status, denied_by) = (decision.status, decision.denied_by);
-        let c = client_of(&mut self.clients, info.key);
+        let c = client_of(&mut self.clients, key);
         c.sent += 1;
         if self.decision.allowed {
             c.accepts[1] += 1;
@@ -807,7 +813,7 @@ impl<'p> Simulation<'p> {
         }
         if poll {
             // A denied poll: the client polls again next interval.
-            self.schedule(now + info.poll_every, EventKind::Poll, slot);
+            self.schedule(now + poll_every, EventKind::Poll, slot);
             return Ok(());
         }
         let header = retry_after_header(&self.policy.response, &self.decision, now);
