@@ -18,7 +18,8 @@
 //!   `$TMPDIR/ratesim-bench/`, replayed open loop (`ClientSpec::none()`).
 //! - `sim-sweep/*`: the same sweep of 8 scenarios (RunInfra Pro,
 //!   `traces/steady-over.toml` with 8 seeds, `openai-python`) on 1 and 2
-//!   threads.
+//!   threads; before it, 30 sweeps at each thread count timed one by one
+//!   (minimum, median and maximum printed), to show the spread.
 //!
 //! The long benchmarks use 10 samples of a fixed iteration count
 //! (`SamplingMode::Flat`) so the suite stays within minutes.
@@ -33,7 +34,7 @@ use std::hint::black_box;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 
@@ -199,6 +200,23 @@ fn sweep(c: &mut Criterion) {
         .collect();
     let attempts: u64 = run_sweep(&scenarios, 1).unwrap().into_iter().map(|r| r.expect("scenario runs").attempts).sum();
     eprintln!("sim-sweep: 8 scenarios, {attempts} attempts in all");
+    // Whole sweeps timed one by one, to see the spread: on a shared machine
+    // the second core is now and then busy elsewhere, and criterion's flat
+    // samples average those sweeps in.
+    for threads in [1, 2] {
+        let mut ms: Vec<f64> = (0..30)
+            .map(|_| {
+                let start = Instant::now();
+                black_box(run_sweep(&scenarios, threads).unwrap());
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        eprintln!(
+            "sim-sweep: 30 sweeps on {threads} thread(s): min {:.1} ms, median {:.1} ms, max {:.1} ms",
+            ms[0], ms[15], ms[29]
+        );
+    }
     let mut g = c.benchmark_group("sim-sweep");
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);

@@ -6,7 +6,7 @@
 //! results are identical whatever the thread count.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -42,10 +42,30 @@ pub fn run_scenario(s: &Scenario) -> Result<Summary, String> {
 
 /// Runs every scenario on `threads` threads (0: one per core); results in
 /// scenario order.
+///
+/// The threads are kept for the next sweep of the same size (see
+/// [`pool`]): starting fresh threads for every sweep cost 4–8 ms a sweep
+/// here (thread start, and each new thread's allocator arena faulting its
+/// pages in again), a tenth of a sweep of 8 one-key scenarios.
 pub fn run_sweep(scenarios: &[Scenario], threads: usize) -> Result<Vec<Result<Summary, String>>, String> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
+    let pool = pool(threads)?;
     Ok(pool.install(|| scenarios.par_iter().map(run_scenario).collect()))
+}
+
+/// The process's pool of `threads` threads (0: one per core), started on
+/// first use and kept until the process ends.
+fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, String> {
+    static POOLS: Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>> = Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
+        return Ok(p.clone());
+    }
+    let p = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| format!("cannot start {threads} threads: {e}"))?,
+    );
+    pools.push((threads, p.clone()));
+    Ok(p)
 }
