@@ -10,9 +10,13 @@
 /// Identities of at most this many bytes are stored inline.
 pub(crate) const INLINE: usize = 22;
 
-/// An owned identity string.
+/// An owned identity string. Opaque: only [`Ident::new`] makes one, so its
+/// bytes are always the UTF-8 of the `&str` it was made from.
 #[derive(Clone, Debug)]
-pub enum Ident {
+pub struct Ident(Repr);
+
+#[derive(Clone, Debug)]
+enum Repr {
     /// `bytes[..len]` is the string (valid UTF-8: copied from a `&str`).
     Inline { len: u8, bytes: [u8; INLINE] },
     /// A longer string.
@@ -25,32 +29,32 @@ impl Ident {
         if s.len() <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[..s.len()].copy_from_slice(s.as_bytes());
-            Ident::Inline { len: s.len() as u8, bytes }
+            Ident(Repr::Inline { len: s.len() as u8, bytes })
         } else {
-            Ident::Heap(s.into())
+            Ident(Repr::Heap(s.into()))
         }
     }
 
     /// Whether this is the identity `s`.
     #[inline]
     pub(crate) fn is(&self, s: &str) -> bool {
-        match self {
-            Ident::Inline { len, bytes } => *len as usize == s.len() && same_bytes(&bytes[..s.len()], s.as_bytes()),
-            Ident::Heap(h) => same_bytes(h.as_bytes(), s.as_bytes()),
+        match &self.0 {
+            Repr::Inline { len, bytes } => *len as usize == s.len() && same_bytes(&bytes[..s.len()], s.as_bytes()),
+            Repr::Heap(h) => same_bytes(h.as_bytes(), s.as_bytes()),
         }
     }
 
     /// The string.
     #[inline]
     pub(crate) fn as_str(&self) -> &str {
-        match self {
-            Ident::Inline { len, bytes } => {
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
                 let b = &bytes[..*len as usize];
                 // SAFETY: `bytes[..len]` was copied whole from a `&str` in
                 // `Ident::new` and never modified, so it is valid UTF-8.
                 unsafe { std::str::from_utf8_unchecked(b) }
             }
-            Ident::Heap(h) => h,
+            Repr::Heap(h) => h,
         }
     }
 }
@@ -74,7 +78,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Ident, INLINE};
+    use super::{Ident, Repr, INLINE};
 
     #[test]
     fn identities_compare_exactly_inline_and_on_the_heap() {
@@ -82,7 +86,7 @@ mod tests {
         let cases = ["", "a", "ab", "ab\0", "\0", "é", "日本語キー", &"k".repeat(INLINE), &long];
         for a in cases {
             let stored = Ident::new(a);
-            assert_eq!(matches!(stored, Ident::Inline { .. }), a.len() <= INLINE, "{a:?}");
+            assert_eq!(matches!(stored.0, Repr::Inline { .. }), a.len() <= INLINE, "{a:?}");
             assert_eq!(stored.as_str(), a);
             for b in cases {
                 assert_eq!(stored.is(b), a == b, "{a:?} stored, {b:?} asked");

@@ -437,7 +437,7 @@ scope = "global"
         let (ks, us, ws) = (key.to_string(), user.to_string(), workspace.to_string());
         let now = clock.now();
         let ri = Request { user: Some(user), workspace: Some(workspace), ..Request::with_id(key) };
-        let rs = Request { user: Some(us.as_str()), workspace: Some(ws.as_str()), ..Request::new(&ks) };
+        let rs = Request::new(&ks).with_user(&us).with_workspace(&ws);
         let di = by_int.check_at(&ri, now);
         let ds = by_str.check_at(&rs, now);
         assert_eq!(di, ds, "step {step}: key {key}");
@@ -452,7 +452,7 @@ scope = "global"
             let (key, user, workspace, tickets) = open.remove(0);
             let (ks, us, ws) = (key.to_string(), user.to_string(), workspace.to_string());
             let ri = Request { user: Some(user), workspace: Some(workspace), ..Request::with_id(key) };
-            let rs = Request { user: Some(us.as_str()), workspace: Some(ws.as_str()), ..Request::new(&ks) };
+            let rs = Request::new(&ks).with_user(&us).with_workspace(&ws);
             assert_eq!(by_int.complete_at(&ri, &tickets, now), by_str.complete_at(&rs, &tickets, now));
         }
         clock.advance(next() % (40 * MILLISECOND));

@@ -4,7 +4,11 @@
 //! API key to an account number) keeps each limit's states here. It is an
 //! open-addressing table with linear probing whose slots are just
 //! `(key, state)`: no control bytes, no stored hash, no pointer. A GCRA slot
-//! is 24 bytes, and one lookup usually reads one cache line.
+//! is 24 bytes. The price of a table this full is probing: with a
+//! random-like hash a key that is present is found about 4 slots from where
+//! its search starts at 85% full and 5 at 90% (one or two cache lines,
+//! adjacent), while a new key scans a few hundred bytes before it finds an
+//! empty slot (once per identity).
 //!
 //! - **Capacity is not a power of two.** The slot of a hash is
 //!   `hash · capacity / 2^64` (a multiply, not a mask), so the table grows by
@@ -18,7 +22,7 @@
 //!   key's hash, and a function to hash other keys when the table grows.
 //! - **Removal** ([`IntMap::retain`]) rebuilds the table from the states
 //!   kept, sized to be 80% full: sweeps are rare and touch every slot
-//!   anyway.
+//!   anyway. It asks about each state once.
 
 /// The key that marks an empty slot.
 const EMPTY: u64 = u64::MAX;
@@ -117,7 +121,7 @@ impl<S: Default> IntMap<S> {
     ) -> &mut S {
         if (self.used + 1) * MAX_LOAD_DEN > self.slots.len() * MAX_LOAD_NUM {
             let cap = self.slots.len();
-            self.rebuild((cap + cap / GROWTH_DEN).max(MIN_CAPACITY), &rehash, |_| true);
+            self.rebuild((cap + cap / GROWTH_DEN).max(MIN_CAPACITY), &rehash);
         }
         *inserted += 1;
         let i = self.place(hash, key, state);
@@ -128,6 +132,7 @@ impl<S: Default> IntMap<S> {
     /// has room.
     fn place(&mut self, hash: u64, key: u64, state: S) -> usize {
         let cap = self.slots.len();
+        debug_assert!(self.used < cap, "a table with no empty slot would probe forever");
         let mut i = home(hash, cap);
         while self.slots[i].key != EMPTY {
             i += 1;
@@ -140,28 +145,38 @@ impl<S: Default> IntMap<S> {
         i
     }
 
-    /// Moves the states that `keep` accepts into a table of `capacity` slots.
-    fn rebuild(&mut self, capacity: usize, rehash: &impl Fn(u64) -> u64, mut keep: impl FnMut(&S) -> bool) {
+    /// Moves every state into a table of `capacity` slots.
+    fn rebuild(&mut self, capacity: usize, rehash: &impl Fn(u64) -> u64) {
         let empty = (0..capacity).map(|_| Slot { key: EMPTY, state: S::default() }).collect();
         let old = std::mem::replace(&mut self.slots, empty);
         self.used = 0;
         for s in old.into_vec() {
-            if s.key != EMPTY && keep(&s.state) {
+            if s.key != EMPTY {
                 self.place(rehash(s.key), s.key, s.state);
             }
         }
     }
 
-    /// Keeps the states that `keep` accepts; returns how many were dropped.
+    /// Keeps the states that `keep` accepts (asked once per state); returns
+    /// how many were dropped.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&S) -> bool, rehash: impl Fn(u64) -> u64) -> usize {
         let before = self.len();
         if self.max_key.as_ref().is_some_and(|s| !keep(s)) {
             self.max_key = None;
         }
-        let kept = self.slots.iter().filter(|s| s.key != EMPTY && keep(&s.state)).count();
-        if kept < self.used {
-            let capacity = if kept == 0 { 0 } else { (kept * 5 / 4).max(MIN_CAPACITY) };
-            self.rebuild(capacity, &rehash, keep);
+        let kept: Vec<bool> = self.slots.iter().map(|s| s.key != EMPTY && keep(&s.state)).collect();
+        let n = kept.iter().filter(|&&k| k).count();
+        if n < self.used {
+            // Rebuilt 80% full, from the states kept.
+            let capacity = if n == 0 { 0 } else { (n * 5 / 4).max(MIN_CAPACITY) };
+            let empty = (0..capacity).map(|_| Slot { key: EMPTY, state: S::default() }).collect();
+            let old = std::mem::replace(&mut self.slots, empty);
+            self.used = 0;
+            for (s, keep) in old.into_vec().into_iter().zip(kept) {
+                if keep {
+                    self.place(rehash(s.key), s.key, s.state);
+                }
+            }
         }
         before - self.len()
     }
@@ -193,9 +208,18 @@ mod tests {
         x ^ (x >> 29)
     }
 
+    /// A random-like hash (SplitMix64's finalizer), as the limiter's seeded
+    /// hash is: sequential keys land in clusters, as they will in use.
+    fn random_like(k: u64) -> u64 {
+        let mut z = k.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
     #[test]
     fn agrees_with_a_btree_map_through_growth_and_removal() {
-        for hash in [poor as fn(u64) -> u64, good] {
+        for hash in [poor as fn(u64) -> u64, good, random_like] {
             let mut map: IntMap<u64> = IntMap::new();
             let mut model: BTreeMap<u64, u64> = BTreeMap::new();
             let mut x = 7u64;
@@ -216,8 +240,16 @@ mod tests {
                 *m += 1;
                 assert_eq!(*v, *m);
                 if step % 4999 == 4998 {
-                    // Drop the odd counts.
-                    let dropped = map.retain(|v| v % 2 == 0, hash);
+                    // Drop the odd counts, asking about each state once.
+                    let mut asked = 0;
+                    let dropped = map.retain(
+                        |v| {
+                            asked += 1;
+                            v % 2 == 0
+                        },
+                        hash,
+                    );
+                    assert_eq!(asked, model.len(), "one question per state");
                     let before = model.len();
                     model.retain(|_, v| *v % 2 == 0);
                     assert_eq!(dropped, before - model.len());
@@ -234,7 +266,7 @@ mod tests {
     fn stays_between_three_quarters_and_nine_tenths_full() {
         let mut map: IntMap<[u64; 2]> = IntMap::new();
         for key in 0..1_000_000u64 {
-            map.get_or_insert(good(key), key, &mut 0, Default::default, good);
+            map.get_or_insert(random_like(key), key, &mut 0, Default::default, random_like);
             let n = map.len();
             if n >= 100 {
                 let load = n as f64 / map.capacity() as f64;

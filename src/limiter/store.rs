@@ -24,36 +24,39 @@ use parking_lot::lock_api::RawMutex as _;
 use super::int_map::IntMap;
 use crate::engines::{Engine, EngineState, FixedWindowState, GcraState, SlidingCounterState, StateMut};
 use crate::ident::Ident;
-use crate::policy::{limits_in, no_states, Identity, LimitSet, Plan, StateStore, States, MAX_LIMITS_PER_PLAN};
+use crate::policy::{limits_in, no_states, LimitSet, Plan, StateStore, States, MAX_LIMITS_PER_PLAN};
 use crate::time::Nanos;
 
 /// The type of the identities a [`KeyedLimiter`](super::KeyedLimiter) is
-/// keyed by: `str` (requests carry `&str`) or `u64` (requests carry `u64`).
+/// keyed by: `str` (requests carry `&str`) or `u64` (requests carry `u64`),
+/// as `K::Ref<'a>`.
 ///
 /// Sealed: the limiter's tables are built for these two.
-pub trait Key: sealed::Sealed + Send + Sync + 'static {
-    /// How a request carries the identity.
-    type Ref<'a>: Identity;
-    /// An owned copy, kept by an admission that must complete later.
-    type Owned: Send + Sync + Clone + std::fmt::Debug;
-    /// One limit's states by identity.
-    #[doc(hidden)]
-    type Map<S: Default + Send>: sealed::StateMap<Self, S>;
-    /// Copies an identity.
-    fn to_owned(key: Self::Ref<'_>) -> Self::Owned;
-    /// Borrows a copied identity.
-    fn as_ref(key: &Self::Owned) -> Self::Ref<'_>;
-}
+pub trait Key: sealed::Keyed {}
+
+impl Key for str {}
+impl Key for u64 {}
 
 pub(crate) mod sealed {
-    use super::Key;
+    use crate::policy::Identity;
 
-    pub trait Sealed {}
-    impl Sealed for str {}
-    impl Sealed for u64 {}
+    /// What a key type needs for the limiter's tables. Private to the
+    /// crate: nothing outside can name it, implement it or call it.
+    pub trait Keyed: Send + Sync + 'static {
+        /// How a request carries the identity.
+        type Ref<'a>: Identity;
+        /// An owned copy, kept by an admission that must complete later.
+        type Owned: Send + Sync + Clone + std::fmt::Debug;
+        /// One limit's states by identity.
+        type Map<S: Default + Send>: StateMap<Self, S>;
+        /// Copies an identity.
+        fn owned(key: Self::Ref<'_>) -> Self::Owned;
+        /// Borrows a copied identity.
+        fn borrowed(key: &Self::Owned) -> Self::Ref<'_>;
+    }
 
     /// One limit's states by identity (the `Key`'s own table).
-    pub trait StateMap<K: Key + ?Sized, S>: Send {
+    pub trait StateMap<K: Keyed + ?Sized, S>: Send {
         fn new() -> Self;
         fn len(&self) -> usize;
         /// The state of `key`, whose hash is `hash`; created by `fresh` if
@@ -72,28 +75,28 @@ pub(crate) mod sealed {
     }
 }
 
-use sealed::StateMap;
+use sealed::{Keyed, StateMap};
 
-impl Key for str {
+impl Keyed for str {
     type Ref<'a> = &'a str;
     type Owned = Ident;
     type Map<S: Default + Send> = StrMap<S>;
-    fn to_owned(key: &str) -> Ident {
+    fn owned(key: &str) -> Ident {
         Ident::new(key)
     }
-    fn as_ref(key: &Ident) -> &str {
+    fn borrowed(key: &Ident) -> &str {
         key.as_str()
     }
 }
 
-impl Key for u64 {
+impl Keyed for u64 {
     type Ref<'a> = u64;
     type Owned = u64;
     type Map<S: Default + Send> = IntMap<S>;
-    fn to_owned(key: u64) -> u64 {
+    fn owned(key: u64) -> u64 {
         key
     }
-    fn as_ref(key: &u64) -> u64 {
+    fn borrowed(key: &u64) -> u64 {
         *key
     }
 }
@@ -131,8 +134,8 @@ impl<S: Send> StateMap<str, S> for StrMap<S> {
         // Two steps, not `match find_mut`: the borrow checker cannot yet see
         // that the `None` arm no longer borrows the table.
         if self.0.find(hash, |e| e.hash == hash && e.key.is(key)).is_none() {
-            *inserted += 1;
             let entry = StrEntry { hash, key: Ident::new(key), state: fresh() };
+            *inserted += 1;
             return &mut self.0.insert_unique(hash, entry, |e| e.hash).into_mut().state;
         }
         let e = self.0.find_mut(hash, |e| e.hash == hash && e.key.is(key)).expect("found just above");
@@ -380,34 +383,35 @@ impl<'r, K: Key + ?Sized> StateStore<K::Ref<'r>> for SharedStore<'_, K> {
     ) -> R {
         let all = &self.shards.shards[..];
         let hashes = &self.shards.hashes;
-        let mut hash = [0u64; MAX_LIMITS_PER_PLAN];
         let mut held = Held { shards: all, index: [0; MAX_LIMITS_PER_PLAN], n: 0 };
-        for i in limits_in(limits) {
-            hash[i] = hashes.of::<K>(i, key_of(i));
-            let j = i * SHARDS + shard_of(hash[i]);
-            all[j].lock.lock();
-            held.index[held.n] = j as u16;
-            held.n += 1;
-        }
         let result = {
             let mut states = no_states();
-            for (&j, i) in held.index[..held.n].iter().zip(limits_in(limits)) {
-                // SAFETY: this thread holds shard `j`'s lock (taken above,
-                // released when `held` drops, after the last use of these
-                // references), and the shards of different limits are
-                // different, so no two references alias.
-                let shard = unsafe { &mut *all[j as usize].shard.get() };
+            // Limit by limit, ascending: shard indices ascend too, so the
+            // locks are taken in one global order (two requests never
+            // deadlock).
+            for i in limits_in(limits) {
+                let key = key_of(i);
+                let hash = hashes.of::<K>(i, key);
+                let j = i * SHARDS + shard_of(hash);
+                all[j].lock.lock();
+                held.index[held.n] = j as u16;
+                held.n += 1;
+                // SAFETY: this thread holds shard `j`'s lock (released when
+                // `held` drops, after the last use of these references), and
+                // the shards of different limits are different, so no two
+                // references alias.
+                let shard = unsafe { &mut *all[j].shard.get() };
                 let engine = &self.plan.limits[i].engine;
-                let state = shard.table.state(engine, hash[i], key_of(i), &mut shard.len, |k| hashes.of::<K>(i, k));
-                states[i] = Some(state);
+                states[i] = Some(shard.table.state(engine, hash, key, &mut shard.len, |k| hashes.of::<K>(i, k)));
             }
             f(&mut states)
         };
-        for (&j, i) in held.index[..held.n].iter().zip(limits_in(limits)) {
+        for &j in &held.index[..held.n] {
+            let j = j as usize;
             // SAFETY: as above; the states handed to `f` are gone.
-            let shard = unsafe { &mut *all[j as usize].shard.get() };
+            let shard = unsafe { &mut *all[j].shard.get() };
             if shard.wants_sweep() {
-                shard.sweep(self.plan, i, self.idle_at, hashes);
+                shard.sweep(self.plan, j / SHARDS, self.idle_at, hashes);
             }
         }
         result

@@ -79,7 +79,9 @@ pub struct Plan {
     pub name: String,
     /// Free text.
     pub description: Option<String>,
-    /// The limits, in declared order.
+    /// The limits, in declared order: at most [`MAX_LIMITS_PER_PLAN`]
+    /// (`parse` refuses more; [`Plan::check`] panics on a plan built by hand
+    /// with more).
     pub limits: Vec<Limit>,
 }
 
@@ -313,6 +315,27 @@ impl<'a> Request<'a> {
     }
 }
 
+impl<'a, I: Identity> Request<'a, I> {
+    /// The same request from user `user` (builder style; unlike struct update
+    /// syntax, it takes a `&String` where `I` is `&str`).
+    pub fn with_user(mut self, user: I) -> Self {
+        self.user = Some(user);
+        self
+    }
+
+    /// The same request from workspace `workspace`.
+    pub fn with_workspace(mut self, workspace: I) -> Self {
+        self.workspace = Some(workspace);
+        self
+    }
+
+    /// The same request to endpoint `endpoint`.
+    pub fn with_endpoint(mut self, endpoint: &'a str) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+}
+
 impl<'a> Request<'a, u64> {
     /// An authenticated request on the integer identity `key` to no
     /// particular endpoint.
@@ -542,6 +565,7 @@ impl Plan {
         req: &Request<'_, I>,
         out: &mut PlanDecision,
     ) {
+        assert!(self.limits.len() <= MAX_LIMITS_PER_PLAN, "a plan has at most {MAX_LIMITS_PER_PLAN} limits");
         // Bit i: limit i applies to this request.
         let mut applicable: LimitSet = 0;
         for (i, limit) in self.limits.iter().enumerate() {

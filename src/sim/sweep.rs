@@ -43,10 +43,11 @@ pub fn run_scenario(s: &Scenario) -> Result<Summary, String> {
 /// Runs every scenario on `threads` threads (0: one per core); results in
 /// scenario order.
 ///
-/// The threads are kept for the next sweep of the same size (see
-/// [`pool`]): starting fresh threads for every sweep cost 4–8 ms a sweep
-/// here (thread start, and each new thread's allocator arena faulting its
-/// pages in again), a tenth of a sweep of 8 one-key scenarios.
+/// The threads are kept for the next sweep of the same size: one pool per
+/// thread count asked for, for the life of the process, shared by sweeps
+/// run at the same time. Starting fresh threads for every sweep cost 4–8 ms
+/// a sweep here (thread start, and each new thread's allocator arena
+/// faulting its pages in again), a tenth of a sweep of 8 one-key scenarios.
 pub fn run_sweep(scenarios: &[Scenario], threads: usize) -> Result<Vec<Result<Summary, String>>, String> {
     let pool = pool(threads)?;
     Ok(pool.install(|| scenarios.par_iter().map(run_scenario).collect()))
