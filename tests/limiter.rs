@@ -34,29 +34,18 @@ algorithm = "concurrency"
 max = 3
 "#;
 
-#[test]
-fn threads_racing_at_one_instant_get_exactly_the_burst() {
-    let p = policy(
-        r#"
-        provider = "test"
-        [[plan]]
-        name = "pro"
-        [[plan.limit]]
-        id = "rpm"
-        algorithm = "gcra"
-        rate = "500/min"
-        burst = 50
-        "#,
-    );
-    let limiter = Arc::new(KeyedLimiter::with_clock(p, "pro", ManualClock::new(DEFAULT_START)).unwrap());
+/// 4 threads × 1,000 calls of `check` at one instant; returns how many
+/// were admitted.
+fn admitted_by_racing_threads(check: impl Fn() -> bool + Send + Sync + 'static) -> u64 {
+    let check = Arc::new(check);
     let admitted = Arc::new(AtomicU64::new(0));
     let handles: Vec<_> = (0..4)
         .map(|_| {
-            let limiter = limiter.clone();
+            let check = check.clone();
             let admitted = admitted.clone();
             thread::spawn(move || {
                 for _ in 0..1_000 {
-                    if limiter.check(&Request::new("shared-key")).is_ok() {
+                    if check() {
                         admitted.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -66,7 +55,52 @@ fn threads_racing_at_one_instant_get_exactly_the_burst() {
     for h in handles {
         h.join().unwrap();
     }
-    assert_eq!(admitted.load(Ordering::Relaxed), 50);
+    admitted.load(Ordering::Relaxed)
+}
+
+/// A bucket of 50 alone ("pro"), and with a global limit that never binds
+/// ("pro-global": two shards locked per request).
+const BUCKET_OF_50: &str = r#"
+provider = "test"
+[[plan]]
+name = "pro"
+[[plan.limit]]
+id = "rpm"
+algorithm = "gcra"
+rate = "500/min"
+burst = 50
+[[plan]]
+name = "pro-global"
+[[plan.limit]]
+id = "rpm"
+algorithm = "gcra"
+rate = "500/min"
+burst = 50
+[[plan.limit]]
+id = "everyone"
+algorithm = "fixed-window"
+rate = "1000000/h"
+scope = "global"
+"#;
+
+#[test]
+fn threads_racing_at_one_instant_get_exactly_the_burst() {
+    for plan in ["pro", "pro-global"] {
+        let limiter = KeyedLimiter::with_clock(policy(BUCKET_OF_50), plan, ManualClock::new(DEFAULT_START)).unwrap();
+        let admitted = admitted_by_racing_threads(move || limiter.check(&Request::new("shared-key")).is_ok());
+        assert_eq!(admitted, 50, "plan {plan}");
+    }
+}
+
+#[test]
+fn threads_racing_on_an_integer_key_get_exactly_the_burst() {
+    // u64::MAX is the integer table's empty-slot marker, kept beside it.
+    for (plan, key) in [("pro", 7), ("pro", u64::MAX), ("pro-global", 7), ("pro-global", u64::MAX)] {
+        let clock = ManualClock::new(DEFAULT_START);
+        let limiter = KeyedLimiter::<_, u64>::build(policy(BUCKET_OF_50), plan, clock).unwrap();
+        let admitted = admitted_by_racing_threads(move || limiter.check(&Request::with_id(key)).is_ok());
+        assert_eq!(admitted, 50, "plan {plan}, key {key}");
+    }
 }
 
 #[test]
