@@ -323,41 +323,53 @@ impl<K: Key + ?Sized> Shards<K> {
     /// under its lock.
     pub(super) fn sum(&self, mut f: impl FnMut(usize, &mut Shard<K>, &Hashes) -> usize) -> usize {
         let mut total = 0;
-        for (j, s) in self.shards.iter().enumerate() {
-            s.lock.lock();
-            let _unlock = Unlock(&s.lock);
-            // SAFETY: `lock` is held until `_unlock` drops, after the last
-            // use of this reference.
-            total += f(j / SHARDS, unsafe { &mut *s.shard.get() }, &self.hashes);
+        for j in 0..self.shards.len() {
+            let mut held = Held::new(&self.shards);
+            // SAFETY: `held` holds shard `j`'s lock until it drops, after
+            // the last use of this reference.
+            let shard = unsafe { held.lock(j) };
+            total += f(j / SHARDS, shard, &self.hashes);
         }
         total
     }
 }
 
-/// Releases a held shard lock when dropped (also when unwinding).
-struct Unlock<'a>(&'a parking_lot::RawMutex);
-
-impl Drop for Unlock<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: constructed only right after locking this mutex.
-        unsafe { self.0.unlock() }
-    }
-}
-
-/// The shards one request holds: unlocks them when dropped.
+/// The shards a thread holds, in the order it locked them: unlocks them when
+/// dropped (also when unwinding).
 struct Held<'a, K: Key + ?Sized> {
     shards: &'a [LockedShard<K>],
-    /// `index[..n]`: the held shards, ascending.
+    /// `index[..n]`: the held shards.
     index: [u16; MAX_LIMITS_PER_PLAN],
     n: usize,
+}
+
+impl<'a, K: Key + ?Sized> Held<'a, K> {
+    fn new(shards: &'a [LockedShard<K>]) -> Self {
+        Held { shards, index: [0; MAX_LIMITS_PER_PLAN], n: 0 }
+    }
+
+    /// Locks shard `j` (waiting for it) and gives its contents.
+    ///
+    /// # Safety
+    /// The caller uses the reference only while `self` lives, and never
+    /// holds two references to one shard: callers lock each shard once, and
+    /// lock shards in ascending order (the lock order of every thread).
+    #[inline]
+    unsafe fn lock(&mut self, j: usize) -> &'a mut Shard<K> {
+        self.shards[j].lock.lock();
+        self.index[self.n] = j as u16;
+        self.n += 1;
+        // SAFETY: this thread holds shard `j`'s lock until `self` drops;
+        // the rest is the caller's promise.
+        unsafe { &mut *self.shards[j].shard.get() }
+    }
 }
 
 impl<K: Key + ?Sized> Drop for Held<'_, K> {
     #[inline]
     fn drop(&mut self) {
         for &j in &self.index[..self.n] {
-            // SAFETY: `with_states` locked each of these shards once.
+            // SAFETY: `lock` locked each of these shards once.
             unsafe { self.shards[j as usize].lock.unlock() }
         }
     }
@@ -383,7 +395,7 @@ impl<'r, K: Key + ?Sized> StateStore<K::Ref<'r>> for SharedStore<'_, K> {
     ) -> R {
         let all = &self.shards.shards[..];
         let hashes = &self.shards.hashes;
-        let mut held = Held { shards: all, index: [0; MAX_LIMITS_PER_PLAN], n: 0 };
+        let mut held = Held::new(all);
         let result = {
             let mut states = no_states();
             // Limit by limit, ascending: shard indices ascend too, so the
@@ -392,15 +404,10 @@ impl<'r, K: Key + ?Sized> StateStore<K::Ref<'r>> for SharedStore<'_, K> {
             for i in limits_in(limits) {
                 let key = key_of(i);
                 let hash = hashes.of::<K>(i, key);
-                let j = i * SHARDS + shard_of(hash);
-                all[j].lock.lock();
-                held.index[held.n] = j as u16;
-                held.n += 1;
-                // SAFETY: this thread holds shard `j`'s lock (released when
-                // `held` drops, after the last use of these references), and
-                // the shards of different limits are different, so no two
-                // references alias.
-                let shard = unsafe { &mut *all[j].shard.get() };
+                // SAFETY: the shards of different limits are different, and
+                // each limit is visited once, so no two references alias;
+                // they are gone before `held` drops (end of this function).
+                let shard = unsafe { held.lock(i * SHARDS + shard_of(hash)) };
                 let engine = &self.plan.limits[i].engine;
                 states[i] = Some(shard.table.state(engine, hash, key, &mut shard.len, |k| hashes.of::<K>(i, k)));
             }
@@ -408,7 +415,9 @@ impl<'r, K: Key + ?Sized> StateStore<K::Ref<'r>> for SharedStore<'_, K> {
         };
         for &j in &held.index[..held.n] {
             let j = j as usize;
-            // SAFETY: as above; the states handed to `f` are gone.
+            // SAFETY: this thread still holds shard `j`'s lock (`held`
+            // drops at the end of this function); the states handed to `f`
+            // are gone.
             let shard = unsafe { &mut *all[j].shard.get() };
             if shard.wants_sweep() {
                 shard.sweep(self.plan, j / SHARDS, self.idle_at, hashes);
