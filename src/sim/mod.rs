@@ -781,11 +781,10 @@ impl<'p> Simulation<'p> {
         if self.recording {
             self.record(&self.slots[slot as usize].info, attempt_no, kind, &self.decision, decisions)?;
         }
-        let decision = &self.decision;
-        let (status, denied_by) = (decision.status, decision.denied_by);
+        let (allowed, status, denied_by) = (self.decision.allowed, self.decision.status, self.decision.denied_by);
         let c = client_of(&mut self.clients, key);
         c.sent += 1;
-        if self.decision.allowed {
+        if allowed {
             c.accepts[1] += 1;
             self.summary.admitted += 1;
             self.bucket.admitted += 1;
