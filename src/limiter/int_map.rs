@@ -24,6 +24,8 @@
 //!   kept, sized to be 80% full: sweeps are rare and touch every slot
 //!   anyway. It asks about each state once.
 
+use super::store::sealed::StateMap;
+
 /// The key that marks an empty slot.
 const EMPTY: u64 = u64::MAX;
 
@@ -55,27 +57,21 @@ fn home(hash: u64, capacity: usize) -> usize {
     ((hash as u128 * capacity as u128) >> 64) as usize
 }
 
-impl<S: Default> IntMap<S> {
-    pub(crate) fn new() -> IntMap<S> {
+impl<S: Default + Send> StateMap<u64, S> for IntMap<S> {
+    fn new() -> Self {
         IntMap { slots: Box::new([]), used: 0, max_key: None }
     }
 
     /// States held.
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.used + self.max_key.is_some() as usize
-    }
-
-    /// Slots allocated (for the memory accounting in tests).
-    #[cfg(test)]
-    fn capacity(&self) -> usize {
-        self.slots.len()
     }
 
     /// The state of `key` (whose hash is `hash`), inserted by `fresh` if
     /// absent (then `*inserted += 1`). `rehash` gives the hash of any key
     /// when the table grows; it must agree with `hash` for `key`.
     #[inline]
-    pub(crate) fn get_or_insert(
+    fn get_or_insert(
         &mut self,
         hash: u64,
         key: u64,
@@ -107,6 +103,38 @@ impl<S: Default> IntMap<S> {
             }
         }
         self.insert_new(hash, key, inserted, fresh(), rehash)
+    }
+
+    /// Keeps the states that `keep` accepts (asked once per state); returns
+    /// how many were dropped.
+    fn retain(&mut self, mut keep: impl FnMut(&S) -> bool, rehash: impl Fn(u64) -> u64) -> usize {
+        let before = self.len();
+        if self.max_key.as_ref().is_some_and(|s| !keep(s)) {
+            self.max_key = None;
+        }
+        let kept: Vec<bool> = self.slots.iter().map(|s| s.key != EMPTY && keep(&s.state)).collect();
+        let n = kept.iter().filter(|&&k| k).count();
+        if n < self.used {
+            // Rebuilt 80% full, from the states kept.
+            let capacity = if n == 0 { 0 } else { (n * 5 / 4).max(MIN_CAPACITY) };
+            let empty = (0..capacity).map(|_| Slot { key: EMPTY, state: S::default() }).collect();
+            let old = std::mem::replace(&mut self.slots, empty);
+            self.used = 0;
+            for (s, keep) in old.into_vec().into_iter().zip(kept) {
+                if keep {
+                    self.place(rehash(s.key), s.key, s.state);
+                }
+            }
+        }
+        before - self.len()
+    }
+}
+
+impl<S: Default> IntMap<S> {
+    /// Slots allocated (for the memory accounting in tests).
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.slots.len()
     }
 
     #[cold]
@@ -157,30 +185,6 @@ impl<S: Default> IntMap<S> {
         }
     }
 
-    /// Keeps the states that `keep` accepts (asked once per state); returns
-    /// how many were dropped.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&S) -> bool, rehash: impl Fn(u64) -> u64) -> usize {
-        let before = self.len();
-        if self.max_key.as_ref().is_some_and(|s| !keep(s)) {
-            self.max_key = None;
-        }
-        let kept: Vec<bool> = self.slots.iter().map(|s| s.key != EMPTY && keep(&s.state)).collect();
-        let n = kept.iter().filter(|&&k| k).count();
-        if n < self.used {
-            // Rebuilt 80% full, from the states kept.
-            let capacity = if n == 0 { 0 } else { (n * 5 / 4).max(MIN_CAPACITY) };
-            let empty = (0..capacity).map(|_| Slot { key: EMPTY, state: S::default() }).collect();
-            let old = std::mem::replace(&mut self.slots, empty);
-            self.used = 0;
-            for (s, keep) in old.into_vec().into_iter().zip(kept) {
-                if keep {
-                    self.place(rehash(s.key), s.key, s.state);
-                }
-            }
-        }
-        before - self.len()
-    }
-
     /// Every `(key, state)`, in slot order.
     #[cfg(test)]
     fn iter(&self) -> impl Iterator<Item = (u64, &S)> {
@@ -194,7 +198,7 @@ impl<S: Default> IntMap<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::IntMap;
+    use super::{IntMap, StateMap};
     use std::collections::BTreeMap;
 
     /// A deliberately poor hash (many collisions, clustered homes), so

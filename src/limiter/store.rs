@@ -149,32 +149,6 @@ impl<S: Send> StateMap<str, S> for StrMap<S> {
     }
 }
 
-impl<S: Default + Send> StateMap<u64, S> for IntMap<S> {
-    fn new() -> Self {
-        IntMap::new()
-    }
-
-    fn len(&self) -> usize {
-        IntMap::len(self)
-    }
-
-    #[inline]
-    fn get_or_insert(
-        &mut self,
-        hash: u64,
-        key: u64,
-        inserted: &mut usize,
-        fresh: impl FnOnce() -> S,
-        rehash: impl Fn(u64) -> u64,
-    ) -> &mut S {
-        IntMap::get_or_insert(self, hash, key, inserted, fresh, rehash)
-    }
-
-    fn retain(&mut self, keep: impl FnMut(&S) -> bool, rehash: impl Fn(u64) -> u64) -> usize {
-        IntMap::retain(self, keep, rehash)
-    }
-}
-
 /// One limit's states in one shard, by algorithm. States of the other
 /// engines are `Option<EngineState>` so that an integer table's empty slots
 /// have a value (`None`); a stored state is always `Some`.
