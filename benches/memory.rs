@@ -69,55 +69,63 @@ fn policy() -> Arc<policy::Policy> {
     )
 }
 
-fn ratesim_keyed(n: u64, names: &[String]) -> f64 {
+/// Heap bytes per key of the store `fill` builds with `n` keys (it returns
+/// the store and how many states it holds), counted while the store lives.
+fn bytes_per_key<T>(n: u64, fill: impl FnOnce() -> (T, u64)) -> f64 {
     let before = live();
-    let lim = KeyedLimiter::with_clock(policy(), "pro", ManualClock::new(T0)).unwrap();
-    for name in &names[..n as usize] {
-        lim.check_at(&Request::new(name), T0);
-    }
-    assert_eq!(lim.len() as u64, n);
+    let (store, held) = fill();
+    assert_eq!(held, n);
     let bytes = live() - before;
-    drop(lim);
+    drop(store);
     bytes as f64 / n as f64
 }
 
+fn ratesim_keyed(n: u64, names: &[String]) -> f64 {
+    bytes_per_key(n, || {
+        let lim = KeyedLimiter::with_clock(policy(), "pro", ManualClock::new(T0)).unwrap();
+        for name in &names[..n as usize] {
+            lim.check_at(&Request::new(name), T0);
+        }
+        let held = lim.len() as u64;
+        (lim, held)
+    })
+}
+
 fn ratesim_keyed_u64(n: u64) -> f64 {
-    let before = live();
-    let lim = KeyedLimiter::<_, u64>::build(policy(), "pro", ManualClock::new(T0)).unwrap();
-    for k in 0..n {
-        lim.check_at(&Request::with_id(k.wrapping_mul(0x9E37_79B9_7F4A_7C15)), T0);
-    }
-    assert_eq!(lim.len() as u64, n);
-    let bytes = live() - before;
-    drop(lim);
-    bytes as f64 / n as f64
+    bytes_per_key(n, || {
+        let lim = KeyedLimiter::<_, u64>::build(policy(), "pro", ManualClock::new(T0)).unwrap();
+        for k in 0..n {
+            lim.check_at(&Request::with_id(k.wrapping_mul(0x9E37_79B9_7F4A_7C15)), T0);
+        }
+        let held = lim.len() as u64;
+        (lim, held)
+    })
 }
 
 fn governor_keyed(n: u64) -> f64 {
     let quota = Quota::with_period(Duration::from_millis(120)).unwrap().allow_burst(NonZeroU32::new(50).unwrap());
-    let before = live();
-    let lim = RateLimiter::dashmap_with_clock(quota, FakeRelativeClock::default());
-    for k in 0..n {
-        let _ = lim.check_key(&k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    }
-    assert_eq!(lim.len() as u64, n);
-    let bytes = live() - before;
-    drop(lim);
-    bytes as f64 / n as f64
+    bytes_per_key(n, || {
+        let lim = RateLimiter::dashmap_with_clock(quota, FakeRelativeClock::default());
+        for k in 0..n {
+            let _ = lim.check_key(&k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+        let held = lim.len() as u64;
+        (lim, held)
+    })
 }
 
 fn sim_column(n: u64) -> f64 {
-    let before = live();
-    let mut column: Vec<GcraState> = Vec::new();
-    for i in 0..n as usize {
-        // The simulator grows its columns one interned identity at a time.
-        if i >= column.len() {
-            column.resize(i + 1, GcraState::default());
+    bytes_per_key(n, || {
+        let mut column: Vec<GcraState> = Vec::new();
+        for i in 0..n as usize {
+            // The simulator grows its columns one interned identity at a time.
+            if i >= column.len() {
+                column.resize(i + 1, GcraState::default());
+            }
         }
-    }
-    let bytes = live() - before;
-    drop(column);
-    bytes as f64 / n as f64
+        let held = column.len() as u64;
+        (column, held)
+    })
 }
 
 fn main() {
