@@ -16,3 +16,7 @@ pub fn config(cases: u32) -> ProptestConfig {
     };
     ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
+
+/// Real peer processes (servers, browsers, SDK scripts) for tests that
+/// include `common` and use them.
+pub mod peer;
