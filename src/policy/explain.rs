@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::{AuthMatch, Limit, Measure, Policy, Reserve, Scope};
-use crate::engines::{BudgetPeriod, Engine};
+use crate::engines::{BudgetPeriod, Dialect, Engine, WindowAlign};
 use crate::time::{format_duration, Rate, DAY, HOUR, MINUTE, SECOND};
 
 pub(super) fn explain(policy: &Policy, only: Option<&str>) -> Result<String, String> {
@@ -136,17 +136,88 @@ pub(super) fn describe(limit: &Limit, unauthenticated_clients: bool) -> String {
             t.push_str(", leaky bucket");
             t
         }
-        Engine::FixedWindow(w) => format!(
-            "{} per {} {scope}, fixed window ({})",
-            amount_words(w.limit(), m),
-            window_words(w.period()),
-            reset_words(w.period())
-        ),
+        Engine::FixedWindow(w) => {
+            let p = format_duration(w.period());
+            let mut t = format!("{} per {} {scope}, ", amount_words(w.limit(), m), window_words(w.period()));
+            match w.align() {
+                WindowAlign::Epoch => {
+                    let _ = write!(t, "fixed window ({})", reset_words(w.period()));
+                }
+                WindowAlign::FirstHit => {
+                    let _ = write!(t, "fixed window opened by the first counted request and lasting {p}");
+                }
+                WindowAlign::FirstHitRedis => {
+                    let _ = write!(
+                        t,
+                        "fixed window opened by the first counted request, expiring as a Redis key {p} later (in whole milliseconds, alive through its last one)"
+                    );
+                }
+            }
+            if w.counts_denied() {
+                t.push_str("; denied requests count too");
+            }
+            t
+        }
         Engine::SlidingLog(w) => {
-            format!("{} per rolling {} {scope}", amount_words(w.limit(), m), window_words(w.period()))
+            let mut t = format!("{} per rolling {} {scope}", amount_words(w.limit(), m), window_words(w.period()));
+            if w.closed_boundary() {
+                let _ =
+                    write!(t, ", closed window (a request still counts exactly {} later)", format_duration(w.period()));
+            }
+            t
         }
         Engine::SlidingCounter(w) => {
-            format!("{} per {} {scope}, sliding-window estimate", amount_words(w.limit(), m), window_words(w.period()))
+            let mut t = format!(
+                "{} per {} {scope}, sliding-window estimate",
+                amount_words(w.limit(), m),
+                window_words(w.period())
+            );
+            if w.floors_estimate() {
+                t.push_str(", floored (admits up to 1 more per window)");
+            }
+            t
+        }
+        Engine::TokenBucketSteps(b) => {
+            let r = b.rate();
+            let mut t = format!(
+                "bucket of {} {scope}, starting full, refilled by {} every {} on the clock (multiples of {} since the Unix epoch)",
+                amount_words(b.max(), m),
+                r.count(),
+                format_duration(r.period()),
+                format_duration(r.period())
+            );
+            let _ = write!(t, " (steady {})", steady(r, m));
+            t
+        }
+        Engine::NginxLimitReq(n) => {
+            let mut t = format!("{} {scope}", rate_words(n.rate(), m));
+            // nginx keeps r/m in milli-requests per second, truncated.
+            let exact = n.rate().count() as u128 * 1000 * crate::time::SECOND as u128;
+            if exact % n.rate().period() as u128 != 0 {
+                let _ = write!(t, " (nginx keeps {} milli-requests/s)", n.rate_milli());
+            }
+            let _ = write!(t, ", nginx limit_req burst={}", n.burst());
+            let longest = |from: u64| {
+                let ms = (n.burst() - from) as u128 * 1000 * 1000 / n.rate_milli() as u128;
+                format_duration((ms as u64).saturating_mul(crate::time::MILLISECOND))
+            };
+            match n.delay() {
+                None => t.push_str(" nodelay (excess requests pass at once but fill the bucket)"),
+                Some(d) if d >= n.burst() => {
+                    let _ = write!(t, " delay={d} (no request waits)");
+                }
+                Some(0) => {
+                    let _ = write!(t, " (excess requests wait, up to {}; beyond the burst refused)", longest(0));
+                }
+                Some(d) => {
+                    let _ = write!(
+                        t,
+                        " delay={d} ({d} excess requests pass at once, later ones wait, up to {}; beyond the burst refused)",
+                        longest(d)
+                    );
+                }
+            }
+            t
         }
         Engine::Concurrency(c) => {
             let mut t = match c.max() {
@@ -196,6 +267,10 @@ pub(super) fn describe(limit: &Limit, unauthenticated_clients: bool) -> String {
         _ if says_auth => {}
         AuthMatch::Authenticated => s.push_str("; authenticated requests only"),
         AuthMatch::Unauthenticated => s.push_str("; unauthenticated requests only"),
+    }
+    if let Some(d) = Dialect::of(&limit.engine) {
+        let src = d.source();
+        let _ = write!(s, "; as {d} ({} {})", src.project, src.version.split(' ').next().unwrap_or(src.version));
     }
     let _ = write!(s, "; {} {}", limit.status, limit.code);
     s
