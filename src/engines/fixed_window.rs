@@ -211,7 +211,9 @@ impl FixedWindow {
         let left = self.limit.saturating_sub(state.used);
         // A first-hit window that is not open yet opens only if something counts.
         let reset = |used_after: u64| if self.align != WindowAlign::Epoch && used_after == 0 { now } else { end };
-        if cost <= left {
+        // (`used` exceeds the limit only where denied requests count; then
+        // even a request of cost 0 is denied, as `INCRBY 0` then compare is.)
+        if state.used.saturating_add(cost) <= self.limit {
             Decision {
                 allowed: true,
                 limit: self.limit,

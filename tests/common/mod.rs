@@ -20,3 +20,6 @@ pub fn config(cases: u32) -> ProptestConfig {
 /// Real peer processes (servers, browsers, SDK scripts) for tests that
 /// include `common` and use them.
 pub mod peer;
+
+/// Random arrival sequences for the engine property tests.
+pub mod arrivals;
