@@ -23,3 +23,6 @@ pub mod peer;
 
 /// Random arrival sequences for the engine property tests.
 pub mod arrivals;
+
+/// A minimal Redis client (RESP2) for tests that drive a real redis-server.
+pub mod resp;
