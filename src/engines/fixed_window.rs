@@ -237,23 +237,17 @@ impl FixedWindow {
 
     /// A request of `cost` was denied at `now` (by this limit or another one
     /// of the plan). A window that counts denied requests adds the cost and
-    /// returns its decision after counting it (a denial); otherwise nothing
-    /// changes and the answer is `None`.
+    /// returns its answer for the same request after counting it (what
+    /// [`FixedWindow::decide`] says now: a denial if this window denied it,
+    /// possibly an admission if another limit did and room is left);
+    /// otherwise nothing changes and the answer is `None`.
     pub fn deny(&self, state: &mut FixedWindowState, now: Nanos, cost: u64) -> Option<Decision> {
         if !self.count_denied || cost == 0 {
             return None;
         }
-        let end = self.roll(state, now);
+        self.roll(state, now);
         state.used = state.used.saturating_add(cost);
-        let retry = if cost > self.limit { Retry::Never } else { Retry::At(end) };
-        Some(Decision {
-            allowed: false,
-            limit: self.limit,
-            remaining: self.limit.saturating_sub(state.used),
-            reset: end,
-            retry,
-            delay: 0,
-        })
+        Some(self.decide(state, now, cost))
     }
 }
 

@@ -365,9 +365,11 @@ impl Engine {
 
     /// A request of `cost` was denied at `now`, by this limit or another one
     /// of the plan. A limit that counts denied requests (a fixed window with
-    /// `count_denied`) adds the cost and returns its decision after counting
-    /// it (a denial, with the remaining units, reset and retry instant as
-    /// they are now); every other limit changes nothing and answers `None`.
+    /// `count_denied`) adds the cost and returns its answer for the same
+    /// request after counting it, as [`Engine::decide`] would give it now
+    /// (remaining units, reset and retry instant as they are after the
+    /// count; a denial if this limit denied the request); every other limit
+    /// changes nothing and answers `None`.
     #[inline]
     pub fn deny<'s>(&self, state: impl Into<StateMut<'s>>, now: Nanos, cost: u64) -> Option<Decision> {
         match (self, state.into()) {
