@@ -40,7 +40,7 @@ pub enum Dialect {
 /// Where a dialect's semantics were read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Source {
-    /// The project, e.g. `limits (PyPI)`.
+    /// The project, e.g. `Python limits`.
     pub project: &'static str,
     /// The version read and tested against.
     pub version: &'static str,
@@ -97,7 +97,7 @@ impl Dialect {
     pub fn source(self) -> Source {
         match self {
             Dialect::PythonLimits => Source {
-                project: "limits (PyPI)",
+                project: "Python limits",
                 version: "5.8.0",
                 files: "limits/strategies.py; limits/storage/memory.py (incr, acquire_entry, acquire_sliding_window_entry)",
             },
