@@ -44,18 +44,22 @@ fn window_end(align: WindowAlign, period: Nanos, s: Nanos) -> Nanos {
     }
 }
 
-/// Replays every counted request (cost > 0) to find the window open at
-/// `now`: a counted request opens one when none is open. Returns the open
-/// window's `(end, used)`.
-fn open_window(align: WindowAlign, period: Nanos, counted: &[(Nanos, u64)], now: Nanos) -> Option<(Nanos, u64)> {
-    let mut open: Option<(Nanos, u64)> = None;
+/// Replays every counted request (cost > 0): a counted request opens a
+/// window when none is open. Returns every window's `(end, used)`.
+fn windows(align: WindowAlign, period: Nanos, counted: &[(Nanos, u64)]) -> Vec<(Nanos, u64)> {
+    let mut out: Vec<(Nanos, u64)> = Vec::new();
     for &(t, c) in counted {
-        match &mut open {
+        match out.last_mut() {
             Some((end, used)) if t < *end => *used += c,
-            _ => open = Some((window_end(align, period, t), c)),
+            _ => out.push((window_end(align, period, t), c)),
         }
     }
-    open.filter(|&(end, _)| now < end)
+    out
+}
+
+/// The window open at `now`, if any: `(end, used)`.
+fn open_window(align: WindowAlign, period: Nanos, counted: &[(Nanos, u64)], now: Nanos) -> Option<(Nanos, u64)> {
+    windows(align, period, counted).last().copied().filter(|&(end, _)| now < end)
 }
 
 proptest! {
@@ -108,14 +112,7 @@ proptest! {
         }
         if !count_denied {
             // Admitted requests never exceed the limit within one window.
-            let mut open: Option<(Nanos, u64)> = None;
-            for &(t, c) in &counted {
-                match &mut open {
-                    Some((end, used)) if t < *end => *used += c,
-                    _ => open = Some((window_end(align, period, t), c)),
-                }
-                prop_assert!(open.unwrap().1 <= limit);
-            }
+            prop_assert!(windows(align, period, &counted).iter().all(|&(_, used)| used <= limit));
         }
     }
 }
