@@ -311,7 +311,7 @@ fn memory_for_requests_does_not_grow_with_the_trace() {
 // ---------------------------------------------------------------------------
 
 fn dialects() -> Policy {
-    policy::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/dialects.toml"))).unwrap()
+    policy::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dialects.toml"))).unwrap()
 }
 
 /// 2 per second and 10 per minute; 10 requests at once, retried every
