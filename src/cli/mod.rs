@@ -4,6 +4,7 @@
 //! are printed for people (file, line, field, what was expected), never as a
 //! panic or a debug dump.
 
+mod chart_args;
 mod policy_cmd;
 mod run_cmd;
 mod sweep_cmd;

@@ -46,8 +46,17 @@ pub struct Bucket {
     pub give_ups: u64,
     /// Requests that succeeded.
     pub successes: u64,
+    /// Sum of the times to success of the requests that succeeded in the
+    /// bucket (see [`Summary::time_to_success`]), nanoseconds.
+    pub time_to_success_sum_ns: u128,
+    /// Longest of those times to success (0 without successes).
+    pub time_to_success_max_ns: Nanos,
     /// Requests in flight at the bucket's end.
     pub in_flight: u64,
+    /// Requests outstanding at the bucket's end: in service, waiting to
+    /// retry, polling, or queued by the client (as
+    /// [`Summary::peak_outstanding`]).
+    pub outstanding: u64,
     /// Money settled (minor units).
     pub spend: u64,
     /// Tokens settled.
@@ -58,6 +67,13 @@ pub struct Bucket {
 pub trait BucketSink {
     /// One closed bucket.
     fn bucket(&mut self, bucket: &Bucket) -> std::io::Result<()>;
+
+    /// Called once when the run ends, after the last bucket, with the
+    /// distribution of time to success of every request that succeeded
+    /// (charts draw it as a CDF). The default ignores it.
+    fn time_to_success(&mut self, _distribution: &Histogram) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Keeps every bucket in memory (tests, charts of short runs).
@@ -146,6 +162,23 @@ impl Histogram {
     /// The largest value, exactly.
     pub fn max(&self) -> Option<Nanos> {
         (self.total > 0).then_some(self.max)
+    }
+
+    /// The distribution as steps: for each sub-bucket holding values, in
+    /// increasing order, the smallest value recorded in it and how many
+    /// values are at most the sub-bucket's top (its count and all below).
+    /// So `count / self.count()` is the empirical CDF just after the
+    /// value, to the histogram's precision (1/1024).
+    pub fn steps(&self) -> Vec<(Nanos, u64)> {
+        let mut seen = 0;
+        let mut out = Vec::new();
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c > 0 {
+                seen += c;
+                out.push((self.mins[i], seen));
+            }
+        }
+        out
     }
 
     /// The `q` quantile (0 < q <= 1): the smallest recorded value in the

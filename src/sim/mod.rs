@@ -62,7 +62,7 @@ use crate::time::{Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
 use client_state::{client_of, rng_of, ClientState};
-pub use decisions::{AttemptKind, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions};
+pub use decisions::{AttemptKind, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions, TeeDecisions};
 use intern::{own_identity, Interner};
 use queue::EventQueue;
 pub use store::SimStore;
@@ -425,6 +425,9 @@ impl<'p> Simulation<'p> {
     fn close_bucket(&mut self, buckets: &mut dyn BucketSink) -> std::io::Result<()> {
         self.bucket.start_ns = self.bucket_index * self.config.bucket;
         self.bucket.in_flight = self.in_flight;
+        // Slots are recycled once a request is settled: the live ones are
+        // the outstanding requests.
+        self.bucket.outstanding = (self.slots.len() - self.free.len()) as u64;
         self.summary.peak_bucket_attempts = self.summary.peak_bucket_attempts.max(self.bucket.attempts);
         buckets.bucket(&self.bucket)?;
         let n = self.plan.limits.len();
@@ -658,6 +661,8 @@ impl<'p> Simulation<'p> {
             reset_ns: reported.map(|r| r.reset.saturating_sub(origin)),
             retry_after_ns: d.retry.at().map(|t| t - self.now),
             delay_ns: self.can_delay.then_some(d.delay),
+            at: self.now,
+            decision: d,
         })
     }
 
@@ -710,7 +715,10 @@ impl<'p> Simulation<'p> {
         self.summary.items_delivered += s.info.items as u64;
         self.summary.successes += 1;
         self.bucket.successes += 1;
-        self.latency.record(self.now + delay - arrival);
+        let waited = self.now + delay - arrival;
+        self.latency.record(waited);
+        self.bucket.time_to_success_sum_ns += waited as u128;
+        self.bucket.time_to_success_max_ns = self.bucket.time_to_success_max_ns.max(waited);
     }
 
     fn complete(&mut self, slot: u32) {
@@ -781,6 +789,7 @@ impl<'p> Simulation<'p> {
     fn finish(mut self, buckets: &mut dyn BucketSink) -> Result<Summary, SimError> {
         let origin = self.origin();
         self.close_bucket(buckets)?;
+        buckets.time_to_success(&self.latency)?;
         let mut s = self.summary;
         // Slots are reused, so their count is the peak of live requests.
         s.peak_outstanding = self.slots.len() as u64;
