@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::time::Nanos;
 
@@ -164,7 +164,7 @@ impl Histogram {
 }
 
 /// Time-to-success quantiles in nanoseconds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latency {
     /// Median.
     pub p50_ns: Option<Nanos>,
@@ -184,7 +184,7 @@ impl Latency {
 }
 
 /// A key and its denial count.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyDenials {
     /// The API key.
     pub key: String,
@@ -194,8 +194,9 @@ pub struct KeyDenials {
     pub attempts: u64,
 }
 
-/// Totals of a run and the ratios a planner reads.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Totals of a run and the ratios a planner reads. (`Deserialize` reads
+/// back a results file: `ratesim sweep merge`.)
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Requests (trace rows).
     pub requests: u64,
