@@ -2,6 +2,7 @@
 //! for which targets hold. The search is [`crate::whatif::solve`]; this
 //! module reads the arguments and prints the search and its answer.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -214,34 +215,13 @@ pub(super) fn run(args: SolveArgs) -> u8 {
         );
     }
     let width = 14;
-    let mut header_done = false;
-    let targets = spec.targets.clone();
+    // Values as they are evaluated go to a terminal's stderr; the sorted
+    // table below is the record.
+    let live = !quiet && std::io::stderr().is_terminal();
     let mut progress = |e: &Evaluation| {
-        if quiet {
-            return;
+        if live {
+            eprintln!("  evaluated {:<width$} {}", e.setting, if e.holds { "✓" } else { "✗" });
         }
-        if !header_done {
-            let mut h = format!("  {:<width$}   ", "value");
-            for t in &targets {
-                let name = t.split(['<', '>', '=', '!']).next().unwrap_or(t).trim();
-                h.push_str(&format!("  {name:>16}"));
-            }
-            println!("{h}");
-            header_done = true;
-        }
-        let mut out = format!("  {:<width$}  {}", e.setting, if e.holds { "✓" } else { "✗" });
-        for (t, o) in targets.iter().zip(&e.targets) {
-            let name = t.split(['<', '>', '=', '!']).next().unwrap_or(t).trim();
-            let metric = match name {
-                "p50_wait" | "p90_wait" | "p99_wait" | "max_wait" => "x_ns",
-                n => n,
-            };
-            out.push_str(&format!("  {:>16}", show(metric, o.mean)));
-        }
-        if let Some(err) = e.errors.first() {
-            out.push_str(&format!("  error: {err}"));
-        }
-        println!("{out}");
     };
     let solution = match solve(&spec, stop, &mut progress) {
         Ok(s) => s,
@@ -254,7 +234,12 @@ pub(super) fn run(args: SolveArgs) -> u8 {
         }
         return u8::from(solution.answer.is_none());
     }
-    println!("\nvalues evaluated, in order:");
+    let mut header = format!("  {:<width$}   ", "value");
+    for t in &solution.targets {
+        let name = t.text.split(['<', '>', '=', '!']).next().unwrap_or(&t.text).trim();
+        header.push_str(&format!("  {name:>16}"));
+    }
+    println!("{header}");
     for e in &solution.evaluations {
         println!("{}", line(&solution, e, width));
     }
@@ -290,6 +275,10 @@ pub(super) fn run(args: SolveArgs) -> u8 {
             start: format_rfc3339(start),
             bucket_ns: spec.base.bucket,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            overrides: first.set.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect(),
+            effective_plan: first.effective_plan.clone(),
+            scale: (first.scale != 1.0).then(|| args.scale.clone()),
+            scale_keys: (first.scale_keys != 1).then_some(first.scale_keys),
         };
         print!("{}", report::terminal_summary(&info, summary, start));
         if solution.verification.len() > 1 {

@@ -489,7 +489,7 @@ fn monotone_failure(seen: &BTreeMap<u64, Evaluation>, direction: Direction) -> O
         Direction::Largest => "smaller",
     };
     Some(format!(
-        "not monotone: the targets hold at {} but fail at {}, a {beyond} value; bisection would answer wrongly. See the values evaluated below; search a narrower --range or sweep the parameter with --set",
+        "not monotone: the targets hold at {} but fail at {}, a {beyond} value; bisection would answer wrongly (the values evaluated are listed); search a narrower --range or sweep the parameter with --set",
         good.setting, bad_after.setting
     ))
 }
