@@ -262,11 +262,15 @@ pub fn solve(
         return Err(format!("--vary {}: name one plan (not `*`)", spec.vary));
     };
     let document = PolicyDocument::load(&spec.base.policy).map_err(|e| e.to_string())?;
-    let current = document
+    let table = document
         .effective_limits(&plan)
         .into_iter()
-        .find(|l| l.get("id").and_then(|v| v.as_str()) == Some(limit.as_str()))
-        .and_then(|l| l.get(&field).cloned());
+        .find(|l| l.get("id").and_then(|v| v.as_str()) == Some(limit.as_str()));
+    let current = table.as_ref().and_then(|l| l.get(&field).cloned());
+    let measured_in = table
+        .as_ref()
+        .and_then(|l| l.get("unit").and_then(|u| u.as_str()).map(str::to_string))
+        .filter(|_| field == "limit" || field == "reserve");
     let (form, current) = match (&current, field.as_str()) {
         (Some(serde_json::Value::String(r)), "rate") => {
             let rate = Rate::parse(r).map_err(|e| format!("--vary {}: {e}", spec.vary))?;
@@ -287,7 +291,11 @@ pub fn solve(
     };
     let unit = match form {
         Form::RateCount(period) => format!("count per {}", crate::time::format_duration(period)),
-        Form::Integer => "whole number".into(),
+        Form::Integer => match measured_in.as_deref() {
+            Some("tokens") => "tokens".into(),
+            Some("requests") | None => "whole number".into(),
+            Some(currency) => format!("{currency} minor units"),
+        },
     };
 
     let mut targets: Option<Vec<Target>> = None;

@@ -187,7 +187,7 @@ impl Table {
                 Some(match c {
                     Col::Plan => (r.plan.clone(), true),
                     Col::Set(i) => (r.set.get(&def.set[*i].target).and_then(|v| v.as_str()).unwrap_or("").into(), true),
-                    Col::Scale => (format!("{}×", serde_json::Value::from(r.scale)), false),
+                    Col::Scale => (format!("{}×", r.scale), false),
                     Col::Keys => (format!("{}×", r.scale_keys), false),
                     Col::Client => (r.client.clone(), true),
                     Col::Seed => (seed.clone(), false),
