@@ -285,7 +285,9 @@ fn the_confidence_interval_of_a_seeded_replication_covers_the_known_mean() {
     let col = header.iter().position(|h| *h == "requests_mean").unwrap();
     assert_eq!(row[col].parse::<f64>().unwrap(), mean);
     // --replications 30 is the same sweep as --seeds 1..30 for a default seed of 1.
-    let sweep = Sweep::prepare(spec("policies/runinfra.toml", "traces/sample.csv", &["pro"], &["none"], (1..=30).collect())).unwrap();
+    let sweep =
+        Sweep::prepare(spec("policies/runinfra.toml", "traces/sample.csv", &["pro"], &["none"], (1..=30).collect()))
+            .unwrap();
     assert_eq!(sweep.len(), 30);
 }
 
@@ -336,15 +338,28 @@ fn the_documented_aicredits_budget_is_the_smallest_without_402s() {
         let out = dir.path("o");
         let set = format!("budget.budget.limit={budget}");
         ok(&[
-            "run", "--policy", "policies/aicredits.toml", "--plan", "budget", "--trace", "traces/diurnal-day.toml",
-            "--client", "aicredits-jitter", "--set", &set, "--quiet", "--out", &out,
+            "run",
+            "--policy",
+            "policies/aicredits.toml",
+            "--plan",
+            "budget",
+            "--trace",
+            "traces/diurnal-day.toml",
+            "--client",
+            "aicredits-jitter",
+            "--set",
+            &set,
+            "--quiet",
+            "--out",
+            &out,
         ]);
         summary_of(&out)["denied_by_status"]["402"].as_u64().unwrap_or(0)
     };
     assert_eq!(run(AICREDITS_BUDGET), 0);
     assert!(run(AICREDITS_BUDGET - 1) > 0);
     // The search on the first 6 hours.
-    let mut base = spec("policies/aicredits.toml", "traces/diurnal-day.toml", &["budget"], &["aicredits-jitter"], vec![4]);
+    let mut base =
+        spec("policies/aicredits.toml", "traces/diurnal-day.toml", &["budget"], &["aicredits-jitter"], vec![4]);
     base.until = Some(6 * 3600 * 1_000_000_000);
     let s = solve_spec(base, "budget.budget.limit", &["denied_402 == 0"]);
     let sol = solve(&s, &AtomicBool::new(false), &mut |_| {}).unwrap();
@@ -374,8 +389,19 @@ fn the_solver_reports_a_non_monotone_parameter_instead_of_answering() {
         "horizon = \"1h\"\nseed = 1\n[[population]]\nname = \"app\"\nclients = 1\narrival = { kind = \"constant\", rate = \"3/min\", phase = \"zero\" }\n",
     );
     let out = ratesim(&[
-        "solve", "--policy", &policy, "--trace", &trace, "--client", "openai-python,retry_after=honour:5s:give-up",
-        "--vary", "p.rph.rate", "--range", "1..180", "--target", "p99_wait <= 1s",
+        "solve",
+        "--policy",
+        &policy,
+        "--trace",
+        &trace,
+        "--client",
+        "openai-python,retry_after=honour:5s:give-up",
+        "--vary",
+        "p.rph.rate",
+        "--range",
+        "1..180",
+        "--target",
+        "p99_wait <= 1s",
     ]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("not monotone: the targets hold at 1/h but fail at 154/h"), "{}", out.stderr);
@@ -383,8 +409,19 @@ fn the_solver_reports_a_non_monotone_parameter_instead_of_answering() {
     assert!(out.stdout.contains("note: time_to_success_p99_ns is not monotone"), "{}", out.stdout);
     // The success ratio is monotone here: the same search on it answers.
     let out = ok(&[
-        "solve", "--policy", &policy, "--trace", &trace, "--client", "openai-python,retry_after=honour:5s:give-up",
-        "--vary", "p.rph.rate", "--range", "1..180", "--target", "success_ratio >= 0.5",
+        "solve",
+        "--policy",
+        &policy,
+        "--trace",
+        &trace,
+        "--client",
+        "openai-python,retry_after=honour:5s:give-up",
+        "--vary",
+        "p.rph.rate",
+        "--range",
+        "1..180",
+        "--target",
+        "success_ratio >= 0.5",
     ]);
     assert!(out.stdout.contains("answer: p.rph.rate = 90/h"), "{}", out.stdout);
 }
@@ -396,8 +433,18 @@ fn the_solver_reports_a_non_monotone_parameter_instead_of_answering() {
 fn merging_shards_gives_the_unsharded_sweep_byte_for_byte() {
     let dir = TempDir::new("shards");
     let args = [
-        "sweep", "--plans", "pro,pro-max", "--clients", "none;openai-python", "--seeds", "1..3", "--set",
-        "*.rpm.burst=50,100", "--trace", "traces/sample.csv", "--quiet",
+        "sweep",
+        "--plans",
+        "pro,pro-max",
+        "--clients",
+        "none;openai-python",
+        "--seeds",
+        "1..3",
+        "--set",
+        "*.rpm.burst=50,100",
+        "--trace",
+        "traces/sample.csv",
+        "--quiet",
     ];
     let full = dir.path("full");
     let table = ok(&[&args[..], &["--out", &full, "--threads", "2"]].concat()).stdout;
@@ -409,7 +456,10 @@ fn merging_shards_gives_the_unsharded_sweep_byte_for_byte() {
         parts.push(part);
     }
     let merged = dir.path("merged");
-    let merged_table = ok(&[&["sweep", "merge"][..], &parts.iter().map(String::as_str).collect::<Vec<_>>(), &["--out", &merged]].concat()).stdout;
+    let merged_table =
+        ok(&[&["sweep", "merge"][..], &parts.iter().map(String::as_str).collect::<Vec<_>>(), &["--out", &merged]]
+            .concat())
+        .stdout;
     for f in ["results.csv", "results.json", "statistics.csv"] {
         assert_eq!(read(Path::new(&full).join(f)), read(Path::new(&merged).join(f)), "{f}");
     }
@@ -420,7 +470,19 @@ fn merging_shards_gives_the_unsharded_sweep_byte_for_byte() {
     let err = fails(&["sweep", "merge", &parts[0], &parts[1], &parts[1], &parts[2], "--out", &dir.path("m3")]);
     assert!(err.contains("shard 2/3 is given twice"), "{err}");
     let other = dir.path("other");
-    ok(&["sweep", "--plans", "pro", "--clients", "none", "--trace", "traces/sample.csv", "--shard", "2/3", "--out", &other]);
+    ok(&[
+        "sweep",
+        "--plans",
+        "pro",
+        "--clients",
+        "none",
+        "--trace",
+        "traces/sample.csv",
+        "--shard",
+        "2/3",
+        "--out",
+        &other,
+    ]);
     let err = fails(&["sweep", "merge", &parts[0], &other, &parts[2], "--out", &dir.path("m4")]);
     assert!(err.contains("is not a part of the same sweep") && err.contains("`plans` differ"), "{err}");
     // A part cut short is not a part.
@@ -436,8 +498,15 @@ fn merging_shards_gives_the_unsharded_sweep_byte_for_byte() {
 #[test]
 fn the_sweep_table_shows_every_denial_status() {
     let out = ok(&[
-        "sweep", "--policy", "policies/aicredits.toml", "--plans", "default,budget", "--clients", "none",
-        "--trace", "traces/diurnal-day.toml",
+        "sweep",
+        "--policy",
+        "policies/aicredits.toml",
+        "--plans",
+        "default,budget",
+        "--clients",
+        "none",
+        "--trace",
+        "traces/diurnal-day.toml",
     ])
     .stdout;
     let header = out.lines().find(|l| l.starts_with("plan")).unwrap();
@@ -475,11 +544,20 @@ fn a_sweep_of_one_says_one_scenario_and_long_waits_fit_their_column() {
     // RunAgent's monthly token budget: a runagent-backoff client waits for
     // next month's reset, so p99 is weeks (734 h in issue 9).
     let dir = TempDir::new("long-wait");
-    let trace = dir.write(
-        "t.csv",
-        &format!("t,key,tokens\n{}", (0..60).map(|i| format!("{i},k,5000\n")).collect::<String>()),
-    );
-    let out = ok(&["sweep", "--policy", "policies/runagent.toml", "--plans", "free", "--clients", "runagent-backoff", "--trace", &trace]).stdout;
+    let trace =
+        dir.write("t.csv", &format!("t,key,tokens\n{}", (0..60).map(|i| format!("{i},k,5000\n")).collect::<String>()));
+    let out = ok(&[
+        "sweep",
+        "--policy",
+        "policies/runagent.toml",
+        "--plans",
+        "free",
+        "--clients",
+        "runagent-backoff",
+        "--trace",
+        &trace,
+    ])
+    .stdout;
     let header = out.lines().find(|l| l.starts_with("plan")).unwrap();
     let row = out.lines().find(|l| l.starts_with("free")).unwrap();
     assert!(row.ends_with(" d"), "a wait of days: {row}");
@@ -538,7 +616,7 @@ fn sweep_results_stream_with_a_bounded_window() {
     )
     .unwrap()
     .unwrap();
-    assert!(n < 1_000 && n >= 11, "{n}");
+    assert!((11..1_000).contains(&n), "{n}");
     assert_eq!(got, (0..n).collect::<Vec<_>>());
 }
 
@@ -549,8 +627,22 @@ fn results_files_do_not_depend_on_the_thread_count() {
     for t in ["1", "2"] {
         let out = dir.path(t);
         ok(&[
-            "sweep", "--plans", "pro,team", "--clients", "none;exp-full-jitter", "--seeds", "1,2", "--scale", "0.5,2",
-            "--trace", "traces/sample.csv", "--threads", t, "--out", &out, "--quiet",
+            "sweep",
+            "--plans",
+            "pro,team",
+            "--clients",
+            "none;exp-full-jitter",
+            "--seeds",
+            "1,2",
+            "--scale",
+            "0.5,2",
+            "--trace",
+            "traces/sample.csv",
+            "--threads",
+            t,
+            "--out",
+            &out,
+            "--quiet",
         ]);
         files.push(["results.csv", "results.json", "statistics.csv"].map(|f| read(Path::new(&out).join(f))));
     }
@@ -565,7 +657,19 @@ fn an_interrupted_sweep_keeps_what_finished() {
     let dir = TempDir::new("interrupt");
     let out = dir.path("out");
     let child = Command::new(env!("CARGO_BIN_EXE_ratesim"))
-        .args(["sweep", "--plans", "pro", "--clients", "openai-python", "--seeds", "1..400", "--threads", "1", "--out", &out])
+        .args([
+            "sweep",
+            "--plans",
+            "pro",
+            "--clients",
+            "openai-python",
+            "--seeds",
+            "1..400",
+            "--threads",
+            "1",
+            "--out",
+            &out,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

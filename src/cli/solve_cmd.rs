@@ -135,7 +135,11 @@ fn spec(args: &SolveArgs) -> Result<SolveSpec, String> {
         other => return Err(format!("--require: expected every or mean, found {other:?}")),
     };
     if args.threads > crate::sim::sweep::MAX_THREADS {
-        return Err(format!("--threads: at most {} worker threads, found {}", crate::sim::sweep::MAX_THREADS, args.threads));
+        return Err(format!(
+            "--threads: at most {} worker threads, found {}",
+            crate::sim::sweep::MAX_THREADS,
+            args.threads
+        ));
     }
     ClientSpec::parse(&args.client).map_err(|e| format!("--client: {e}"))?;
     Ok(SolveSpec {
@@ -282,7 +286,10 @@ pub(super) fn run(args: SolveArgs) -> u8 {
         };
         print!("{}", report::terminal_summary(&info, summary, start));
         if solution.verification.len() > 1 {
-            println!("  (the targets hold on the other {} seeds too: see the values above)", solution.verification.len() - 1);
+            println!(
+                "  (the targets hold on the other {} seeds too: see the values above)",
+                solution.verification.len() - 1
+            );
         }
     }
     0

@@ -149,7 +149,8 @@ fn duration(name: &str, text: &str, min: u64, what: &str) -> Result<u64, String>
 
 /// The sweep the arguments describe, every argument checked.
 fn spec(args: &SweepArgs) -> Result<SweepSpec, String> {
-    let set = args.set.iter().map(|s| SetAxis::parse(s).map_err(|e| format!("--set: {e}"))).collect::<Result<_, _>>()?;
+    let set =
+        args.set.iter().map(|s| SetAxis::parse(s).map_err(|e| format!("--set: {e}"))).collect::<Result<_, _>>()?;
     let scale = parse_scales(&args.scale).map_err(|e| format!("--scale: {e}"))?;
     let scale_keys = parse_key_copies(&args.scale_keys).map_err(|e| format!("--scale-keys: {e}"))?;
     let scale_window = match &args.scale_window {
@@ -352,7 +353,8 @@ fn merge(args: MergeArgs) -> u8 {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
-    let inputs: Vec<PathBuf> = args.parts.iter().map(|p| if p.is_dir() { p.join("results.json") } else { p.clone() }).collect();
+    let inputs: Vec<PathBuf> =
+        args.parts.iter().map(|p| if p.is_dir() { p.join("results.json") } else { p.clone() }).collect();
     let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     let to = match check_outputs(&args.outputs, &input_refs) {
         Ok(d) => d,

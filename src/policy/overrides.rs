@@ -82,7 +82,13 @@ impl Override {
         if value.is_empty() {
             return Err(format!("expected {FORM}, found {text:?} (no value after `=`)"));
         }
-        Ok(Override { text: format!("{target}={value}", target = target.trim()), plan, limit, field, value: value.into() })
+        Ok(Override {
+            text: format!("{target}={value}", target = target.trim()),
+            plan,
+            limit,
+            field,
+            value: value.into(),
+        })
     }
 
     /// `PLAN.LIMIT.FIELD` as written.
@@ -268,9 +274,8 @@ impl PolicyDocument {
     }
 
     fn defines(&self, plan: &str, limit: &str) -> bool {
-        self.plan_index(plan).is_some_and(|i| {
-            self.own_limits(i).iter().any(|l| l.get("id").and_then(Value::as_str) == Some(limit))
-        })
+        self.plan_index(plan)
+            .is_some_and(|i| self.own_limits(i).iter().any(|l| l.get("id").and_then(Value::as_str) == Some(limit)))
     }
 
     /// Whether `plan` inherits `limit` from one of `edited` (through its
@@ -421,7 +426,12 @@ period = "1day"
     fn limit_and_period_replace_a_rate() {
         let p = set(&["free.rpm.limit=120"]).unwrap();
         let l = &p.plan("free").unwrap().limits[0];
-        assert_eq!(l.engine, crate::engines::Engine::Gcra(crate::engines::Gcra::new(Rate::new(120, 60_000_000_000).unwrap(), 10).unwrap()));
+        assert_eq!(
+            l.engine,
+            crate::engines::Engine::Gcra(
+                crate::engines::Gcra::new(Rate::new(120, 60_000_000_000).unwrap(), 10).unwrap()
+            )
+        );
         let p = set(&["pro.day.rate=10/h"]).unwrap();
         assert_eq!(p.plan("pro").unwrap().limits[1].engine.capacity(), 10);
     }
@@ -434,7 +444,10 @@ period = "1day"
             "--set free.rpm.burst=0: plan \"free\" > limit \"rpm\" > burst: expected a burst (in cost units; at least one request) of at least 1, found 0"
         );
         let e = set(&["free.rpm.rate=100/fortnight"]).unwrap_err().to_string();
-        assert!(e.starts_with("--set free.rpm.rate=100/fortnight: plan \"free\" > limit \"rpm\" > rate: expected a rate"), "{e}");
+        assert!(
+            e.starts_with("--set free.rpm.rate=100/fortnight: plan \"free\" > limit \"rpm\" > rate: expected a rate"),
+            "{e}"
+        );
         let e = set(&["gold.rpm.rate=1/s"]).unwrap_err().to_string();
         assert!(e.contains("no plan named \"gold\"") && e.contains("free, pro"), "{e}");
         let e = set(&["free.day.limit=5"]).unwrap_err().to_string();

@@ -133,7 +133,8 @@ where
                 }
                 handed += 1;
             }
-            *emitted.0.lock().unwrap_or_else(|e| e.into_inner()) = if failure.is_some() { usize::MAX / 2 } else { handed };
+            *emitted.0.lock().unwrap_or_else(|e| e.into_inner()) =
+                if failure.is_some() { usize::MAX / 2 } else { handed };
             emitted.1.notify_all();
         }
         Ok(match failure {

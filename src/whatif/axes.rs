@@ -100,7 +100,8 @@ fn expand_range(item: &str) -> Result<Vec<String>, String> {
         None => (rest, String::new()),
     };
     let (to, step) = rest.split_once(':').unwrap_or((rest, "1"));
-    let bad = || format!("expected a range of whole numbers A..B or A..B:STEP (e.g. 100000..600000:50000), found {item:?}");
+    let bad =
+        || format!("expected a range of whole numbers A..B or A..B:STEP (e.g. 100000..600000:50000), found {item:?}");
     let num = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
     let (from, to, step) = (num(from)?, num(to)?, num(step)?);
     if step == 0 || to < from {

@@ -46,9 +46,8 @@ pub fn read_parts(parts: &[PathBuf]) -> Result<Merged, String> {
         let path = results_path(p);
         let name = path.display().to_string();
         let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {name}: {e}"))?;
-        let file: ResultsFile = serde_json::from_str(&text).map_err(|e| {
-            format!("{name}: not a complete ratesim sweep results file ({e}); was the part cut short?")
-        })?;
+        let file: ResultsFile = serde_json::from_str(&text)
+            .map_err(|e| format!("{name}: not a complete ratesim sweep results file ({e}); was the part cut short?"))?;
         if !file.complete {
             return Err(format!(
                 "{name}: shard {} was interrupted after {} scenarios; run it again",
@@ -118,10 +117,8 @@ pub fn read_parts(parts: &[PathBuf]) -> Result<Merged, String> {
     }
     let definition = first.sweep.clone();
     let columns = first.columns.clone();
-    let mut iters: Vec<_> = by_index
-        .into_iter()
-        .map(|i| std::mem::take(&mut read[i.expect("checked")].1.scenarios).into_iter())
-        .collect();
+    let mut iters: Vec<_> =
+        by_index.into_iter().map(|i| std::mem::take(&mut read[i.expect("checked")].1.scenarios).into_iter()).collect();
     let mut scenarios = Vec::with_capacity(total as usize);
     for i in 0..total {
         scenarios.push(iters[(i % count) as usize].next().expect("counted"));

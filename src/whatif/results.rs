@@ -316,9 +316,8 @@ impl PointAccumulator {
         if self.current.as_ref().is_some_and(|(first, ..)| first.point != r.point) {
             out.extend(self.finish(columns));
         }
-        let (_, seeds, errors, acc) = self.current.get_or_insert_with(|| {
-            (r.clone(), 0, 0, vec![Accumulator::default(); columns.metrics.len()])
-        });
+        let (_, seeds, errors, acc) =
+            self.current.get_or_insert_with(|| (r.clone(), 0, 0, vec![Accumulator::default(); columns.metrics.len()]));
         *seeds += 1;
         match &r.summary {
             Some(s) => {

@@ -136,7 +136,9 @@ impl Target {
         }
         .filter(|x| x.is_finite())
         .ok_or_else(|| {
-            format!("target {t:?}: expected a number, a percentage (99%) or, for a wait, a duration (2s), found {raw:?}")
+            format!(
+                "target {t:?}: expected a number, a percentage (99%) or, for a wait, a duration (2s), found {raw:?}"
+            )
         })?;
         Ok(Target { text: t.to_string(), metric, op, value })
     }
@@ -252,12 +254,9 @@ const CEILING: u64 = 1 << 53;
 
 /// Runs the search (see the module docs). `progress` hears of each value
 /// as it is evaluated; `stop` ends the search early (an error).
-pub fn solve(
-    spec: &SolveSpec,
-    stop: &AtomicBool,
-    progress: &mut dyn FnMut(&Evaluation),
-) -> Result<Solution, String> {
-    let (plan_sel, limit, field) = parse_target(&spec.vary).map_err(|e| format!("--vary: {e}, found {:?}", spec.vary))?;
+pub fn solve(spec: &SolveSpec, stop: &AtomicBool, progress: &mut dyn FnMut(&Evaluation)) -> Result<Solution, String> {
+    let (plan_sel, limit, field) =
+        parse_target(&spec.vary).map_err(|e| format!("--vary: {e}, found {:?}", spec.vary))?;
     let PlanSelector::Named(plan) = plan_sel else {
         return Err(format!("--vary {}: name one plan (not `*`)", spec.vary));
     };
@@ -434,7 +433,10 @@ pub fn solve(
             })?
             .map_err(|_| "cannot collect results".to_string())?;
         if last_results.get(&a).is_some_and(|r| *r != verification) {
-            return Err(format!("the verification run at {} differs from the search's run: not deterministic", setting(a)));
+            return Err(format!(
+                "the verification run at {} differs from the search's run: not deterministic",
+                setting(a)
+            ));
         }
     }
     Ok(Solution {

@@ -240,8 +240,8 @@ impl Sweep {
         }
         let outcome = (|| {
             let plan = combination.policy.plan(plan_name).ok_or_else(|| format!("no plan named {plan_name:?}"))?;
-            let mut source = trace::open_scaled(&self.spec.trace, Some(seed), &scaling, self.span)
-                .map_err(|e| e.to_string())?;
+            let mut source =
+                trace::open_scaled(&self.spec.trace, Some(seed), &scaling, self.span).map_err(|e| e.to_string())?;
             let config = SimConfig {
                 start: self.spec.start,
                 seed,

@@ -89,7 +89,8 @@ impl Table {
     /// The layout for `def` (with `columns`); `replicated`: one line per
     /// point (several seeds, unsharded), else one per scenario.
     pub fn new(def: &SweepDefinition, columns: &Columns, replicated: bool) -> Table {
-        let width = |header: &str, values: &mut dyn Iterator<Item = usize>| values.chain([header.len()]).max().unwrap_or(0);
+        let width =
+            |header: &str, values: &mut dyn Iterator<Item = usize>| values.chain([header.len()]).max().unwrap_or(0);
         let mut cols = vec![(Col::Plan, width("plan", &mut def.plans.iter().map(|p| p.chars().count())))];
         for (i, axis) in def.set.iter().enumerate() {
             cols.push((Col::Set(i), width(&axis.target, &mut axis.values.iter().map(|v| v.chars().count()))));
