@@ -5,7 +5,7 @@
 //! without copying the policy file. An [`Override`] names a plan (or `*`,
 //! every plan that has the limit), a limit id, a field and a value. It is
 //! applied to the policy's TOML *document* (not to the validated [`Policy`]),
-//! and the edited document goes through the same [`parse`](super::parse) as
+//! and the edited document goes through the same [`parse`](super::parse()) as
 //! a file, so an override is checked by the same rules and refused with the
 //! same message, naming the `--set` argument instead of a file position:
 //!

@@ -3,8 +3,8 @@
 //!
 //! # Synthetic specs
 //!
-//! A spec is scaled in its own terms ([`Spec::scaled`],
-//! [`Spec::with_key_copies`]): `--scale F` multiplies every population's
+//! A spec is scaled in its own terms ([`Spec::scaled`](super::synth::Spec::scaled),
+//! [`Spec::with_key_copies`](super::synth::Spec::with_key_copies)): `--scale F` multiplies every population's
 //! per-client arrival rate by `F` (exactly, for `constant` arrivals); the
 //! clients, their keys and their request attributes stay. `--scale-keys N`
 //! runs `N` times as many clients of every population with the same per-client
