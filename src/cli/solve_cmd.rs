@@ -12,7 +12,7 @@ use crate::client::ClientSpec;
 use crate::report::{self, RunInfo};
 use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, MILLISECOND};
 use crate::trace::scale::Factor;
-use crate::whatif::axes::{parse_seeds, SetAxis};
+use crate::whatif::axes::{seeds_from, SetAxis};
 use crate::whatif::solve::{solve, Direction, Evaluation, Require, Solution, SolveSpec};
 use crate::whatif::sweep::SweepSpec;
 use crate::whatif::table::compact_duration;
@@ -112,15 +112,7 @@ fn spec(args: &SolveArgs) -> Result<SolveSpec, String> {
         None => None,
     };
     let default_seed = super::spec_seed(&args.trace).unwrap_or(42);
-    let seeds = match (&args.seeds, args.replications) {
-        (Some(s), _) => parse_seeds(s).map_err(|e| format!("--seeds: {e}"))?,
-        (None, Some(0)) => return Err("--replications: expected at least 1".into()),
-        (None, Some(n)) => (0..n)
-            .map(|k| default_seed.checked_add(k))
-            .collect::<Option<Vec<u64>>>()
-            .ok_or("--replications: the seeds would pass 2^64; give --seeds instead")?,
-        (None, None) => vec![default_seed],
-    };
+    let seeds = seeds_from(args.seeds.as_deref(), args.replications, default_seed)?;
     let range = match &args.range {
         None => None,
         Some(r) => {
@@ -271,7 +263,7 @@ pub(super) fn run(args: SolveArgs) -> u8 {
         let info = RunInfo {
             provider: solution_provider(&spec),
             policy: spec.base.policy.display().to_string(),
-            plan: first.plan.clone(),
+            plan: first.at.plan.clone(),
             trace: spec.base.trace.display().to_string(),
             client: client.name.clone(),
             client_behaviour: client.describe(),
@@ -279,10 +271,10 @@ pub(super) fn run(args: SolveArgs) -> u8 {
             start: format_rfc3339(start),
             bucket_ns: spec.base.bucket,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            overrides: first.set.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect(),
+            overrides: first.at.set.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect(),
             effective_plan: first.effective_plan.clone(),
-            scale: (first.scale != 1.0).then(|| args.scale.clone()),
-            scale_keys: (first.scale_keys != 1).then_some(first.scale_keys),
+            scale: (first.at.scale != 1.0).then(|| args.scale.clone()),
+            scale_keys: (first.at.scale_keys != 1).then_some(first.at.scale_keys),
         };
         print!("{}", report::terminal_summary(&info, summary, start));
         if solution.verification.len() > 1 {

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::interrupt;
 use crate::time::{parse_duration, parse_rfc3339, MILLISECOND};
-use crate::whatif::axes::{parse_key_copies, parse_scales, parse_seeds, SetAxis, Shard, SweepDefinition};
+use crate::whatif::axes::{parse_key_copies, parse_scales, seeds_from, SetAxis, Shard, SweepDefinition};
 use crate::whatif::merge::read_parts;
 use crate::whatif::results::{Columns, Destinations, ResultsFiles, ScenarioResult};
 use crate::whatif::sweep::{Sweep, SweepSpec};
@@ -164,15 +164,7 @@ fn spec(args: &SweepArgs) -> Result<SweepSpec, String> {
     };
     let bucket = duration("--bucket", &args.bucket, MILLISECOND, "a width of at least 1ms, such as 1s or 1min")?;
     let default_seed = super::spec_seed(&args.trace).unwrap_or(42);
-    let seeds = match (&args.seeds, args.replications) {
-        (Some(s), _) => parse_seeds(s).map_err(|e| format!("--seeds: {e}"))?,
-        (None, Some(0)) => return Err("--replications: expected at least 1".into()),
-        (None, Some(n)) => (0..n)
-            .map(|k| default_seed.checked_add(k))
-            .collect::<Option<Vec<u64>>>()
-            .ok_or("--replications: the seeds would pass 2^64; give --seeds instead")?,
-        (None, None) => vec![default_seed],
-    };
+    let seeds = seeds_from(args.seeds.as_deref(), args.replications, default_seed)?;
     if args.clients.iter().any(|c| c.trim().is_empty()) {
         return Err("--clients: empty client in the list (clients are separated by `;`)".into());
     }

@@ -136,6 +136,20 @@ pub fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
     Ok(seeds)
 }
 
+/// The seeds of `--seeds` (a list, see [`parse_seeds`]) or of
+/// `--replications N` (`default` and the `N − 1` after it), else `default`.
+pub fn seeds_from(seeds: Option<&str>, replications: Option<u64>, default: u64) -> Result<Vec<u64>, String> {
+    match (seeds, replications) {
+        (Some(s), _) => parse_seeds(s).map_err(|e| format!("--seeds: {e}")),
+        (None, Some(0)) => Err("--replications: expected at least 1".into()),
+        (None, Some(n)) => (0..n)
+            .map(|k| default.checked_add(k))
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(|| "--replications: the seeds would pass 2^64; give --seeds instead".into()),
+        (None, None) => Ok(vec![default]),
+    }
+}
+
 /// Parses a comma-separated list of scale factors.
 pub fn parse_scales(text: &str) -> Result<Vec<Factor>, String> {
     parse_list(text, |i| Ok(vec![i.to_string()]))?.iter().map(|s| Factor::parse(s)).collect()

@@ -39,13 +39,9 @@ use super::stats::{Accumulator, Estimate};
 use crate::metrics::{ratio, Summary};
 use crate::trace::csv::write_text;
 
-/// One scenario of a sweep and its outcome.
+/// Where a point sits on the sweep's axes (every axis but the seed).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScenarioResult {
-    /// Position in the sweep's scenario list.
-    pub index: u64,
-    /// The point (scenario without its seed): `index / seeds`.
-    pub point: u64,
+pub struct Point {
     /// Plan.
     pub plan: String,
     /// `--set` values by `PLAN.LIMIT.FIELD`, in axis order.
@@ -56,6 +52,18 @@ pub struct ScenarioResult {
     pub scale_keys: u32,
     /// Client behaviour.
     pub client: String,
+}
+
+/// One scenario of a sweep and its outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// Position in the sweep's scenario list.
+    pub index: u64,
+    /// The point's index: `index / seeds`.
+    pub point: u64,
+    /// The point's axis values.
+    #[serde(flatten)]
+    pub at: Point,
     /// Seed.
     pub seed: u64,
     /// Why the scenario failed, if it did.
@@ -73,16 +81,9 @@ pub struct ScenarioResult {
 pub struct PointStatistics {
     /// The point's index.
     pub point: u64,
-    /// Plan.
-    pub plan: String,
-    /// `--set` values.
-    pub set: Map<String, Value>,
-    /// Offered-load factor.
-    pub scale: f64,
-    /// Key multiplier.
-    pub scale_keys: u32,
-    /// Client behaviour.
-    pub client: String,
+    /// The point's axis values.
+    #[serde(flatten)]
+    pub at: Point,
     /// Seeds run.
     pub seeds: u64,
     /// Seeds whose scenario failed (left out of the metrics).
@@ -207,6 +208,17 @@ fn cell(w: &mut impl Write, v: &Value) -> io::Result<()> {
     }
 }
 
+/// The axis cells of a point: plan, `--set` values, scale, keys, client.
+fn write_point(w: &mut impl Write, at: &Point, columns: &Columns) -> io::Result<()> {
+    write_text(w, &at.plan)?;
+    for t in &columns.set {
+        w.write_all(b",")?;
+        cell(w, at.set.get(t).unwrap_or(&Value::Null))?;
+    }
+    write!(w, ",{},{},", Value::from(at.scale), at.scale_keys)?;
+    write_text(w, &at.client)
+}
+
 /// The header of `results.csv`.
 pub fn results_csv_header(columns: &Columns) -> String {
     let mut h = String::from("index,point,plan");
@@ -230,13 +242,7 @@ pub fn write_results_csv_row(
     def: &SweepDefinition,
 ) -> io::Result<()> {
     write!(w, "{},{},", r.index, r.point)?;
-    write_text(w, &r.plan)?;
-    for t in &columns.set {
-        w.write_all(b",")?;
-        cell(w, r.set.get(t).unwrap_or(&Value::Null))?;
-    }
-    write!(w, ",{},{},", Value::from(r.scale), r.scale_keys)?;
-    write_text(w, &r.client)?;
+    write_point(w, &r.at, columns)?;
     write!(w, ",{},", r.seed)?;
     write_text(w, r.error.as_deref().unwrap_or(""))?;
     match &r.summary {
@@ -272,13 +278,7 @@ pub fn statistics_csv_header(columns: &Columns) -> String {
 /// One row of `statistics.csv`.
 pub fn write_statistics_csv_row(w: &mut impl Write, p: &PointStatistics, columns: &Columns) -> io::Result<()> {
     write!(w, "{},", p.point)?;
-    write_text(w, &p.plan)?;
-    for t in &columns.set {
-        w.write_all(b",")?;
-        cell(w, p.set.get(t).unwrap_or(&Value::Null))?;
-    }
-    write!(w, ",{},{},", Value::from(p.scale), p.scale_keys)?;
-    write_text(w, &p.client)?;
+    write_point(w, &p.at, columns)?;
     write!(w, ",{},{}", p.seeds, p.errors)?;
     for m in &columns.metrics {
         match p.metric(m) {
@@ -340,17 +340,7 @@ impl PointAccumulator {
         let (first, seeds, errors, acc) = self.current.take()?;
         let metrics =
             columns.metrics.iter().zip(&acc).filter_map(|(m, a)| a.estimate().map(|e| (m.clone(), e))).collect();
-        Some(PointStatistics {
-            point: first.point,
-            plan: first.plan,
-            set: first.set,
-            scale: first.scale,
-            scale_keys: first.scale_keys,
-            client: first.client,
-            seeds,
-            errors,
-            metrics,
-        })
+        Some(PointStatistics { point: first.point, at: first.at, seeds, errors, metrics })
     }
 }
 

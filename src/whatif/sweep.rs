@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::axes::{FileRef, SetAxis, Shard, SweepDefinition};
-use super::results::{Columns, ScenarioResult};
+use super::results::{Columns, Point, ScenarioResult};
 use crate::client::ClientSpec;
 use crate::metrics::NoBuckets;
 use crate::policy::overrides::PlanSelector;
@@ -261,11 +261,13 @@ impl Sweep {
         ScenarioResult {
             index,
             point: index / d.seeds.len() as u64,
-            plan: plan_name.clone(),
-            set,
-            scale: self.scales[at.scale].as_f64(),
-            scale_keys: scaling.key_copies,
-            client: client.name.clone(),
+            at: Point {
+                plan: plan_name.clone(),
+                set,
+                scale: self.scales[at.scale].as_f64(),
+                scale_keys: scaling.key_copies,
+                client: client.name.clone(),
+            },
             seed,
             error,
             summary,

@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 
 use super::axes::{Shard, SweepDefinition};
-use super::results::{Columns, PointStatistics, ScenarioResult};
+use super::results::{Columns, Point, PointStatistics, ScenarioResult};
 use super::stats::Estimate;
 use crate::metrics::ratio;
 use crate::report::group;
@@ -181,7 +181,7 @@ impl Table {
         out.trim_end().to_string()
     }
 
-    fn axis_cells(&self, def: &SweepDefinition, r: &ScenarioResult, seed: String) -> Vec<(String, bool)> {
+    fn axis_cells(&self, def: &SweepDefinition, r: &Point, seed: String) -> Vec<(String, bool)> {
         self.cols
             .iter()
             .filter_map(|(c, _)| {
@@ -200,7 +200,7 @@ impl Table {
 
     /// The line of one scenario.
     pub fn scenario(&self, def: &SweepDefinition, r: &ScenarioResult) -> String {
-        let mut cells = self.axis_cells(def, r, r.seed.to_string());
+        let mut cells = self.axis_cells(def, &r.at, r.seed.to_string());
         let Some(s) = &r.summary else {
             let mut line = self.line(cells);
             let _ = write!(line, "  error: {}", r.error.as_deref().unwrap_or("unknown"));
@@ -225,20 +225,7 @@ impl Table {
 
     /// The line of one point (`mean ± half-width`).
     pub fn point(&self, def: &SweepDefinition, p: &PointStatistics) -> String {
-        let first = ScenarioResult {
-            index: 0,
-            point: p.point,
-            plan: p.plan.clone(),
-            set: p.set.clone(),
-            scale: p.scale,
-            scale_keys: p.scale_keys,
-            client: p.client.clone(),
-            seed: 0,
-            error: None,
-            summary: None,
-            effective_plan: None,
-        };
-        let mut cells = self.axis_cells(def, &first, p.seeds.to_string());
+        let mut cells = self.axis_cells(def, &p.at, p.seeds.to_string());
         let m = |name: &str| p.metric(name).copied();
         let rate = |e: Option<Estimate>| {
             e.map_or("-".into(), |e| match e.ci95 {
