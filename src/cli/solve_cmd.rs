@@ -141,7 +141,10 @@ fn spec(args: &SolveArgs) -> Result<SolveSpec, String> {
             plans: vec![plan],
             set,
             scale: vec![Factor::parse(&args.scale).map_err(|e| format!("--scale: {e}"))?],
-            scale_keys: vec![args.scale_keys.max(1)],
+            scale_keys: vec![match args.scale_keys {
+                0 => return Err("--scale-keys: expected a whole number of key copies, at least 1, found 0".into()),
+                n => n,
+            }],
             scale_window: None,
             clients: vec![args.client.clone()],
             seeds,
