@@ -357,6 +357,7 @@ fn merge(args: MergeArgs) -> u8 {
         def.set.iter().map(|a| a.target.clone()).collect(),
         merged.columns.statuses.clone(),
         merged.columns.limits.clone(),
+        merged.columns.delayed,
     );
     let statistics = def.seeds.len() > 1;
     let files = match ResultsFiles::create(&to, def, &columns, None, statistics) {

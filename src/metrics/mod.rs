@@ -188,7 +188,7 @@ impl Latency {
 
 /// Admissions that waited on the server (nginx `limit_req` without
 /// `nodelay`): how many, and how long they waited.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delays {
     /// Admitted attempts held before being served.
     pub attempts: u64,
@@ -256,7 +256,7 @@ pub struct Summary {
     pub time_to_success: Latency,
     /// Delayed admissions, for a plan whose limits can delay (nginx
     /// `limit_req`); absent otherwise (and then not in `summary.json`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delayed: Option<Delays>,
     /// Most requests in flight at once.
     pub peak_in_flight: u64,

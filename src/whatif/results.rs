@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 
 use super::axes::{Shard, SweepDefinition};
 use super::stats::{Accumulator, Estimate};
-use crate::metrics::{ratio, Summary};
+use crate::metrics::{ratio, Delays, Summary};
 use crate::trace::csv::write_text;
 
 /// Where a point sits on the sweep's axes (every axis but the seed).
@@ -113,6 +113,8 @@ pub struct Columns {
     pub statuses: Vec<u16>,
     /// Limit ids of the swept plans, in order of first appearance.
     pub limits: Vec<String>,
+    /// Whether a swept plan can delay admissions.
+    pub delayed: bool,
     /// Flattened summary columns (then the derived `rate_STATUS`).
     pub metrics: Vec<String>,
 }
@@ -126,18 +128,18 @@ impl Columns {
     /// `limits`. Every field of [`Summary`] becomes columns (nested objects
     /// flattened with `_`; the by-status and by-limit maps one column per
     /// status and limit); lists (`top_denied_keys`) stay in the JSON only.
-    pub fn new(set: Vec<String>, mut statuses: Vec<u16>, limits: Vec<String>) -> Columns {
+    pub fn new(set: Vec<String>, mut statuses: Vec<u16>, limits: Vec<String>, delayed: bool) -> Columns {
         statuses.sort_unstable();
         statuses.dedup();
         let mut metrics = Vec::new();
-        let template = serde_json::to_value(Summary::default()).expect("a summary serializes");
+        // Optional parts of a summary are columns when the plans can have them.
+        let template = Summary { delayed: delayed.then(Delays::default), ..Summary::default() };
+        let template = serde_json::to_value(template).expect("a summary serializes");
         for (k, v) in template.as_object().expect("a summary is an object") {
             match (k.as_str(), v) {
                 (BY_STATUS, _) => metrics.extend(statuses.iter().map(|s| format!("{k}_{s}"))),
                 (BY_LIMIT, _) => metrics.extend(limits.iter().map(|l| format!("{k}_{l}"))),
-                (_, Value::Object(o)) => metrics.extend(o.keys().map(|sub| format!("{k}_{sub}"))),
-                (_, Value::Array(_)) => {}
-                _ => metrics.push(k.clone()),
+                _ => flatten_names(k, v, &mut metrics),
             }
         }
         for s in &statuses {
@@ -146,7 +148,7 @@ impl Columns {
                 metrics.push(name);
             }
         }
-        Columns { set, statuses, limits, metrics }
+        Columns { set, statuses, limits, delayed, metrics }
     }
 
     /// The metric values of `summary`, one per [`Columns::metrics`] (`Null`
@@ -154,6 +156,16 @@ impl Columns {
     pub fn metric_values(&self, summary: &Summary) -> Vec<Value> {
         let v = serde_json::to_value(summary).expect("a summary serializes");
         self.metrics.iter().map(|m| lookup(summary, &v, m).unwrap_or(Value::Null)).collect()
+    }
+}
+
+/// The column names of a summary field: nested objects joined with `_`;
+/// lists are left to the JSON.
+fn flatten_names(name: &str, v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => o.iter().for_each(|(k, sub)| flatten_names(&format!("{name}_{k}"), sub, out)),
+        Value::Array(_) => {}
+        _ => out.push(name.to_string()),
     }
 }
 
@@ -169,16 +181,29 @@ fn lookup(summary: &Summary, v: &Value, name: &str) -> Option<Value> {
         return Some(serde_json::json!(ratio(denied, summary.attempts)));
     }
     for (k, sub) in o {
-        if let (Some(key), Value::Object(m)) = (name.strip_prefix(k.as_str()).and_then(|r| r.strip_prefix('_')), sub) {
+        if let (Some(rest), Value::Object(m)) = (name.strip_prefix(k.as_str()).and_then(|r| r.strip_prefix('_')), sub) {
             if k == BY_STATUS || k == BY_LIMIT {
-                return Some(m.get(key).cloned().unwrap_or(Value::from(0u64)));
+                return Some(m.get(rest).cloned().unwrap_or(Value::from(0u64)));
             }
-            if let Some(x) = m.get(key) {
-                return Some(x.clone());
+            if let Some(x) = nested(sub, rest) {
+                return Some(x);
             }
         }
     }
+    // Also an optional part absent from this run (`delayed` of a plan that
+    // cannot delay): its columns stay empty.
     None
+}
+
+/// The scalar at `path` (keys joined by `_`) inside `v`.
+fn nested(v: &Value, path: &str) -> Option<Value> {
+    let o = v.as_object()?;
+    if let Some(x) = o.get(path) {
+        return (!x.is_object() && !x.is_array()).then(|| x.clone());
+    }
+    o.iter().find_map(|(k, sub)| {
+        path.strip_prefix(k.as_str()).and_then(|r| r.strip_prefix('_')).and_then(|r| nested(sub, r))
+    })
 }
 
 /// The value of metric `name` (a `results.csv` column, e.g.
@@ -380,7 +405,11 @@ impl<W: Write> JsonResults<W> {
         let file = BufWriter::new(File::options().read(true).write(true).create(true).truncate(true).open(&path)?);
         writeln!(out, "{{")?;
         writeln!(out, "\"sweep\": {},", serde_json::to_string(def).map_err(io::Error::other)?)?;
-        let layout = ColumnLayout { statuses: columns.statuses.clone(), limits: columns.limits.clone() };
+        let layout = ColumnLayout {
+            statuses: columns.statuses.clone(),
+            limits: columns.limits.clone(),
+            delayed: columns.delayed,
+        };
         writeln!(out, "\"columns\": {},", serde_json::to_string(&layout).map_err(io::Error::other)?)?;
         writeln!(out, "\"shard\": {},", serde_json::to_string(&shard).map_err(io::Error::other)?)?;
         write!(out, "\"scenarios\": [")?;
@@ -434,6 +463,8 @@ pub struct ColumnLayout {
     pub statuses: Vec<u16>,
     /// Limit ids.
     pub limits: Vec<String>,
+    /// Whether a swept plan can delay admissions (`delayed_*` columns).
+    pub delayed: bool,
 }
 
 /// A results file read back (`ratesim sweep merge`).

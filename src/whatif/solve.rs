@@ -528,7 +528,7 @@ mod tests {
 
     #[test]
     fn targets_parse_with_units_and_aliases() {
-        let cols = Columns::new(vec![], vec![402, 429], vec!["rpm".into()]);
+        let cols = Columns::new(vec![], vec![402, 429], vec!["rpm".into()], false);
         let t = Target::parse("p99_wait <= 2s", &cols).unwrap();
         assert_eq!((t.metric.as_str(), t.op, t.value), ("time_to_success_p99_ns", Op::Le, 2e9));
         let t = Target::parse("success_ratio>=99%", &cols).unwrap();

@@ -180,9 +180,11 @@ impl Sweep {
         }
         let mut statuses = Vec::new();
         let mut limits: Vec<String> = Vec::new();
+        let mut delayed = false;
         for c in &combinations {
             for plan in definition.plans.iter().filter_map(|p| c.policy.plan(p)) {
                 for l in &plan.limits {
+                    delayed |= l.engine.can_delay();
                     statuses.push(l.status);
                     if !limits.contains(&l.id) {
                         limits.push(l.id.clone());
@@ -190,7 +192,8 @@ impl Sweep {
                 }
             }
         }
-        let columns = Columns::new(definition.set.iter().map(|a| a.target.clone()).collect(), statuses, limits);
+        let columns =
+            Columns::new(definition.set.iter().map(|a| a.target.clone()).collect(), statuses, limits, delayed);
         let clients = definition
             .clients
             .iter()
