@@ -665,10 +665,11 @@ fn an_interrupted_sweep_keeps_what_finished() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the first results are written, then press Ctrl-C.
+    // Wait until the first rows reach the file (rows are buffered, so a
+    // dozen scenarios have finished), then press Ctrl-C.
     let csv = Path::new(&out).join("results.csv");
     for _ in 0..600 {
-        if std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) >= 1 {
+        if std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) >= 2 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -682,7 +683,7 @@ fn an_interrupted_sweep_keeps_what_finished() {
     let results: Value = serde_json::from_str(&read(Path::new(&out).join("results.json"))).expect("valid JSON");
     assert_eq!(results["complete"], false);
     let n = results["scenarios"].as_array().unwrap().len();
-    assert!(n < 400, "{n}");
+    assert!((1..400).contains(&n), "{n}");
     for (i, r) in results["scenarios"].as_array().unwrap().iter().enumerate() {
         assert_eq!(r["index"], i as u64);
         assert!(r["summary"]["requests"].as_u64().unwrap() > 40_000);
