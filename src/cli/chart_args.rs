@@ -8,11 +8,18 @@ use clap::Args;
 use crate::metrics::Summary;
 use crate::policy::{Plan, Policy};
 use crate::report::chart::headroom::{self, Headroom};
+use crate::report::chart::solve as solve_chart;
+use crate::report::chart::sweep::SweepCharts;
 use crate::report::chart::{self, Clock, Format, RunContext, RunSeries};
-use crate::report::pages::{run_page, Captioned, RunPage};
+use crate::report::pages::{
+    describe_trace, run_page, solve_page, sweep_page, Captioned, RunPage, SolvePage, SweepPage,
+};
 use crate::report::{html, RunInfo};
 use crate::time::{parse_duration, parse_rfc3339, Nanos};
 use crate::trace::{self, TraceRow, TraceTime};
+use crate::whatif::axes::SweepDefinition;
+use crate::whatif::results::{PointStatistics, ScenarioResult};
+use crate::whatif::solve::{Solution, SolveSpec};
 
 /// Chart and report options of `ratesim run`.
 #[derive(Args, Debug, Default)]
@@ -263,45 +270,239 @@ pub(super) struct RunOutputs<'a> {
     pub command: &'a [String],
 }
 
-/// The trace in words for the report: a spec's own text (it says what
-/// traffic was generated), or a recorded trace's row count and first lines.
-pub(super) fn describe_trace(path: &Path, summary: &Summary) -> String {
-    const MAX: usize = 16 * 1024;
-    use std::io::{BufRead, Read};
-    let is_spec = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-    let Ok(file) = std::fs::File::open(path) else { return format!("{} (no longer readable)", path.display()) };
-    if is_spec {
-        let mut bytes = Vec::new();
-        let _ = file.take(MAX as u64 + 1).read_to_end(&mut bytes);
-        let text = String::from_utf8_lossy(&bytes);
-        let mut t = format!(
-            "synthetic spec {} ({} requests generated):\n\n",
-            path.display(),
-            crate::report::group(summary.requests)
-        );
-        if text.len() > MAX {
-            let cut = (0..=MAX).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-            t.push_str(&text[..cut]);
-            t.push_str("\n[… the rest of the spec is not shown]");
+/// Chart and report options of `ratesim sweep` (and `sweep merge`).
+#[derive(Args, Debug, Default)]
+pub(super) struct SweepChartArgs {
+    /// Draw the sweep's charts into this directory: load (success, denials
+    /// and retry amplification against offered load or another numeric
+    /// axis), heatmap (a metric over two swept axes) and time-to-success.
+    #[arg(long, value_name = "DIR")]
+    charts: Option<PathBuf>,
+    /// Format of the charts: svg or png.
+    #[arg(long, value_name = "svg|png", default_value = "svg")]
+    chart_format: String,
+    /// Write a self-contained HTML report of the sweep (results, charts,
+    /// the sweep's definition, the command line).
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
+}
+
+/// Checks a `--report` path: `.html`, in a directory that exists.
+fn check_report(path: &Path) -> Result<(), String> {
+    if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm")) {
+        return Err(format!("--report {}: a report file must end in .html", path.display()));
+    }
+    check_writable(path, "--report")
+}
+
+/// Checks a `--charts` directory: absent (it is created) or a directory.
+fn check_charts_dir(dir: &Path) -> Result<(), String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("--charts {}: exists and is not a directory", dir.display()));
+    }
+    Ok(())
+}
+
+/// The command line as given, with the program named `ratesim`.
+fn command_line() -> Vec<String> {
+    std::iter::once("ratesim".to_string()).chain(std::env::args().skip(1)).collect()
+}
+
+impl SweepChartArgs {
+    /// Whether charts or a report are wanted.
+    pub(super) fn wanted(&self) -> bool {
+        self.charts.is_some() || self.report.is_some()
+    }
+
+    /// Checks the options before the sweep runs.
+    pub(super) fn check(&self) -> Result<(), String> {
+        Format::parse(&self.chart_format).map_err(|e| format!("--chart-format: {e}"))?;
+        if let Some(d) = &self.charts {
+            check_charts_dir(d)?;
+        }
+        if let Some(r) = &self.report {
+            check_report(r)?;
+        }
+        Ok(())
+    }
+
+    /// The collector for a sweep of `def`, if anything is wanted.
+    pub(super) fn start<'a>(
+        &'a self,
+        def: &'a SweepDefinition,
+        statuses: &[u16],
+        replicated: bool,
+    ) -> Option<SweepCharting<'a>> {
+        self.wanted().then(|| SweepCharting {
+            args: self,
+            def,
+            charts: SweepCharts::new(def, statuses, replicated),
+            table: Vec::new(),
+            table_cut: 0,
+        })
+    }
+}
+
+/// Lines of the terminal table a report keeps (the rest are counted).
+const MAX_TABLE_LINES: usize = 2_000;
+
+/// A sweep's charts and report, collected as results arrive.
+pub(super) struct SweepCharting<'a> {
+    args: &'a SweepChartArgs,
+    def: &'a SweepDefinition,
+    charts: SweepCharts,
+    table: Vec<String>,
+    table_cut: u64,
+}
+
+impl SweepCharting<'_> {
+    /// A line of the terminal table, for the report.
+    pub(super) fn record(&mut self, line: &str) {
+        if self.table.len() < MAX_TABLE_LINES {
+            self.table.push(line.to_string());
         } else {
-            t.push_str(&text);
+            self.table_cut += 1;
         }
-        t
-    } else {
-        let mut t = format!(
-            "recorded trace {}: {} requests; its first lines:\n\n",
-            path.display(),
-            crate::report::group(summary.requests)
-        );
-        let mut lines = std::io::BufReader::new(file.take(MAX as u64));
-        for _ in 0..8 {
-            let mut line = String::new();
-            if lines.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
+    }
+
+    /// A scenario's result and the points it closed.
+    pub(super) fn collect(&mut self, r: &ScenarioResult, closed: &[PointStatistics]) {
+        self.charts.scenario(r);
+        for p in closed {
+            self.charts.point(p);
+        }
+    }
+
+    /// A point left open by an interruption.
+    pub(super) fn collect_point(&mut self, p: &PointStatistics) {
+        self.charts.point(p);
+    }
+
+    /// Writes the charts and the report; returns the files written.
+    pub(super) fn write(self) -> Result<Vec<String>, String> {
+        let format = Format::parse(&self.args.chart_format)?;
+        let figures = self.charts.figures();
+        if self.args.charts.is_some() && !figures.iter().any(|(stem, _)| *stem == "load") {
+            eprintln!(
+                "note: no load chart: the sweep has no numeric axis with two values or more (--scale, a --set of numbers or rates, --scale-keys)"
+            );
+        }
+        let mut written = Vec::new();
+        if let Some(dir) = &self.args.charts {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
+            for (stem, f) in &figures {
+                let path = dir.join(format!("{stem}.{}", format.extension()));
+                chart::write(f, &path, format)?;
+                written.push(path.display().to_string());
             }
-            t.push_str(&line.trim_end().chars().take(200).collect::<String>());
-            t.push('\n');
         }
-        t
+        if let Some(path) = &self.args.report {
+            let mut table = self.table.join("\n");
+            if self.table_cut > 0 {
+                table.push_str(&format!("\n[… {} more lines as printed]", self.table_cut));
+            }
+            let policy_text = crate::policy::load(Path::new(&self.def.policy.path))
+                .ok()
+                .and_then(|p| p.explain(None).ok())
+                .unwrap_or_default();
+            let trace_text = describe_trace(Path::new(&self.def.trace.path), None);
+            let command = command_line();
+            let page = sweep_page(SweepPage {
+                definition: self.def,
+                table_text: &table,
+                policy_text: &policy_text,
+                trace_text: &trace_text,
+                command: &command,
+                charts: figures
+                    .into_iter()
+                    .map(|(stem, figure)| Captioned { caption: sweep_caption(stem), figure })
+                    .collect(),
+            });
+            std::fs::write(path, html::render(&page)?).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            written.push(path.display().to_string());
+        }
+        Ok(written)
+    }
+}
+
+/// What each sweep chart shows, for its caption.
+fn sweep_caption(stem: &str) -> String {
+    match stem {
+        "load" => "Success, denials by status and retry amplification against the swept axis, one line per plan, client or setting (bands: 95% confidence interval over the seeds).",
+        "heatmap" => "Share of requests that succeeded over two swept axes, each cell annotated with its value.",
+        "time-to-success" => "Share of requests that succeeded within each wait, one line per point of the sweep.",
+        _ => "",
+    }
+    .to_string()
+}
+
+/// Chart and report options of `ratesim solve`.
+#[derive(Args, Debug, Default)]
+pub(super) struct SolveChartArgs {
+    /// Draw the search to this chart (.svg or .png): each target metric
+    /// against the varied value, the target, and the answer.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+    /// Write a self-contained HTML report of the search (the values
+    /// evaluated, the answer, its verification run, the chart, the command
+    /// line).
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
+}
+
+impl SolveChartArgs {
+    /// Checks the options before the search.
+    pub(super) fn check(&self) -> Result<(), String> {
+        if let Some(c) = &self.chart {
+            Format::of(c).map_err(|e| format!("--chart {e}"))?;
+            check_writable(c, "--chart")?;
+        }
+        if let Some(r) = &self.report {
+            check_report(r)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the chart and the report of `solution` (`shown`: what was
+    /// printed); returns the files written.
+    pub(super) fn write(&self, solution: &Solution, spec: &SolveSpec, shown: &str) -> Result<Vec<String>, String> {
+        if self.chart.is_none() && self.report.is_none() {
+            return Ok(Vec::new());
+        }
+        let base = &spec.base;
+        let policy = crate::policy::load(&base.policy).map_err(|e| e.to_string())?;
+        let plan = base.plans.first().cloned().unwrap_or_default();
+        let client = base.clients.first().cloned().unwrap_or_default();
+        let trace = base.trace.display().to_string();
+        let figure = solve_chart::figure(solution, &policy.provider, &plan, &client, &trace);
+        let mut written = Vec::new();
+        if let Some(path) = &self.chart {
+            chart::write(&figure, path, Format::of(path)?)?;
+            written.push(path.display().to_string());
+        }
+        if let Some(path) = &self.report {
+            let policy_text = policy.explain(Some(&plan)).unwrap_or_default();
+            let trace_text = describe_trace(&base.trace, None);
+            let client_text = crate::client::ClientSpec::parse(&client)
+                .map(|c| format!("{}: {}", c.name, c.describe()))
+                .unwrap_or(client.clone());
+            let heading = format!("{} {plan} · {} · client {client}", policy.provider, solution.parameter);
+            let command = command_line();
+            let page = solve_page(SolvePage {
+                heading: &heading,
+                search_text: shown,
+                policy_text: &policy_text,
+                trace_text: &trace_text,
+                client_text: &client_text,
+                command: &command,
+                charts: vec![Captioned {
+                    figure,
+                    caption: "Each target metric at every value the solver evaluated (green: every target met; red: one missed), the target as a dashed line, and the answer.".into(),
+                }],
+            });
+            std::fs::write(path, html::render(&page)?).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            written.push(path.display().to_string());
+        }
+        Ok(written)
     }
 }

@@ -5,6 +5,7 @@
 //! panic or a debug dump.
 
 mod chart_args;
+mod gallery_cmd;
 mod interrupt;
 mod policy_cmd;
 mod run_cmd;
@@ -37,6 +38,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Validate and summarize policy files.
@@ -57,6 +60,9 @@ enum Command {
     /// Generate CSV traces from synthetic specs and check trace files.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// Redraw the documentation gallery (docs/gallery) by running the
+    /// command of each chart, or --check that it is up to date.
+    Gallery(gallery_cmd::GalleryArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -69,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Sweep(args) => sweep_cmd::run(args),
         Command::Solve(args) => solve_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
+        Command::Gallery(args) => gallery_cmd::run(args),
     };
     ExitCode::from(code)
 }

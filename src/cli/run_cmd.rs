@@ -292,7 +292,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
     }
     if charting {
         let policy_text = policy.explain(Some(&plan.name)).unwrap_or_default();
-        let trace_text = super::chart_args::describe_trace(&args.trace, &summary);
+        let trace_text = report::pages::describe_trace(&args.trace, Some(summary.requests));
         let command: Vec<String> = std::iter::once("ratesim".to_string()).chain(std::env::args().skip(1)).collect();
         let outputs = RunOutputs {
             info: &info,

@@ -6,6 +6,7 @@
 //! the same bytes.
 
 pub mod chart;
+pub mod gallery;
 pub mod html;
 pub mod pages;
 

@@ -1,6 +1,8 @@
 //! The report pages of `run` (and, with [`crate::whatif`], of `sweep` and
 //! `solve`): what goes on each, as an [`html::Page`].
 
+use std::path::Path;
+
 use super::chart::Figure;
 use super::html::{shell_line, Block, Page, Section};
 use super::RunInfo;
@@ -70,5 +72,173 @@ pub fn run_page(p: RunPage<'_>) -> Page {
                 ],
             },
         ],
+    }
+}
+
+/// What the page of a sweep (or a merge of its parts) shows.
+pub struct SweepPage<'a> {
+    /// The sweep.
+    pub definition: &'a crate::whatif::axes::SweepDefinition,
+    /// The terminal table, as printed (title, header, lines).
+    pub table_text: &'a str,
+    /// The policy's plans explained.
+    pub policy_text: &'a str,
+    /// The trace, in words.
+    pub trace_text: &'a str,
+    /// The command line.
+    pub command: &'a [String],
+    /// The charts.
+    pub charts: Vec<Captioned>,
+}
+
+/// The page of a sweep.
+pub fn sweep_page(p: SweepPage<'_>) -> Page {
+    let d = p.definition;
+    let list = |v: &[String]| v.join(", ");
+    let mut terms = vec![
+        ("provider".to_string(), d.provider.clone()),
+        ("policy".to_string(), format!("{} (sha256 {})", d.policy.path, d.policy.sha256)),
+        ("trace".to_string(), format!("{} (sha256 {})", d.trace.path, d.trace.sha256)),
+        ("plans".to_string(), list(&d.plans)),
+    ];
+    for a in &d.set {
+        terms.push((format!("--set {}", a.target), list(&a.values)));
+    }
+    terms.push(("offered load (--scale)".to_string(), list(&d.scale)));
+    terms.push((
+        "key multiplier (--scale-keys)".to_string(),
+        d.scale_keys.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+    ));
+    terms.push(("clients".to_string(), d.clients.join("; ")));
+    terms.push(("seeds".to_string(), d.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")));
+    terms.push(("start".to_string(), d.start.clone()));
+    if let Some(u) = &d.until {
+        terms.push(("until".to_string(), u.clone()));
+    }
+    terms.push(("ratesim".to_string(), d.version.clone()));
+    let clients: Vec<(String, String)> = d
+        .clients
+        .iter()
+        .map(|c| (c.clone(), crate::client::ClientSpec::parse(c).map(|s| s.describe()).unwrap_or_default()))
+        .collect();
+    let charts =
+        p.charts.into_iter().map(|c| Block::Chart { figure: Box::new(c.figure), caption: c.caption }).collect();
+    Page {
+        title: format!(
+            "ratesim sweep: {} · {} scenarios",
+            d.provider,
+            crate::report::group(d.scenarios().unwrap_or(0))
+        ),
+        lead: format!("trace {} · plans {} · clients {}", d.trace.path, list(&d.plans), d.clients.join("; ")),
+        sections: vec![
+            Section { heading: "Results".into(), blocks: vec![Block::Pre(p.table_text.to_string())] },
+            Section { heading: "Charts".into(), blocks: charts },
+            Section {
+                heading: "What was simulated".into(),
+                blocks: vec![
+                    Block::Terms(terms),
+                    Block::Para("The clients:".into()),
+                    Block::Terms(clients),
+                    Block::Para("The plans, as ratesim policy explain describes them (before any --set):".into()),
+                    Block::Pre(p.policy_text.to_string()),
+                    Block::Para("The trace:".into()),
+                    Block::Pre(p.trace_text.to_string()),
+                ],
+            },
+            Section {
+                heading: "Reproduce".into(),
+                blocks: vec![
+                    Block::Para("From the same directory, with the same files (their SHA-256 above):".into()),
+                    Block::Pre(shell_line(p.command)),
+                ],
+            },
+        ],
+    }
+}
+
+/// What the page of a solve shows.
+pub struct SolvePage<'a> {
+    /// Title line: what was solved.
+    pub heading: &'a str,
+    /// The search and its answer, as printed.
+    pub search_text: &'a str,
+    /// The plan explained.
+    pub policy_text: &'a str,
+    /// The trace, in words.
+    pub trace_text: &'a str,
+    /// The client, in words.
+    pub client_text: &'a str,
+    /// The command line.
+    pub command: &'a [String],
+    /// The chart.
+    pub charts: Vec<Captioned>,
+}
+
+/// The page of a solve.
+pub fn solve_page(p: SolvePage<'_>) -> Page {
+    let charts =
+        p.charts.into_iter().map(|c| Block::Chart { figure: Box::new(c.figure), caption: c.caption }).collect();
+    Page {
+        title: format!("ratesim solve: {}", p.heading),
+        lead: String::new(),
+        sections: vec![
+            Section { heading: "Search and answer".into(), blocks: vec![Block::Pre(p.search_text.to_string())] },
+            Section { heading: "Chart".into(), blocks: charts },
+            Section {
+                heading: "What was simulated".into(),
+                blocks: vec![
+                    Block::Terms(vec![("client".to_string(), p.client_text.to_string())]),
+                    Block::Para("The plan, as ratesim policy explain describes it (before the varied value):".into()),
+                    Block::Pre(p.policy_text.to_string()),
+                    Block::Para("The trace:".into()),
+                    Block::Pre(p.trace_text.to_string()),
+                ],
+            },
+            Section {
+                heading: "Reproduce".into(),
+                blocks: vec![Block::Para("From the same directory:".into()), Block::Pre(shell_line(p.command))],
+            },
+        ],
+    }
+}
+
+/// The trace in words for the report: a spec's own text (it says what
+/// traffic was generated), or a recorded trace's row count and first lines.
+pub fn describe_trace(path: &Path, requests: Option<u64>) -> String {
+    const MAX: usize = 16 * 1024;
+    use std::io::{BufRead, Read};
+    let is_spec = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    let Ok(file) = std::fs::File::open(path) else { return format!("{} (no longer readable)", path.display()) };
+    if is_spec {
+        let mut bytes = Vec::new();
+        let _ = file.take(MAX as u64 + 1).read_to_end(&mut bytes);
+        let text = String::from_utf8_lossy(&bytes);
+        let mut t = match requests {
+            Some(n) => format!("synthetic spec {} ({} requests generated):\n\n", path.display(), super::group(n)),
+            None => format!("synthetic spec {}:\n\n", path.display()),
+        };
+        if text.len() > MAX {
+            let cut = (0..=MAX).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            t.push_str(&text[..cut]);
+            t.push_str("\n[… the rest of the spec is not shown]");
+        } else {
+            t.push_str(&text);
+        }
+        t
+    } else {
+        let mut t = match requests {
+            Some(n) => format!("recorded trace {}: {} requests; its first lines:\n\n", path.display(), super::group(n)),
+            None => format!("recorded trace {}; its first lines:\n\n", path.display()),
+        };
+        let mut lines = std::io::BufReader::new(file.take(MAX as u64));
+        for _ in 0..8 {
+            let mut line = String::new();
+            if lines.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            t.push_str(&line.trim_end().chars().take(200).collect::<String>());
+            t.push('\n');
+        }
+        t
     }
 }

@@ -33,6 +33,12 @@ pub struct CdfLine {
     pub steps: Vec<(Nanos, u64)>,
     /// Requests in all (the denominator: successes and the rest).
     pub requests: u64,
+    /// Labels of other distributions equal to this one (drawn once, named
+    /// in a note), the first few of them.
+    pub same: Vec<String>,
+    /// How many distributions equal this one in all (`same` names the
+    /// first [`MAX_NAMED`]).
+    pub same_count: usize,
 }
 
 impl CdfLine {
@@ -92,21 +98,60 @@ fn sampled(line: &CdfLine, axis: &Axis) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Names listed in a note at most; the rest are counted.
+pub const MAX_NAMED: usize = 12;
+
+/// `a, b, c` or `a, b, … and 7 more`.
+fn named(names: &[String], total: usize) -> String {
+    let mut s = names.iter().take(MAX_NAMED).cloned().collect::<Vec<_>>().join(", ");
+    if total > MAX_NAMED.min(names.len()) {
+        s.push_str(&format!(" and {} more", total - MAX_NAMED.min(names.len())));
+    }
+    s
+}
+
 /// A CDF figure of several lines (a sweep's scenarios); at most
-/// [`MAX_LINES`] are drawn, in order, and the notes name the rest.
-pub fn figure(title: String, mut notes: Vec<String>, lines: &[CdfLine]) -> Figure {
+/// [`MAX_LINES`] are drawn, in order. `omitted` names the distributions
+/// left out (`omitted_count` of them in all); the notes say which were
+/// left out, and which lines coincide (drawn once).
+pub fn figure(
+    title: String,
+    mut notes: Vec<String>,
+    lines: &[CdfLine],
+    omitted: &[String],
+    omitted_count: usize,
+) -> Figure {
     let shown = &lines[..lines.len().min(MAX_LINES)];
     let (x, x_desc, zero_at) = wait_axis(shown);
     let mut layers = Vec::new();
     let mut legend = Vec::new();
-    for (i, l) in shown.iter().enumerate() {
-        let c = colour::SERIES[i % colour::SERIES.len()];
-        layers.push(Layer::Line { points: sampled(l, &x), colour: c, width: 2, dashed: false });
-        legend.push(Key::new(l.label.clone(), Mark::Line(c, 2)));
+    // (samples, label, the first labels drawn with it, how many in all)
+    type Drawn = (Vec<(f64, f64)>, String, Vec<String>, usize);
+    let mut drawn: Vec<Drawn> = Vec::new();
+    for l in shown {
+        let samples = sampled(l, &x);
+        match drawn.iter_mut().find(|d| d.0 == samples) {
+            Some(d) => {
+                d.2.push(l.label.clone());
+                d.2.extend(l.same.iter().cloned());
+                d.3 += 1 + l.same_count;
+            }
+            None => drawn.push((samples, l.label.clone(), l.same.clone(), l.same_count)),
+        }
     }
-    if lines.len() > shown.len() {
-        let rest: Vec<&str> = lines[shown.len()..].iter().map(|l| l.label.as_str()).collect();
-        notes.push(format!("{} more not drawn: {}", rest.len(), rest.join("; ")));
+    for (i, (samples, label, same, same_count)) in drawn.into_iter().enumerate() {
+        let c = colour::SERIES[i % colour::SERIES.len()];
+        layers.push(Layer::Line { points: samples, colour: c, width: 2, dashed: false });
+        legend.push(Key::new(label.clone(), Mark::Line(c, 2)));
+        if same_count > 0 {
+            notes.push(format!("same curve as {label}: {}", named(&same, same_count)));
+        }
+    }
+    let mut left_out: Vec<String> = lines[shown.len()..].iter().map(|l| l.label.clone()).collect();
+    left_out.extend(omitted.iter().cloned());
+    let total = lines.len() - shown.len() + omitted_count;
+    if total > 0 {
+        notes.push(format!("not drawn (at most {MAX_LINES} lines): {}", named(&left_out, total)));
     }
     if let Some(lo) = zero_at {
         notes.push(format!("waits of 0 and up to {} start at the left edge", super::axis::duration_label(lo)));
@@ -116,6 +161,7 @@ pub fn figure(title: String, mut notes: Vec<String>, lines: &[CdfLine]) -> Figur
         notes,
         legend,
         panels: vec![Panel {
+            title: String::new(),
             height: 420,
             x,
             y: Axis::percent(),
@@ -129,8 +175,13 @@ pub fn figure(title: String, mut notes: Vec<String>, lines: &[CdfLine]) -> Figur
 /// The run's time-to-success CDF, p50/p90/p99 marked.
 pub fn run_figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
     let sm = ctx.summary;
-    let line =
-        CdfLine { label: "time to success".to_string(), steps: series.time_to_success.clone(), requests: sm.requests };
+    let line = CdfLine {
+        label: "time to success".to_string(),
+        steps: series.time_to_success.clone(),
+        requests: sm.requests,
+        same: Vec::new(),
+        same_count: 0,
+    };
     let (x, x_desc, zero_at) = wait_axis(std::slice::from_ref(&line));
     let curve = colour::REQUESTS;
     let mut layers = Vec::new();
@@ -186,6 +237,14 @@ pub fn run_figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
         title: ctx.title("Time to success"),
         notes,
         legend: vec![Key::new("requests succeeded within the wait", Mark::Line(curve, 2))],
-        panels: vec![Panel { height: 420, x, y: Axis::percent(), x_desc, y_desc: "% of requests".to_string(), layers }],
+        panels: vec![Panel {
+            title: String::new(),
+            height: 420,
+            x,
+            y: Axis::percent(),
+            x_desc,
+            y_desc: "% of requests".to_string(),
+            layers,
+        }],
     }
 }

@@ -171,6 +171,8 @@ pub enum Layer {
 /// One panel: axes and layers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Panel {
+    /// A heading over the panel (empty: none), e.g. which client it shows.
+    pub title: String,
     /// Height of the panel, px (axis labels included).
     pub height: u32,
     /// x axis.

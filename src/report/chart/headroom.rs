@@ -138,7 +138,9 @@ pub fn figure(ctx: &RunContext<'_>, h: &Headroom<'_>, run_end: u64) -> Figure {
     coarse.reach(run_end);
     let s = coarse.coarsened(DRAW_POINTS);
     let bucket_s = s.bucket as f64 / 1e9;
+    // Dots at each point's middle; the band and line step over each point.
     let x: Vec<f64> = (0..s.points.len()).map(|i| s.x(i) + s.buckets_in(i) as f64 * bucket_s / 2.0).collect();
+    let steps = super::timeline::xs(&s);
     let (from, to) = s.span();
     let (x_axis, x_desc) = time_axis(from, to, ctx.clock, 8.0);
     let header = h.header_name();
@@ -159,11 +161,11 @@ pub fn figure(ctx: &RunContext<'_>, h: &Headroom<'_>, run_end: u64) -> Figure {
         if run.is_empty() {
             return;
         }
-        let xs: Vec<f64> = run.iter().map(|&i| x[i]).collect();
-        let lo: Vec<f64> = run.iter().map(|&i| s.points[i].min.unwrap_or(0) as f64).collect();
-        let hi: Vec<f64> = run.iter().map(|&i| s.points[i].max.unwrap_or(0) as f64).collect();
-        if xs.len() == 1 {
-            layers.push(Layer::Points { points: vec![(xs[0], lo[0])], colour: colour::REQUESTS, radius: 3 });
+        let xs: Vec<f64> = run.iter().flat_map(|&i| [steps[2 * i], steps[2 * i + 1]]).collect();
+        let lo: Vec<f64> = super::timeline::twice(run.iter().map(|&i| s.points[i].min.unwrap_or(0) as f64));
+        let hi: Vec<f64> = super::timeline::twice(run.iter().map(|&i| s.points[i].max.unwrap_or(0) as f64));
+        if run.len() == 1 {
+            layers.push(Layer::Points { points: vec![(x[run[0]], lo[0])], colour: colour::REQUESTS, radius: 3 });
         } else {
             layers.push(Layer::Band { x: xs.clone(), lower: lo.clone(), upper: hi, fill: band, edge: None });
             layers.push(Layer::Line {
@@ -226,6 +228,14 @@ pub fn figure(ctx: &RunContext<'_>, h: &Headroom<'_>, run_end: u64) -> Figure {
         title: ctx.title(&format!("Headroom of key {}", h.key)),
         notes,
         legend,
-        panels: vec![Panel { height: 380, x: x_axis, y, x_desc, y_desc: format!("{header} (units left)"), layers }],
+        panels: vec![Panel {
+            title: String::new(),
+            height: 380,
+            x: x_axis,
+            y,
+            x_desc,
+            y_desc: format!("{header} (units left)"),
+            layers,
+        }],
     }
 }

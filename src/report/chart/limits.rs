@@ -42,6 +42,7 @@ pub fn figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
         notes,
         legend,
         panels: vec![Panel {
+            title: String::new(),
             height: 400,
             x: x_axis,
             y: Axis::from_zero(top * 1.05, 6.0, ""),

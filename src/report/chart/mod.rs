@@ -20,10 +20,13 @@
 //! | `time-to-success` | [`cdf`] | the share of requests that succeeded within each wait (a CDF, ending at the success ratio), p50, p90 and p99 marked |
 //! | `headroom` | [`headroom`] | with `--key K`: what the remaining header (`X-RateLimit-Remaining`) showed that key over time, the limit header, and its denials |
 //!
-//! Charts of a sweep or a solve: [`load`] (a metric against offered load,
-//! one line per plan or client, 95% bands with replications), [`heatmap`]
-//! (a metric over two swept parameters, cells annotated), [`cdf`] (time to
-//! success, one line per scenario).
+//! Charts of a sweep ([`sweep::SweepCharts`]): `load` (success, each
+//! denial status and retry amplification against offered load or another
+//! numeric axis, one line per plan or client, 95% bands with
+//! replications), `heatmap` (a metric over two swept axes, cells
+//! annotated), `time-to-success` (a CDF per scenario, [`cdf`]). Of a solve
+//! ([`solve`]): each target metric against the varied parameter, the
+//! values evaluated, the target and the answer.
 
 pub mod axis;
 pub mod cdf;
@@ -33,8 +36,10 @@ pub mod limits;
 mod png;
 pub mod render;
 pub mod series;
+pub mod solve;
 pub mod storm;
 mod svg;
+pub mod sweep;
 pub mod text;
 pub mod timeline;
 pub mod waiting;

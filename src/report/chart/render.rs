@@ -32,18 +32,27 @@ fn err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String
 }
 
 /// Splits `notes` into lines no wider than `width` px at font `size`,
-/// joining pieces with ` · ` (a piece wider than a line gets a line of its
-/// own).
+/// joining short notes with ` · `; a note wider than a line is broken at
+/// spaces onto lines of its own.
 fn wrap(notes: &[String], width: f64, size: f64) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut line = String::new();
     for n in notes {
         let candidate = if line.is_empty() { n.clone() } else { format!("{line} · {n}") };
-        if !line.is_empty() && text_width(&candidate, size) > width {
-            lines.push(std::mem::take(&mut line));
-            line = n.clone();
-        } else {
+        if text_width(&candidate, size) <= width {
             line = candidate;
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        for word in n.split(' ') {
+            let candidate = if line.is_empty() { word.to_string() } else { format!("{line} {word}") };
+            if !line.is_empty() && text_width(&candidate, size) > width {
+                lines.push(std::mem::replace(&mut line, word.to_string()));
+            } else {
+                line = candidate;
+            }
         }
     }
     if !line.is_empty() {
@@ -227,10 +236,15 @@ where
     DB::ErrorType: 'static,
 {
     let rule_labels = p.layers.iter().any(|l| matches!(l, Layer::VRule { label, .. } if !label.is_empty()));
+    let titled = !p.title.is_empty();
+    if titled {
+        let (x0, y0) = area.get_base_pixel();
+        root.draw(&Text::new(p.title.clone(), (x0 + PAD, y0 + 6), font(LEGEND, colour::INK))).map_err(err)?;
+    }
     let mut chart = ChartBuilder::on(area)
         .margin_left(PAD as u32 - 8)
         .margin_right(right as u32)
-        .margin_top(if rule_labels { 26 } else { 8 })
+        .margin_top(if rule_labels || titled { 30 } else { 8 })
         .margin_bottom(4)
         .x_label_area_size(if p.x_desc.is_empty() { 28 } else { 52 })
         .y_label_area_size(y_labels as u32)

@@ -24,7 +24,7 @@ pub trait Merge: Clone + Default {
 }
 
 /// Points over a window of buckets, merged as needed (see the module docs).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Coarse<P> {
     /// Bucket width, ns.
     pub bucket: Nanos,
@@ -199,7 +199,7 @@ pub const STATUSES: [u16; 4] = [429, 402, 503, 0];
 
 /// The run's time series and time-to-success distribution, collected as a
 /// [`BucketSink`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunSeries {
     /// The points.
     pub coarse: Coarse<RunPoint>,

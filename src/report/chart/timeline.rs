@@ -19,17 +19,24 @@ use super::waiting::broken_line;
 use super::{RunContext, DRAW_POINTS};
 use crate::report::{group, human_duration};
 
-/// Per-second rates of the points of `s`: `f(point)` divided by the time
-/// the point covers.
-pub(super) fn rates(s: &super::series::Coarse<RunPoint>, f: impl Fn(&RunPoint) -> f64) -> Vec<f64> {
+/// Time series are drawn as steps: each point's value holds over the time
+/// it covers. [`xs`] gives two x values per point (its start and end),
+/// [`twice`] and [`rates`] two y values.
+pub(super) fn xs<P: super::series::Merge>(s: &super::series::Coarse<P>) -> Vec<f64> {
     let bucket_s = s.bucket as f64 / 1e9;
-    s.points.iter().enumerate().map(|(i, p)| f(p) / (s.buckets_in(i) as f64 * bucket_s)).collect()
+    (0..s.points.len()).flat_map(|i| [s.x(i), s.x(i) + s.buckets_in(i) as f64 * bucket_s]).collect()
 }
 
-/// The x values of the points of `s`: the middle of the time each covers.
-pub(super) fn xs(s: &super::series::Coarse<RunPoint>) -> Vec<f64> {
+/// Each value twice, to go with [`xs`].
+pub(super) fn twice<T: Clone>(values: impl IntoIterator<Item = T>) -> Vec<T> {
+    values.into_iter().flat_map(|v| [v.clone(), v]).collect()
+}
+
+/// Per-second rates of the points of `s` (`f(point)` divided by the time
+/// the point covers), stepped as [`xs`].
+pub(super) fn rates(s: &super::series::Coarse<RunPoint>, f: impl Fn(&RunPoint) -> f64) -> Vec<f64> {
     let bucket_s = s.bucket as f64 / 1e9;
-    (0..s.points.len()).map(|i| s.x(i) + s.buckets_in(i) as f64 * bucket_s / 2.0).collect()
+    twice(s.points.iter().enumerate().map(|(i, p)| f(p) / (s.buckets_in(i) as f64 * bucket_s)))
 }
 
 /// Stacks `layers` (bottom first): each slice is a band from the running
@@ -111,7 +118,7 @@ pub fn figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
     notes.push(ctx.resolution(s.width(), s.factor));
     if s.factor > 1 {
         let bucket_s = s.bucket as f64 / 1e9;
-        let peaks: Vec<f64> = s.points.iter().map(|p| p.peak_attempts as f64 / bucket_s).collect();
+        let peaks: Vec<f64> = twice(s.points.iter().map(|p| p.peak_attempts as f64 / bucket_s));
         let highest = peaks.iter().copied().fold(0.0, f64::max);
         let bucket = crate::report::human_duration(s.bucket);
         let label = if highest > y.hi {
@@ -152,12 +159,12 @@ pub fn figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
     let mut highest_share: f64 = 0.0;
     for k in (0..4).filter(|&k| denied_any[k]) {
         // No share where nothing was sent: the line breaks there.
-        let share: Vec<Option<(f64, f64)>> = s
-            .points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.attempts > 0).then(|| (x[i], 100.0 * p.denied[k] as f64 / p.attempts as f64)))
-            .collect();
+        let share: Vec<Option<(f64, f64)>> =
+            twice(s.points.iter().map(|p| (p.attempts > 0).then(|| 100.0 * p.denied[k] as f64 / p.attempts as f64)))
+                .into_iter()
+                .zip(&x)
+                .map(|(v, x)| v.map(|v| (*x, v)))
+                .collect();
         highest_share = share.iter().flatten().map(|p| p.1).fold(highest_share, f64::max);
         lower.extend(broken_line(&share, colour::of_status(STATUSES[k]), 2));
     }
@@ -175,7 +182,19 @@ pub fn figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
         notes.push(format!("time to success p99 {}, max {}", human_duration(p99), human_duration(max)));
     }
     notes.push(format!("peak outstanding {}", group(sm.peak_outstanding)));
+    // With several keys, which ones were denied most (polling against
+    // webhooks, a noisy neighbour).
+    if sm.top_denied_keys.len() > 1 {
+        let keys: Vec<String> = sm
+            .top_denied_keys
+            .iter()
+            .take(3)
+            .map(|k| format!("{} {} of {} attempts", k.key, group(k.denied), group(k.attempts)))
+            .collect();
+        notes.push(format!("denied most: {}", keys.join("; ")));
+    }
     let upper = |x_desc: String| Panel {
+        title: String::new(),
         height: 380,
         x: x_axis.clone(),
         y: y.clone(),
@@ -190,6 +209,7 @@ pub fn figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
         vec![
             upper(String::new()),
             Panel {
+                title: String::new(),
                 height: 190,
                 x: x_axis.clone(),
                 y: Axis::percent_upto(highest_share * 1.1),

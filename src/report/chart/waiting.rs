@@ -13,7 +13,7 @@ use plotters::style::RGBColor;
 use super::axis::{duration_axis, time_axis, Axis};
 use super::figure::{colour, Figure, Key, Layer, Mark, Panel};
 use super::series::RunSeries;
-use super::timeline::xs;
+use super::timeline::{twice, xs};
 use super::{RunContext, DRAW_POINTS};
 use crate::report::{group, human_duration};
 
@@ -44,8 +44,9 @@ pub fn figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
     let x = xs(&s);
     let (from, to) = s.span();
     let (x_axis, x_desc) = time_axis(from, to, ctx.clock, 8.0);
-    let outstanding: Vec<(f64, f64)> = s.points.iter().zip(&x).map(|(p, x)| (*x, p.outstanding_max as f64)).collect();
-    let in_flight: Vec<(f64, f64)> = s.points.iter().zip(&x).map(|(p, x)| (*x, p.in_flight_max as f64)).collect();
+    let points = twice(s.points.iter());
+    let outstanding: Vec<(f64, f64)> = points.iter().zip(&x).map(|(p, x)| (*x, p.outstanding_max as f64)).collect();
+    let in_flight: Vec<(f64, f64)> = points.iter().zip(&x).map(|(p, x)| (*x, p.in_flight_max as f64)).collect();
     let top = outstanding.iter().chain(&in_flight).map(|p| p.1).fold(0.0, f64::max);
     let upper = vec![
         Layer::Line { points: outstanding, colour: OUTSTANDING, width: 2, dashed: false },
@@ -54,8 +55,7 @@ pub fn figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
     let longest = s.points.iter().map(|p| p.tts_max_ns).max().unwrap_or(0);
     let (y2, unit) = duration_axis(longest as f64 * 1.05, 6.0);
     let in_unit = |ns: f64| ns / unit.ns as f64;
-    let mean: Vec<Option<(f64, f64)>> = s
-        .points
+    let mean: Vec<Option<(f64, f64)>> = points
         .iter()
         .zip(&x)
         .map(|(p, x)| (p.successes > 0).then(|| (*x, in_unit(p.tts_sum_ns as f64 / p.successes as f64))))
@@ -90,6 +90,7 @@ pub fn figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
         ],
         panels: vec![
             Panel {
+                title: String::new(),
                 height: 290,
                 x: x_axis.clone(),
                 y: Axis::from_zero(top * 1.05, 5.0, ""),
@@ -98,6 +99,7 @@ pub fn figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
                 layers: upper,
             },
             Panel {
+                title: String::new(),
                 height: 290,
                 x: x_axis,
                 y: y2,
