@@ -30,7 +30,7 @@ pub struct FixedWindow {
 }
 
 /// Fixed window state for one key.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FixedWindowState {
     window: u64,
     used: u64,
