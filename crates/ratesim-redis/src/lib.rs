@@ -180,6 +180,9 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     Status::Ok
 }
 
+// Not in unit tests: the module's global allocator is Redis's, which a test
+// binary does not have.
+#[cfg(not(test))]
 redis_module! {
     name: "ratesim",
     version: 100,
