@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! <key> <policy> <plan> [USER u] [WORKSPACE w] [ENDPOINT e] [AUTH 0|1]
-//!                       [TOKENS n] [COST n] [AT ns]
+//!                       [TOKENS n] [COST n] [AT ns] [RENDER 0|1]
 //! ```
 //!
 //! Options are case-insensitive and given at most once. `TOKENS` is the
@@ -11,7 +11,9 @@
 //! trace's `cost` column); both default to 0. `AUTH` defaults to 1
 //! (authenticated). `AT` is the instant in nanoseconds since the Unix epoch
 //! (at most `i64::MAX`, so replies can carry it); without it the server's
-//! clock decides.
+//! clock decides. `RENDER 0` leaves out the rendered headers and body (the
+//! reply's fields 7 and 8 are then empty and nil): the decision and its
+//! figures only, for a caller that renders responses itself.
 
 use ratesim::policy::Request;
 
@@ -56,6 +58,8 @@ pub struct Args<'a> {
     pub money: u64,
     /// `AT`, if given.
     pub at: Option<u64>,
+    /// `RENDER` (default 1): whether to render headers and body.
+    pub render: bool,
 }
 
 impl<'a> Args<'a> {
@@ -83,6 +87,17 @@ fn identity<'a>(cmd: &str, what: &str, arg: RStr) -> Result<&'a str, CmdError> {
         return Err(CmdError::err(cmd, format!("{what} is empty")));
     }
     Ok(s)
+}
+
+fn flag(cmd: &str, what: &str, expected: &str, arg: RStr) -> Result<bool, CmdError> {
+    match api::bytes(arg) {
+        b"1" => Ok(true),
+        b"0" => Ok(false),
+        other => {
+            let shown = String::from_utf8_lossy(other);
+            Err(CmdError::err(cmd, format!("{what} expects {expected}, found {shown:?}")))
+        }
+    }
 }
 
 /// A whole number of at most `max` (decimal digits only).
@@ -117,17 +132,20 @@ pub fn parse<'a>(cmd: &str, argv: &'a [RStr], fixed: usize) -> Result<(Args<'a>,
         tokens: 0,
         money: 0,
         at: None,
+        render: true,
     };
     let positional = &argv[4..4 + fixed];
     let mut seen: Vec<String> = Vec::new();
     let mut i = 4 + fixed;
     while i < argv.len() {
         let name = String::from_utf8_lossy(api::bytes(argv[i])).to_ascii_uppercase();
-        let known = ["USER", "WORKSPACE", "ENDPOINT", "AUTH", "TOKENS", "COST", "AT"];
+        let known = ["USER", "WORKSPACE", "ENDPOINT", "AUTH", "TOKENS", "COST", "AT", "RENDER"];
         if !known.contains(&name.as_str()) {
             return Err(CmdError::err(
                 cmd,
-                format!("unknown option {name:?}; options are USER, WORKSPACE, ENDPOINT, AUTH, TOKENS, COST and AT"),
+                format!(
+                    "unknown option {name:?}; options are USER, WORKSPACE, ENDPOINT, AUTH, TOKENS, COST, AT and RENDER"
+                ),
             ));
         }
         if seen.contains(&name) {
@@ -140,22 +158,12 @@ pub fn parse<'a>(cmd: &str, argv: &'a [RStr], fixed: usize) -> Result<(Args<'a>,
             "USER" => args.user = Some(identity(cmd, "USER", value)?),
             "WORKSPACE" => args.workspace = Some(identity(cmd, "WORKSPACE", value)?),
             "ENDPOINT" => args.endpoint = text(cmd, "ENDPOINT", value)?,
-            "AUTH" => {
-                args.authenticated = match api::bytes(value) {
-                    b"1" => true,
-                    b"0" => false,
-                    other => {
-                        let shown = String::from_utf8_lossy(other);
-                        return Err(CmdError::err(
-                            cmd,
-                            format!("AUTH expects 1 (authenticated) or 0, found {shown:?}"),
-                        ));
-                    }
-                }
-            }
+            "AUTH" => args.authenticated = flag(cmd, "AUTH", "1 (authenticated) or 0", value)?,
+            "RENDER" => args.render = flag(cmd, "RENDER", "1 (headers and body) or 0", value)?,
             "TOKENS" => args.tokens = number(cmd, "TOKENS", value, u64::MAX)?,
             "COST" => args.money = number(cmd, "COST", value, u64::MAX)?,
-            _ => args.at = Some(number(cmd, "AT (nanoseconds since the Unix epoch)", value, i64::MAX as u64)?),
+            "AT" => args.at = Some(number(cmd, "AT (nanoseconds since the Unix epoch)", value, i64::MAX as u64)?),
+            _ => unreachable!("every known option has an arm"),
         }
         seen.push(name);
         i += 2;

@@ -3,7 +3,7 @@
 use std::os::raw::c_int;
 use std::sync::Arc;
 
-use ratesim::policy::{render, LimitSet, PlanDecision};
+use ratesim::policy::{render, LimitSet, PlanDecision, Rendered};
 use ratesim::time::Nanos;
 use redis_module::raw;
 
@@ -106,15 +106,19 @@ pub fn check(ctx: Ctx, argv: &[RStr]) -> Result<(), CmdError> {
     if d.allowed && d.applied > 0 {
         replicate(ctx, c"RATESIM.CHECK", argv, a.at.is_some(), now);
     }
-    reply_decision(ctx, &loaded, p, &d, now);
+    reply_decision(ctx, &loaded, p, &d, now, a.render);
     Ok(())
 }
 
 /// The reply of `RATESIM.CHECK`: see the crate docs.
-fn reply_decision(ctx: Ctx, loaded: &Loaded, p: usize, d: &PlanDecision, now: Nanos) {
+fn reply_decision(ctx: Ctx, loaded: &Loaded, p: usize, d: &PlanDecision, now: Nanos, rendering: bool) {
     let plan = &loaded.policy.plans[p];
     let figures = d.denial.or(d.reported.map(|(_, r)| r));
-    let rendered = render(&loaded.policy, plan, d, now);
+    let rendered = if rendering {
+        render(&loaded.policy, plan, d, now)
+    } else {
+        Rendered { status: d.status, headers: Vec::new(), body: None }
+    };
     api::reply_array(ctx, 9);
     api::reply_int(ctx, d.allowed as i64);
     api::reply_int(ctx, d.status as i64);

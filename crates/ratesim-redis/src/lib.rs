@@ -21,7 +21,7 @@
 //!   `RATESIM.POLICY.GET name`, `RATESIM.POLICY.LIST`, `RATESIM.POLICY.DEL
 //!   name` read, list and unload.
 //! - `RATESIM.CHECK key policy plan [USER u] [WORKSPACE w] [ENDPOINT e]
-//!   [AUTH 0|1] [TOKENS n] [COST n] [AT ns]` decides one request against
+//!   [AUTH 0|1] [TOKENS n] [COST n] [AT ns] [RENDER 0|1]` decides one request against
 //!   every limit of the plan that applies to it, atomically: admitted only
 //!   if every limit admits, and then committed on each; a denial consumes
 //!   nothing anywhere (see the `args` module for the options; `COST` is money in
@@ -35,8 +35,9 @@
 //!      if none, or never);
 //!   6. for a denial, the exact wait in nanoseconds until the same request
 //!      would be admitted (nil when admitted, unknown or never);
-//!   7. the rendered headers as a flat array: name, value, name, value...;
-//!   8. the rendered JSON body of a denial, or nil;
+//!   7. the rendered headers as a flat array: name, value, name, value...
+//!      (empty with `RENDER 0`);
+//!   8. the rendered JSON body of a denial, or nil (nil with `RENDER 0`);
 //!   9. the completion ticket, or nil: text to hand to `RATESIM.COMPLETE`
 //!      when the request finishes (concurrency permits, budget reservations).
 //!
