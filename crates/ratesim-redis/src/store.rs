@@ -239,3 +239,19 @@ impl<'k> StateStore<&'k str> for RedisStore<'_> {
         f(&mut states)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::hash_tag;
+
+    #[test]
+    fn hash_tags_are_read_as_redis_cluster_reads_them() {
+        assert_eq!(hash_tag("{acme}key-1"), Some("acme"));
+        assert_eq!(hash_tag("key{acme}"), Some("acme"));
+        assert_eq!(hash_tag("{a}{b}"), Some("a"));
+        assert_eq!(hash_tag("{}key"), None);
+        assert_eq!(hash_tag("key-1"), None);
+        assert_eq!(hash_tag("{open"), None);
+        assert_eq!(hash_tag("close}{"), None);
+    }
+}

@@ -56,3 +56,24 @@ pub fn decode(text: &str, limits: usize) -> Result<Tickets, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{decode, encode};
+    use ratesim::engines::{Permit, Ticket};
+    use ratesim::policy::Tickets;
+
+    #[test]
+    fn tickets_round_trip_through_their_text() {
+        let mut t = Tickets::default();
+        t.push(2, Ticket::Permit(Permit { expires: u64::MAX, id: 1_767_225_600_000_000_000 }));
+        t.push(5, Ticket::Reservation { period: 20_454, amount: 100 });
+        let text = encode(&t).unwrap();
+        assert_eq!(text, "2:p:18446744073709551615:1767225600000000000,5:r:20454:100");
+        assert_eq!(decode(&text, 6).unwrap(), t);
+        assert_eq!(encode(&Tickets::default()), None);
+        assert!(decode(&text, 5).unwrap_err().contains("no limit 5"));
+        assert!(decode("", 6).is_err());
+        assert!(decode("1:p:2", 6).is_err());
+    }
+}

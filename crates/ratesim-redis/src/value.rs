@@ -332,3 +332,85 @@ unsafe extern "C" fn aux_load(io: *mut raw::RedisModuleIO, encver: c_int, _when:
     }
     raw::REDISMODULE_OK as c_int
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Entry, StateValue};
+    use ratesim::policy;
+
+    /// One state of every engine, after a few requests, and its encoding.
+    fn sample() -> StateValue {
+        let p = policy::parse(
+            r#"
+provider = "Golden"
+[[plan]]
+name = "p"
+[[plan.limit]]
+id = "g"
+algorithm = "gcra"
+rate = "7/s"
+burst = 3
+[[plan.limit]]
+id = "fw"
+algorithm = "fixed-window"
+rate = "10/min"
+[[plan.limit]]
+id = "sl"
+algorithm = "sliding-log"
+limit = 5
+period = "1h"
+[[plan.limit]]
+id = "sc"
+algorithm = "sliding-counter"
+rate = "10/min"
+[[plan.limit]]
+id = "c"
+algorithm = "concurrency"
+max = 3
+lease = "30s"
+[[plan.limit]]
+id = "b"
+algorithm = "budget"
+unit = "tokens"
+limit = 1000
+period = "1h"
+reserve = 10
+"#,
+            "golden.toml",
+        )
+        .unwrap();
+        let t0 = 1_767_225_600_000_000_000;
+        let mut entries = Vec::new();
+        for (i, limit) in p.plans[0].limits.iter().enumerate() {
+            let mut state = limit.engine.new_state();
+            for k in 0..3u64 {
+                let (_, ticket) = limit.engine.acquire(&mut state, t0 + k * 150_000_000, 1 + k);
+                limit.engine.complete(&mut state, t0 + k * 200_000_000, ticket, 40 + k);
+            }
+            entries.push(Entry { fingerprint: 0x0102_0304_0506_0700 + i as u64, state });
+        }
+        StateValue { entries }
+    }
+
+    /// The encoding is what RDB files and AOF rewrites hold: a change must
+    /// come with a new `ENCODING_VERSION` (and a loader for the old one).
+    #[test]
+    fn the_encoding_of_every_engine_state_is_stable() {
+        let bytes = sample().encode();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, GOLDEN, "the state encoding changed: bump ENCODING_VERSION, keep a loader for version 1");
+        assert_eq!(StateValue::decode(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn malformed_bytes_are_refused() {
+        let bytes = sample().encode();
+        assert!(StateValue::decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(StateValue::decode(&longer).unwrap_err().contains("1 unexpected bytes"));
+        assert!(StateValue::decode(&[0xff, 0xff]).is_err());
+    }
+
+    const GOLDEN: &str = "06808e98a8c0e080810100809d85bde387c8d6ab01818e98a8c0e080810101c0db850e06828e98a8c0e080810102028080e8ef9eca9cc3180180a3abb79fca9cc3180203838e98a8c0e080810103c0db850e0006848e98a8c0e0808101040081c6eefe9fca9cc31800858e98a8c0e08081010500007b00038080e8ef9eca9cc31828808497cf9fca9cc318298088c6aea0ca9cc3182a";
+}

@@ -109,7 +109,10 @@ fn a_hung_redis_times_out_into_the_fail_mode() {
     let d = l.check(&Request::new("key-1"));
     let waited = t.elapsed();
     assert!(d.fallback.is_some() && !d.allowed && d.status == 503, "{d:?}");
-    assert!(waited >= Duration::from_millis(90) && waited < Duration::from_secs(2), "the timeout bounds the wait: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(90) && waited < Duration::from_secs(2),
+        "the timeout bounds the wait: {waited:?}"
+    );
     assert!(server.peer.signal_and_wait(libc::SIGCONT, Duration::from_millis(100)).is_none());
     let (fallbacks, _) = run_until(&l, |d| d.fallback.is_none());
     assert!(fallbacks < 200, "back within the retry interval: {fallbacks} fallbacks");
@@ -128,7 +131,10 @@ fn a_wrong_plan_or_policy_is_refused_up_front() {
         "redis://127.0.0.1:1/",
         "client",
         "pro",
-        RedisLimiterConfig { policy_toml: Some(POLICY.replace("burst = 1000", "burst = 0")), ..RedisLimiterConfig::default() },
+        RedisLimiterConfig {
+            policy_toml: Some(POLICY.replace("burst = 1000", "burst = 0")),
+            ..RedisLimiterConfig::default()
+        },
     );
     assert!(bad_policy.unwrap_err().starts_with("client:9:9: plan \"pro\" > limit \"rpm\" > burst"));
     assert!(RedisLimiter::new("http://nope", "client", "pro", RedisLimiterConfig::default()).is_err());

@@ -146,10 +146,7 @@ fn a_three_node_cluster_decides_each_owner_in_its_slot() {
     // No tag: refused by the module on the node that owns the identity.
     let untagged = ["RATESIM.CHECK", "key-9", "cl", "pro", "AT", at];
     let errors: Vec<String> = conns.iter_mut().filter_map(|c| cmd(c, &untagged).err()).map(|e| e.to_string()).collect();
-    assert!(
-        errors.iter().any(|e| e.contains("every identity needs a hash tag naming its scope owner")),
-        "{errors:?}"
-    );
+    assert!(errors.iter().any(|e| e.contains("every identity needs a hash tag naming its scope owner")), "{errors:?}");
     // A global limit: refused.
     let global = ["RATESIM.CHECK", "{acme}key-1", "cl", "global", "AT", at];
     let errors: Vec<String> = conns.iter_mut().filter_map(|c| cmd(c, &global).err()).map(|e| e.to_string()).collect();
