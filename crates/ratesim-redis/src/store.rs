@@ -175,6 +175,11 @@ impl<'r> RedisStore<'r> {
             }
             let value = slot.value();
             value.retain_current(&self.info.fingerprints);
+            if value.entries.capacity() > value.entries.len() {
+                // A key lives long: keep exactly its states (a first push
+                // reserves room for four).
+                value.entries.shrink_to_fit();
+            }
             let ttl = value::expiry(value, self.plan, &self.info.fingerprints, now, IDLE_GRACE);
             // SAFETY: writes to the open key: the new value (ownership passes
             // to Redis), its TTL, the modification signal.
