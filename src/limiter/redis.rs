@@ -115,6 +115,9 @@ pub struct RedisDecision {
     pub body: Option<String>,
     /// The completion ticket, when permits or budgets await completion.
     pub ticket: Option<String>,
+    /// For an admission, how long to hold the request before serving it
+    /// (nginx `limit_req` delays); 0 otherwise.
+    pub delay_ns: Nanos,
     /// `Some(why)` when this is the fail mode's answer, not Redis's.
     pub fallback: Option<String>,
 }
@@ -122,9 +125,9 @@ pub struct RedisDecision {
 impl RedisDecision {
     /// Reads a `RATESIM.CHECK` reply.
     pub fn from_reply(v: &Value) -> Result<RedisDecision, String> {
-        let Value::Array(items) = v else { return Err(format!("expected an array of 9, got {v:?}")) };
-        let [allowed, status, limit, remaining, reset, retry, headers, body, ticket] = &items[..] else {
-            return Err(format!("expected an array of 9, got {} items", items.len()));
+        let Value::Array(items) = v else { return Err(format!("expected an array of 10, got {v:?}")) };
+        let [allowed, status, limit, remaining, reset, retry, headers, body, ticket, delay] = &items[..] else {
+            return Err(format!("expected an array of 10, got {} items", items.len()));
         };
         let int = |v: &Value, what: &str| match v {
             Value::Int(i) if *i >= 0 => Ok(*i as u64),
@@ -160,6 +163,7 @@ impl RedisDecision {
             headers,
             body: opt_text(body, "body")?,
             ticket: opt_text(ticket, "ticket")?,
+            delay_ns: int(delay, "delay")?,
             fallback: None,
         })
     }
@@ -190,6 +194,7 @@ impl RedisDecision {
             headers,
             body,
             ticket: None,
+            delay_ns: 0,
             fallback: Some(why),
         }
     }

@@ -44,12 +44,18 @@ pub enum BudgetPeriodSpec {
 pub enum Algo {
     /// `rate = "count/{period}s"`, `burst`.
     Gcra { count: u64, period: u64, burst: u64 },
-    /// `rate = "limit/{period}s"`.
-    FixedWindow { limit: u64, period: u64 },
-    /// `limit`, `period = "{period}s"`.
-    SlidingLog { limit: u64, period: u64 },
-    /// `rate = "limit/{period}s"`.
-    SlidingCounter { limit: u64, period: u64 },
+    /// `rate = "limit/{period}s"`; `counting`: 0 textbook, 1
+    /// `count_denied = true`, 2 `dialect = "python-limits"`, 3
+    /// `dialect = "redis-incr-expire"` (the last three count denials).
+    FixedWindow { limit: u64, period: u64, counting: u8 },
+    /// `limit`, `period = "{period}s"`; `python`: the python-limits dialect.
+    SlidingLog { limit: u64, period: u64, python: bool },
+    /// `rate = "limit/{period}s"`; `python`: the python-limits dialect.
+    SlidingCounter { limit: u64, period: u64, python: bool },
+    /// `algorithm = "token-bucket-steps"`, `rate = "count/{period}s"`, `burst = max`.
+    Steps { count: u64, period: u64, max: u64 },
+    /// `dialect = "nginx"`, `rate = "count/s"`, `burst`, `delay` (`None`: nodelay).
+    Nginx { count: u64, burst: u64, delay: Option<u64> },
     /// `max`, optional `lease = "{lease}s"`.
     Concurrency { max: u64, lease: Option<u64> },
     /// Requests budget with a fixed reservation.
@@ -60,6 +66,8 @@ impl Algo {
     pub fn capacity(self) -> u64 {
         match self {
             Algo::Gcra { burst, .. } => burst,
+            Algo::Steps { max, .. } => max,
+            Algo::Nginx { burst, .. } => burst + 1,
             Algo::FixedWindow { limit, .. }
             | Algo::SlidingLog { limit, .. }
             | Algo::SlidingCounter { limit, .. }
@@ -150,16 +158,40 @@ impl LimitSpec {
                 t.push_str(&format!("algorithm = \"gcra\"\nrate = \"{count}/{period}s\"\nburst = {burst}\n"));
                 costs(&mut t);
             }
-            Algo::FixedWindow { limit, period } => {
+            Algo::FixedWindow { limit, period, counting } => {
                 t.push_str(&format!("algorithm = \"fixed-window\"\nrate = \"{limit}/{period}s\"\n"));
+                t.push_str(
+                    ["", "count_denied = true\n", "dialect = \"python-limits\"\n", "dialect = \"redis-incr-expire\"\n"]
+                        [counting as usize],
+                );
                 costs(&mut t);
             }
-            Algo::SlidingLog { limit, period } => {
+            Algo::SlidingLog { limit, period, python } => {
                 t.push_str(&format!("algorithm = \"sliding-log\"\nlimit = {limit}\nperiod = \"{period}s\"\n"));
+                if python {
+                    t.push_str("dialect = \"python-limits\"\n");
+                }
                 costs(&mut t);
             }
-            Algo::SlidingCounter { limit, period } => {
+            Algo::SlidingCounter { limit, period, python } => {
                 t.push_str(&format!("algorithm = \"sliding-counter\"\nrate = \"{limit}/{period}s\"\n"));
+                if python {
+                    t.push_str("dialect = \"python-limits\"\n");
+                }
+                costs(&mut t);
+            }
+            Algo::Steps { count, period, max } => {
+                t.push_str(&format!(
+                    "algorithm = \"token-bucket-steps\"\nrate = \"{count}/{period}s\"\nburst = {max}\n"
+                ));
+                costs(&mut t);
+            }
+            Algo::Nginx { count, burst, delay } => {
+                t.push_str(&format!("dialect = \"nginx\"\nrate = \"{count}/s\"\nburst = {burst}\n"));
+                match delay {
+                    Some(k) => t.push_str(&format!("delay = {k}\n")),
+                    None => t.push_str("nodelay = true\n"),
+                }
                 costs(&mut t);
             }
             Algo::Concurrency { max, lease } => {
@@ -198,9 +230,24 @@ pub fn algo() -> impl Strategy<Value = Algo> {
     let period = prop_oneof![Just(10u64), Just(5), 1..=20u64];
     prop_oneof![
         (1..=7u64, period.clone(), 1..=5u64).prop_map(|(count, period, burst)| Algo::Gcra { count, period, burst }),
-        (1..=6u64, period.clone()).prop_map(|(limit, period)| Algo::FixedWindow { limit, period }),
-        (1..=6u64, period.clone()).prop_map(|(limit, period)| Algo::SlidingLog { limit, period }),
-        (1..=6u64, period).prop_map(|(limit, period)| Algo::SlidingCounter { limit, period }),
+        (1..=6u64, period.clone(), prop_oneof![2 => Just(0u8), 1 => 1..=3u8])
+            .prop_map(|(limit, period, counting)| Algo::FixedWindow { limit, period, counting }),
+        (1..=6u64, period.clone(), any::<bool>()).prop_map(|(limit, period, python)| Algo::SlidingLog {
+            limit,
+            period,
+            python
+        }),
+        (1..=6u64, period.clone(), any::<bool>()).prop_map(|(limit, period, python)| Algo::SlidingCounter {
+            limit,
+            period,
+            python
+        }),
+        (1..=4u64, period, 1..=6u64).prop_map(|(count, period, max)| Algo::Steps { count, period, max }),
+        (1..=5u64, 0..=4u64, prop::option::of(0..=3u64)).prop_map(|(count, burst, delay)| Algo::Nginx {
+            count,
+            burst,
+            delay
+        }),
         (1..=3u64, prop::option::of(prop_oneof![Just(3u64), Just(7), 1..=15u64]))
             .prop_map(|(max, lease)| Algo::Concurrency { max, lease }),
         (2..=8u64, 0..=2u64, prop_oneof![Just(BudgetPeriodSpec::Day), (5..=30u64).prop_map(BudgetPeriodSpec::Rolling)])

@@ -3,7 +3,7 @@
 use std::os::raw::c_int;
 use std::sync::Arc;
 
-use ratesim::policy::{render, LimitSet, PlanDecision, Rendered};
+use ratesim::policy::{limits_in, render, LimitSet, PlanDecision, Rendered};
 use ratesim::time::Nanos;
 use redis_module::raw;
 
@@ -99,11 +99,16 @@ pub fn check(ctx: Ctx, argv: &[RStr]) -> Result<(), CmdError> {
             applicable |= 1 << i;
         }
     }
+    // A denial changes state only where a limit counts denied requests
+    // (the INCR-then-compare dialects): then it is written and replicated
+    // like an admission.
+    let counts_denials = limits_in(applicable).any(|i| plan.limits[i].engine.counts_denied());
     let mut store = RedisStore::open(ctx, plan, &loaded.plans[p], &req, applicable, CMD)?;
     let d = plan.check(&mut store, now, &req);
-    store.finish(d.allowed, now);
+    let changed = d.applied > 0 && (d.allowed || counts_denials);
+    store.finish(changed, now);
     drop(store);
-    if d.allowed && d.applied > 0 {
+    if changed {
         replicate(ctx, c"RATESIM.CHECK", argv, a.at.is_some(), now);
     }
     reply_decision(ctx, &loaded, p, &d, now, a.render);
@@ -119,7 +124,7 @@ fn reply_decision(ctx: Ctx, loaded: &Loaded, p: usize, d: &PlanDecision, now: Na
     } else {
         Rendered { status: d.status, headers: Vec::new(), body: None }
     };
-    api::reply_array(ctx, 9);
+    api::reply_array(ctx, 10);
     api::reply_int(ctx, d.allowed as i64);
     api::reply_int(ctx, d.status as i64);
     api::reply_opt_bulk(ctx, d.denied_by.map(|i| plan.limits[i].id.as_bytes()));
@@ -133,6 +138,7 @@ fn reply_decision(ctx: Ctx, loaded: &Loaded, p: usize, d: &PlanDecision, now: Na
     }
     api::reply_opt_bulk(ctx, rendered.body.as_deref().map(str::as_bytes));
     api::reply_opt_bulk(ctx, ticket::encode(&d.tickets).as_deref().map(str::as_bytes));
+    api::reply_u64(ctx, d.delay);
 }
 
 /// `RATESIM.COMPLETE key policy plan ticket [options]`.

@@ -25,7 +25,7 @@
 //!   every limit of the plan that applies to it, atomically: admitted only
 //!   if every limit admits, and then committed on each; a denial consumes
 //!   nothing anywhere (see the `args` module for the options; `COST` is money in
-//!   minor units). It answers an array of nine:
+//!   minor units). It answers an array of ten:
 //!   1. `1` admitted, `0` denied;
 //!   2. the HTTP status: 200, or the binding limit's (429, 402...);
 //!   3. the binding limit's id, or nil when admitted;
@@ -39,7 +39,9 @@
 //!      (empty with `RENDER 0`);
 //!   8. the rendered JSON body of a denial, or nil (nil with `RENDER 0`);
 //!   9. the completion ticket, or nil: text to hand to `RATESIM.COMPLETE`
-//!      when the request finishes (concurrency permits, budget reservations).
+//!      when the request finishes (concurrency permits, budget reservations);
+//!   10. for an admission, how long to hold the request before serving it,
+//!      in nanoseconds (nginx `limit_req` delays); 0 otherwise.
 //!
 //!   Fields 3 to 6 are those of `ratesim run --decisions` (with absolute
 //!   instants); 7 and 8 are exactly what the in-process limiter's
@@ -78,7 +80,10 @@
 //! 10,000 entries would otherwise be sent again on every request). A denial
 //! changes nothing (the composition's guarantee) and is not replicated:
 //! under a flood of 429s, replication and the AOF grow with admitted
-//! traffic only. The states a denial looked at may have forgotten entries
+//! traffic only (except where a limit counts denied requests, the
+//! `INCR`-then-compare dialects: such a denial changes its counters and is
+//! written and replicated like an admission). The states a denial looked at
+//! may have forgotten entries
 //! that expired; no later decision can tell the difference, and
 //! `RATESIM.STATE` compares equal. Policy loads are replicated as called.
 //!

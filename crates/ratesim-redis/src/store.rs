@@ -9,10 +9,12 @@
 //! is atomic: across limits, keys and scopes, and against every other
 //! client.
 //!
-//! A denial writes nothing: keys that did not exist are not created, and
-//! entries added for it to an existing key are removed again; the states it
-//! looked at may only have forgotten what expired by `now`, which no later
-//! decision can tell (the plan's atomic composition guarantees the rest).
+//! A denial writes nothing (unless a limit counts denied requests, see
+//! `Engine::counts_denied`; then it is written like an admission): keys
+//! that did not exist are not created, and entries added for it to an
+//! existing key are removed again; the states it looked at may only have
+//! forgotten what expired by `now`, which no later decision can tell (the
+//! plan's atomic composition guarantees the rest).
 
 use ratesim::limiter::IDLE_GRACE;
 use ratesim::policy::{limits_in, no_states, LimitSet, Plan, Request, StateStore, States, MAX_LIMITS_PER_PLAN};

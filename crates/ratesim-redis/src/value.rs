@@ -375,6 +375,17 @@ unit = "tokens"
 limit = 1000
 period = "1h"
 reserve = 10
+[[plan.limit]]
+id = "steps"
+algorithm = "token-bucket-steps"
+rate = "10/s"
+burst = 5
+[[plan.limit]]
+id = "nginx"
+dialect = "nginx"
+rate = "5/s"
+burst = 3
+delay = 1
 "#,
             "golden.toml",
         )
@@ -412,5 +423,5 @@ reserve = 10
         assert!(StateValue::decode(&[0xff, 0xff]).is_err());
     }
 
-    const GOLDEN: &str = "06808e98a8c0e080810100809d85bde387c8d6ab01818e98a8c0e080810101c0db850e06828e98a8c0e080810102028080e8ef9eca9cc3180180a3abb79fca9cc3180203838e98a8c0e080810103c0db850e0006848e98a8c0e0808101040081c6eefe9fca9cc31800858e98a8c0e08081010500007b00038080e8ef9eca9cc31828808497cf9fca9cc318298088c6aea0ca9cc3182a";
+    const GOLDEN: &str = "08808e98a8c0e080810100809d85bde387c8d6ab01818e98a8c0e080810101c0db850e06828e98a8c0e080810102028080e8ef9eca9cc3180180a3abb79fca9cc3180203838e98a8c0e080810103c0db850e0006848e98a8c0e0808101040081c6eefe9fca9cc31800858e98a8c0e08081010500007b00038080e8ef9eca9cc31828808497cf9fca9cc318298088c6aea0ca9cc3182a868e98a8c0e0808101060380f2d6ca06878e98a8c0e080810107e20997d1eab6b733";
 }

@@ -99,6 +99,7 @@ fn expected(policy: &Policy, plan: usize, d: &PlanDecision, now: Nanos) -> Redis
         headers: r.headers,
         body: r.body,
         ticket: ticket_text(&d.tickets),
+        delay_ns: d.delay,
         fallback: None,
     }
 }
