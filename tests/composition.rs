@@ -55,13 +55,12 @@ use common::config;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
 use ratesim::engines::{Decision, Engine, Retry, Ticket};
 use ratesim::policy::{self, Plan, PlanDecision, Request};
-use ratesim::time::{Nanos, DAY, SECOND};
+use ratesim::time::{Nanos, SECOND};
 
 type TestResult = Result<(), TestCaseError>;
 

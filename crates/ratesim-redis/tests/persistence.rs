@@ -278,3 +278,48 @@ scope = "global"
     let d = check(&mut c, &["k", "exp", "p", "AT", &next_day]);
     assert_eq!((d.allowed, d.remaining), (true, Some(4)), "a new day: {d:?}");
 }
+
+#[test]
+fn denials_that_count_are_written_and_replicated() {
+    // A counter that counts denied requests too (`INCR` then compare): a
+    // denial changes it, so it must reach the replica like an admission.
+    let policy = r#"
+provider = "Counting"
+[[plan]]
+name = "p"
+[[plan.limit]]
+id = "minute"
+algorithm = "fixed-window"
+rate = "3/min"
+count_denied = true
+"#;
+    let dir = TempDir::new("counting");
+    let primary = Server::start(&dir.0, &[]);
+    let mut p = primary.conn();
+    load_policy(&mut p, "count", policy);
+    let replica_dir = TempDir::new("counting-r");
+    let replica = Server::start(&replica_dir.0, &["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut r = replica.conn();
+    wait_until("the replica's sync", || info(&mut r, "replication").contains("master_link_status:up"));
+    let at = T0.to_string();
+    let admitted = (0..10).filter(|_| check(&mut p, &["fresh", "count", "p", "AT", &at]).allowed).count();
+    assert_eq!(admitted, 3);
+    // On the server's clock too (replicated with the instant used).
+    let live = (0..10).filter(|_| check(&mut p, &["live", "count", "p"]).allowed).count();
+    assert!((3..=6).contains(&live), "3 per clock minute: {live}");
+    let synced: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut p).unwrap();
+    assert_eq!(synced, 1);
+    // The live states compared at the primary's clock now.
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut p).unwrap();
+    let now = (secs * 1_000_000 + micros) * 1_000;
+    for (id, at) in [("fresh", T0), ("live", now)] {
+        let state = |c: &mut redis::Connection| -> Value {
+            redis::cmd("RATESIM.STATE").arg(id).arg("count").arg("p").arg("AT").arg(at).query(c).unwrap()
+        };
+        let on_primary = state(&mut p);
+        if id == "fresh" {
+            assert!(format!("{on_primary:?}").contains("used: 10"), "ten counted: {on_primary:?}");
+        }
+        assert_eq!(state(&mut r), on_primary, "{id} on the replica");
+    }
+}
