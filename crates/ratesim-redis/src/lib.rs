@@ -41,7 +41,7 @@
 //!   9. the completion ticket, or nil: text to hand to `RATESIM.COMPLETE`
 //!      when the request finishes (concurrency permits, budget reservations);
 //!   10. for an admission, how long to hold the request before serving it,
-//!      in nanoseconds (nginx `limit_req` delays); 0 otherwise.
+//!       in nanoseconds (nginx `limit_req` delays); 0 otherwise.
 //!
 //!   Fields 3 to 6 are those of `ratesim run --decisions` (with absolute
 //!   instants); 7 and 8 are exactly what the in-process limiter's
