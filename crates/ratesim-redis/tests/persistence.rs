@@ -172,7 +172,7 @@ fn restart_and_compare(server: Server, dir: &std::path::Path, extra: &[&str], at
     let again = Server::start_on(port, dir, extra);
     let mut c = again.conn();
     // It listens while it still loads the snapshot or the AOF.
-    wait_until("the data to load", || info(&mut c, "persistence").contains("loading:0"));
+    wait_until("the data to load", || info(&mut c, "persistence").lines().any(|l| l == "loading:0"));
     let policies: Vec<String> = redis::cmd("RATESIM.POLICY.LIST").query(&mut c).unwrap();
     assert_eq!(policies.len(), 1, "the policy came back");
     assert_eq!(states(&mut c, at), before, "states after the restart");
