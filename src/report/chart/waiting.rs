@@ -61,7 +61,7 @@ pub fn figure(ctx: &RunContext<'_>, series: &RunSeries) -> Figure {
         .map(|(p, x)| (p.successes > 0).then(|| (*x, in_unit(p.tts_sum_ns as f64 / p.successes as f64))))
         .collect();
     let max: Vec<Option<(f64, f64)>> =
-        s.points.iter().zip(&x).map(|(p, x)| (p.successes > 0).then(|| (*x, in_unit(p.tts_max_ns as f64)))).collect();
+        points.iter().zip(&x).map(|(p, x)| (p.successes > 0).then(|| (*x, in_unit(p.tts_max_ns as f64)))).collect();
     let mut lower = broken_line(&max, colour::tint(colour::RETRIES, 0.3), 1);
     lower.extend(broken_line(&mean, colour::RETRIES, 2));
     let sm = ctx.summary;
