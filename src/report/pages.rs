@@ -46,14 +46,12 @@ pub fn run_page(p: RunPage<'_>) -> Page {
         ("ratesim".to_string(), i.version.clone()),
     ];
     setup.retain(|(_, v)| !v.is_empty());
-    let charts =
-        p.charts.into_iter().map(|c| Block::Chart { figure: Box::new(c.figure), caption: c.caption }).collect();
     Page {
         title: format!("ratesim run: {} {} · client {}", i.provider, i.plan, i.client),
         lead: format!("trace {} · seed {} · start {}", i.trace, i.seed, i.start),
         sections: vec![
             Section { heading: "Summary".into(), blocks: vec![Block::Pre(p.summary_text.to_string())] },
-            Section { heading: "Charts".into(), blocks: charts },
+            charts_section("Charts", p.charts),
             Section {
                 heading: "What was simulated".into(),
                 blocks: vec![
@@ -64,13 +62,7 @@ pub fn run_page(p: RunPage<'_>) -> Page {
                     Block::Pre(p.trace_text.to_string()),
                 ],
             },
-            Section {
-                heading: "Reproduce".into(),
-                blocks: vec![
-                    Block::Para("From the same directory, with the same files:".into()),
-                    Block::Pre(shell_line(p.command)),
-                ],
-            },
+            reproduce_section("From the same directory, with the same files:", p.command),
         ],
     }
 }
@@ -121,8 +113,6 @@ pub fn sweep_page(p: SweepPage<'_>) -> Page {
         .iter()
         .map(|c| (c.clone(), crate::client::ClientSpec::parse(c).map(|s| s.describe()).unwrap_or_default()))
         .collect();
-    let charts =
-        p.charts.into_iter().map(|c| Block::Chart { figure: Box::new(c.figure), caption: c.caption }).collect();
     Page {
         title: format!(
             "ratesim sweep: {} · {} scenarios",
@@ -132,7 +122,7 @@ pub fn sweep_page(p: SweepPage<'_>) -> Page {
         lead: format!("trace {} · plans {} · clients {}", d.trace.path, list(&d.plans), d.clients.join("; ")),
         sections: vec![
             Section { heading: "Results".into(), blocks: vec![Block::Pre(p.table_text.to_string())] },
-            Section { heading: "Charts".into(), blocks: charts },
+            charts_section("Charts", p.charts),
             Section {
                 heading: "What was simulated".into(),
                 blocks: vec![
@@ -145,13 +135,7 @@ pub fn sweep_page(p: SweepPage<'_>) -> Page {
                     Block::Pre(p.trace_text.to_string()),
                 ],
             },
-            Section {
-                heading: "Reproduce".into(),
-                blocks: vec![
-                    Block::Para("From the same directory, with the same files (their SHA-256 above):".into()),
-                    Block::Pre(shell_line(p.command)),
-                ],
-            },
+            reproduce_section("From the same directory, with the same files (their SHA-256 above):", p.command),
         ],
     }
 }
@@ -176,14 +160,12 @@ pub struct SolvePage<'a> {
 
 /// The page of a solve.
 pub fn solve_page(p: SolvePage<'_>) -> Page {
-    let charts =
-        p.charts.into_iter().map(|c| Block::Chart { figure: Box::new(c.figure), caption: c.caption }).collect();
     Page {
         title: format!("ratesim solve: {}", p.heading),
         lead: String::new(),
         sections: vec![
             Section { heading: "Search and answer".into(), blocks: vec![Block::Pre(p.search_text.to_string())] },
-            Section { heading: "Chart".into(), blocks: charts },
+            charts_section("Chart", p.charts),
             Section {
                 heading: "What was simulated".into(),
                 blocks: vec![
@@ -194,12 +176,20 @@ pub fn solve_page(p: SolvePage<'_>) -> Page {
                     Block::Pre(p.trace_text.to_string()),
                 ],
             },
-            Section {
-                heading: "Reproduce".into(),
-                blocks: vec![Block::Para("From the same directory:".into()), Block::Pre(shell_line(p.command))],
-            },
+            reproduce_section("From the same directory:", p.command),
         ],
     }
+}
+
+/// A section of charts with their captions.
+fn charts_section(heading: &str, charts: Vec<Captioned>) -> Section {
+    let blocks = charts.into_iter().map(|c| Block::Chart { figure: Box::new(c.figure), caption: c.caption }).collect();
+    Section { heading: heading.into(), blocks }
+}
+
+/// The "Reproduce" section: `note`, then the command line.
+fn reproduce_section(note: &str, command: &[String]) -> Section {
+    Section { heading: "Reproduce".into(), blocks: vec![Block::Para(note.into()), Block::Pre(shell_line(command))] }
 }
 
 /// The trace in words for the report: a spec's own text (it says what
