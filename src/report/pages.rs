@@ -1,5 +1,5 @@
 //! The report pages of `run` (and, with [`crate::whatif`], of `sweep` and
-//! `solve`): what goes on each, as an [`html::Page`].
+//! `solve`): what goes on each, as an [`super::html::Page`].
 
 use std::path::Path;
 

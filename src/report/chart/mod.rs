@@ -2,9 +2,9 @@
 //!
 //! Each chart is built as plain data, a [`Figure`] (title, notes, legend,
 //! panels of layers), by a function of the results, and drawn with plotters
-//! by [`render`]: to SVG by this module's own backend ([`svg`]: text as
+//! by [`render`]: to SVG by this module's own backend (`svg`: text as
 //! outlines of the bundled DejaVu Sans, so every viewer shows the same
-//! picture), or to PNG ([`png`]: plotters' bitmap backend, with the same
+//! picture), or to PNG (`png`: plotters' bitmap backend, with the same
 //! text). Every chart has an opaque white background, a title saying what
 //! was simulated, axes with units and a legend above the panels, where it
 //! covers no data.

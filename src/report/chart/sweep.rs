@@ -7,11 +7,13 @@
 //! otherwise; and the time-to-success distribution of the first seed of
 //! the first points. It then draws:
 //!
-//! - [`load`]: success, the denial rate of each status the plans answer,
+//! - [`SweepCharts::load`]: success, the denial rate of each status the plans answer,
 //!   and retry amplification against the swept numeric axis (the offered
 //!   load of `--scale`, else a numeric `--set` axis, else `--scale-keys`),
 //!   one line per plan, client or other combination, with 95% bands;
-//! - [`heatmap`]: a metric over two swept axes, each cell annotated;
+//! - [`SweepCharts::heatmap`]: a metric over two swept axes, each cell annotated;
+//! - with 2 to [`MAX_STORMS`] points, their retry storms side by side
+//!   ([`super::storm::comparison`]);
 //! - the time-to-success CDF, one line per point ([`super::cdf`]).
 
 use std::collections::BTreeMap;
