@@ -50,7 +50,12 @@ fn valid_name(n: &str) -> bool {
 /// Reads and checks the manifest at `path`.
 pub fn load(path: &Path) -> Result<Manifest, String> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the gallery manifest {}: {e}", path.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot read the gallery manifest {}: {e} (run `ratesim gallery` from the repository root, or pass --manifest)",
+                path.display()
+            )
+        })?;
     let m: Manifest = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut seen = std::collections::BTreeSet::new();
     for (i, e) in m.chart.iter().enumerate() {
