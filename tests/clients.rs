@@ -177,3 +177,149 @@ fn batching_carries_items_in_fewer_requests() {
     assert_eq!((a.items, a.items_delivered), (100, 10));
     assert_eq!((b.items, b.items_delivered), (100, 100));
 }
+
+// ---- Retry headers end to end: the policy renders, the client reads ----
+
+/// One limit with `[response]` options, `extra` added to the limit.
+fn with_response(response: &str, limit: &str) -> Policy {
+    policy(&format!(
+        "provider = \"t\"\n[response]\n{response}\n[[plan]]\nname = \"p\"\n[[plan.limit]]\nid = \"l\"\n{limit}\n"
+    ))
+}
+
+/// Attempt instants (ns since the trace start) of `rows` under `client`.
+fn attempt_times(p: &Policy, rows: Vec<TraceRow>, client: &str) -> Vec<u64> {
+    let mut times = Times(Vec::new());
+    run_with(p, rows, client, &mut times);
+    times.0
+}
+
+const GCRA_10: &str = "algorithm = \"gcra\"\nrate = \"10/s\"\nburst = 1";
+
+#[test]
+fn fractional_retry_after_and_retry_after_ms_reach_the_client() {
+    // Two requests at once against 10/s, burst 1: the second may go 100 ms
+    // later. Whole seconds round that up to 1 s; the SDK reads the rest.
+    let two = || vec![row(0, "k"), row(0, "k")];
+    let seconds = with_response("", GCRA_10);
+    assert_eq!(attempt_times(&seconds, two(), "openai-python"), [0, 0, SECOND]);
+    let fractional = with_response("retry_after_format = \"fractional\"", GCRA_10);
+    assert_eq!(attempt_times(&fractional, two(), "openai-python"), [0, 0, 100 * MILLISECOND]);
+    // retry-after-ms is read first by the OpenAI SDKs; a client reading
+    // only Retry-After still waits the whole second.
+    let ms = with_response("retry_after_ms = true", GCRA_10);
+    assert_eq!(attempt_times(&ms, two(), "openai-node"), [0, 0, 100 * MILLISECOND]);
+    assert_eq!(attempt_times(&ms, two(), "exp-full-jitter"), [0, 0, SECOND]);
+    // urllib3 cannot read a fractional Retry-After: the request fails.
+    let s = run(&fractional, two(), "urllib3-default");
+    assert_eq!((s.attempts, s.give_ups), (2, 1));
+}
+
+#[test]
+fn a_zero_retry_after_is_immediate_for_node_and_backoff_for_python() {
+    // Seconds rounded down: the 100 ms wait is sent as `Retry-After: 0`.
+    let p = with_response("retry_after_format = \"seconds-floor\"", GCRA_10);
+    let two = || vec![row(0, "k"), row(0, "k")];
+    // openai-node retries at once (and is denied again, twice).
+    assert_eq!(attempt_times(&p, two(), "openai-node"), [0, 0, 0, 0]);
+    // openai-python uses its backoff, 0.375-0.5 s, and gets through.
+    let t = attempt_times(&p, two(), "openai-python");
+    assert_eq!(t.len(), 3, "{t:?}");
+    assert!((375 * MILLISECOND..=500 * MILLISECOND).contains(&t[2]), "{t:?}");
+}
+
+#[test]
+fn an_http_date_retry_after_is_read_against_the_clock() {
+    // 1/min, burst 1: a request at 0.25 s may go at 60 s. As seconds the
+    // header says 60 (59.75 rounded up); as a date it says :01:00 exactly.
+    let p = |format: &str| with_response(format, "algorithm = \"gcra\"\nrate = \"1/min\"\nburst = 1");
+    let rows = || vec![row(0, "k"), row(250 * MILLISECOND, "k")];
+    let q = 250 * MILLISECOND;
+    assert_eq!(attempt_times(&p(""), rows(), "openai-python"), [0, q, q + 60 * SECOND]);
+    assert_eq!(attempt_times(&p("retry_after_format = \"http-date\""), rows(), "openai-python"), [0, q, 60 * SECOND]);
+    // urllib3 reads dates too.
+    assert_eq!(attempt_times(&p("retry_after_format = \"http-date\""), rows(), "urllib3-default"), [0, q, 60 * SECOND]);
+}
+
+#[test]
+fn x_should_retry_false_stops_a_client_that_would_back_off() {
+    // A monthly budget of one request: the second is admitted only next
+    // month. openai-node meets Retry-After above 60 s and backs off twice;
+    // told `x-should-retry: false`, it stops at once.
+    let limit = "algorithm = \"budget\"\nlimit = 1\nperiod = \"month\"\nreserve = 1";
+    let rows = || vec![row(0, "k"), row(SECOND, "k")];
+    let plain = run(&with_response("", limit), rows(), "openai-node");
+    assert_eq!((plain.attempts, plain.give_ups), (4, 1));
+    let told = run(&with_response("x_should_retry = \"1h\"", limit), rows(), "openai-node");
+    assert_eq!((told.attempts, told.give_ups), (2, 1));
+    // A client that does not read the header keeps backing off.
+    let aws = run(&with_response("x_should_retry = \"1h\"", limit), rows(), "aws-legacy");
+    assert_eq!(aws.attempts, 6);
+}
+
+#[test]
+fn aws_clients_retry_on_the_limits_error_code() {
+    // DynamoDB-style throttling: 400 ThrottlingException. Another code on a
+    // 400 is not retried.
+    let limit = |code: &str| format!("algorithm = \"fixed-window\"\nrate = \"1/min\"\nstatus = 400\ncode = \"{code}\"");
+    let rows = || vec![row(0, "k"), row(0, "k")];
+    let throttled = run(&with_response("", &limit("ThrottlingException")), rows(), "aws-standard");
+    assert_eq!(throttled.attempts, 4);
+    let other = run(&with_response("", &limit("RATE_LIMIT_EXCEEDED")), rows(), "aws-standard");
+    assert_eq!(other.attempts, 2);
+    let legacy = run(&with_response("", &limit("ThrottlingException")), rows(), "aws-legacy");
+    assert_eq!(legacy.attempts, 6);
+}
+
+#[test]
+fn the_aws_retry_quota_drains_to_nothing() {
+    // 1 per hour: after the first, every request is denied with every
+    // retry. Each costs two throttling retries of 5 tokens: 500 tokens pay
+    // for 50 such requests, then no request is retried again.
+    let p = window("1/h");
+    let rows: Vec<TraceRow> = (0..200).map(|i| row(i * 10 * SECOND, "k")).collect();
+    let s = run(&p, rows.clone(), "aws-standard");
+    assert_eq!(s.retries, 100);
+    assert_eq!(s.attempts, 300);
+    // Each key has its own quota.
+    let two_keys: Vec<TraceRow> = (0..400).map(|i| row(i * 5 * SECOND, if i % 2 == 0 { "a" } else { "b" })).collect();
+    assert_eq!(run(&p, two_keys, "aws-standard").retries, 200);
+    // Without the quota every request retries twice.
+    assert_eq!(run(&p, rows, "aws-standard,retry_quota=none").retries, 398);
+}
+
+#[test]
+fn the_aws_retry_quota_refills_with_successes() {
+    // One request in service at a time. A 1000 s request holds the slot
+    // while 50 others are denied and retried twice (10 tokens each): the
+    // 500 tokens are gone, and the 51st is not retried. After it, 20
+    // requests pass without retries (1 token back each), and one more long
+    // request (1 more): 21 tokens pay for the retries of two denied
+    // requests (20), not for a third.
+    let p = with_response("", "algorithm = \"concurrency\"\nmax = 1");
+    let long = |t: u64| TraceRow { duration: 1000 * SECOND, ..row(t * SECOND, "k") };
+    let mut rows = vec![long(0)];
+    rows.extend((1..=51).map(|i| row(i * 10 * SECOND, "k")));
+    rows.extend((0..20).map(|i| row((1100 + i) * SECOND, "k")));
+    rows.push(long(1200));
+    rows.extend((1..=3).map(|i| row((1200 + i * 10) * SECOND, "k")));
+    let s = run(&p, rows, "aws-standard");
+    assert_eq!(s.retries, 100 + 4, "{s:?}");
+    assert_eq!(s.give_ups, 51 + 3);
+    assert_eq!(s.successes, 1 + 20 + 1);
+}
+
+#[test]
+fn aws_adaptive_paces_itself_after_the_first_throttle() {
+    // 10/s allowed (burst 10), 40/s offered for a minute.
+    let p = with_response("", "algorithm = \"gcra\"\nrate = \"10/s\"\nburst = 10");
+    let rows: Vec<TraceRow> = (0..2400).map(|i| row(i * 25 * MILLISECOND, "k")).collect();
+    let standard = run(&p, rows.clone(), "aws-standard");
+    let adaptive = run(&p, rows, "aws-adaptive");
+    let denied = |s: &Summary| s.denied_by_status.get(&429).copied().unwrap_or(0);
+    // The limiter holds sends back instead of letting them be denied.
+    assert!(denied(&adaptive) * 4 < denied(&standard), "{} vs {}", denied(&adaptive), denied(&standard));
+    assert!(adaptive.admitted >= standard.admitted * 9 / 10, "{} vs {}", adaptive.admitted, standard.admitted);
+    // It keeps every request and sends it later: the queue grows.
+    assert!(adaptive.peak_outstanding > standard.peak_outstanding);
+}

@@ -4,6 +4,7 @@
 //! are printed for people (file, line, field, what was expected), never as a
 //! panic or a debug dump.
 
+mod client_cmd;
 mod policy_cmd;
 mod run_cmd;
 mod sweep_cmd;
@@ -50,6 +51,9 @@ enum Command {
     /// Generate CSV traces from synthetic specs and check trace files.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// List client presets and explain a client's retry schedule.
+    #[command(subcommand)]
+    Client(client_cmd::ClientCommand),
 }
 
 /// Parses the arguments and runs the command.
@@ -61,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(args),
         Command::Sweep(args) => sweep_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
+        Command::Client(cmd) => client_cmd::run(cmd),
     };
     ExitCode::from(code)
 }

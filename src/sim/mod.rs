@@ -44,10 +44,11 @@ pub mod sweep;
 
 use rand::Rng;
 
-use crate::client::{ClientSpec, Pacing, RetryChoice};
+use crate::client::cubic::Cubic;
+use crate::client::{ClientSpec, Pacing, Response, RetryChoice};
 use crate::engines::{Engine, Gcra, SlidingLog};
 use crate::metrics::{ratio, Bucket, BucketSink, Histogram, KeyDenials, Latency, Summary};
-use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tickets};
+use crate::policy::{retry_headers, Plan, PlanDecision, Policy, Request, RetryHeaders, Tickets};
 use crate::time::{Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
@@ -158,6 +159,8 @@ struct Live {
     resolved: bool,
     /// Holds a client-semaphore slot.
     holds_client_slot: bool,
+    /// What its last retry took from the client's retry quota (0: none).
+    quota_cost: u32,
 }
 
 /// The policy's view of a request (a poll carries no tokens or money).
@@ -515,6 +518,13 @@ impl<'p> Simulation<'p> {
                 self.slots[slot as usize].holds_client_slot = true;
             }
         }
+        if let Some(Pacing::Cubic) = self.config.client.pacing {
+            let cubic = client_of(&mut self.clients, key).cubic.get_or_insert_with(|| Box::new(Cubic::new(now)));
+            if let Some(wait) = cubic.acquire(now) {
+                self.schedule(now.saturating_add(wait), EventKind::Send, slot);
+                return Ok(());
+            }
+        }
         if let Some(engine) = &self.pace_engine {
             let state =
                 &mut **client_of(&mut self.clients, key).pace.get_or_insert_with(|| Box::new(engine.new_state()));
@@ -549,7 +559,8 @@ impl<'p> Simulation<'p> {
             if p > 0.0 && rng_of(&mut self.clients, self.config.seed, key).random::<f64>() < p {
                 self.summary.throttled += 1;
                 self.bucket.throttled += 1;
-                return self.failed(slot, attempt_no, 429, None);
+                let response = Response { status: 429, code: "", headers: RetryHeaders::default(), now };
+                return self.failed(slot, attempt_no, &response);
             }
         }
 
@@ -574,9 +585,20 @@ impl<'p> Simulation<'p> {
             self.record(&self.slots[slot as usize].info, attempt_no, kind, &self.decision, decisions)?;
         }
         let (allowed, status, denied_by) = (self.decision.allowed, self.decision.status, self.decision.denied_by);
+        let code = denied_by.map_or("", |i| self.plan.limits[i].code.as_str());
+        let client = &self.config.client;
         let c = client_of(&mut self.clients, key);
         c.sent += 1;
+        if !poll {
+            if let Some(cubic) = &mut c.cubic {
+                cubic.on_response(now, !allowed && client.throttling.matches(status, code));
+            }
+        }
         if allowed {
+            if let (Some(q), false) = (&client.retry_quota, poll) {
+                let cost = std::mem::take(&mut self.slots[slot as usize].quota_cost);
+                c.quota.get_or_insert_with(|| q.new_state()).succeeded(q, cost);
+            }
             c.accepts[1] += 1;
             self.summary.admitted += 1;
             self.bucket.admitted += 1;
@@ -607,8 +629,8 @@ impl<'p> Simulation<'p> {
             self.schedule(now + poll_every, EventKind::Poll, slot);
             return Ok(());
         }
-        let header = retry_after_header(&self.policy.response, &self.decision, now);
-        self.failed(slot, attempt_no, status, header)
+        let headers = retry_headers(&self.policy.response, &self.decision, now);
+        self.failed(slot, attempt_no, &Response { status, code, headers, now })
     }
 
     fn record(
@@ -719,7 +741,7 @@ impl<'p> Simulation<'p> {
         }
     }
 
-    fn failed(&mut self, slot: u32, attempt: u32, status: u16, header: Option<u64>) -> Result<(), SimError> {
+    fn failed(&mut self, slot: u32, attempt: u32, response: &Response) -> Result<(), SimError> {
         let now = self.now;
         let (key, prev_delay) = {
             let l = &self.slots[slot as usize];
@@ -727,13 +749,21 @@ impl<'p> Simulation<'p> {
         };
         let client = &self.config.client;
         let mut choice =
-            client.after_failure(attempt, status, header, prev_delay, rng_of(&mut self.clients, self.config.seed, key));
+            client.after_failure(attempt, response, prev_delay, rng_of(&mut self.clients, self.config.seed, key));
         if let (RetryChoice::After(_), Some(budget)) = (choice, &client.retry_budget) {
             let c = client_of(&mut self.clients, key);
             c.roll(now);
             let requests = (c.requests[0] + c.requests[1]) as f64;
             let retries = (c.retries[0] + c.retries[1]) as f64;
             if retries + 1.0 > budget.ratio * requests {
+                choice = RetryChoice::GiveUp;
+            }
+        }
+        if let (RetryChoice::After(_), Some(q)) = (choice, &client.retry_quota) {
+            let cost = q.cost(client.throttling.matches(response.status, response.code));
+            if client_of(&mut self.clients, key).quota.get_or_insert_with(|| q.new_state()).acquire(cost) {
+                self.slots[slot as usize].quota_cost = cost;
+            } else {
                 choice = RetryChoice::GiveUp;
             }
         }
