@@ -323,3 +323,126 @@ fn aws_adaptive_paces_itself_after_the_first_throttle() {
     // It keeps every request and sends it later: the queue grows.
     assert!(adaptive.peak_outstanding > standard.peak_outstanding);
 }
+
+// ---- Issue 9, point 3: client options that do nothing; point 8: messages ----
+
+#[test]
+fn options_that_do_nothing_are_refused() {
+    // `none` retries no status: retry options would be accepted and ignored.
+    for opts in ["none,max_retries=3", "none,max_attempts=4", "none,backoff=fixed:1s", "none,retry_budget=0.1"] {
+        let err = ClientSpec::parse(opts).unwrap_err();
+        assert!(err.contains("does nothing") && err.contains("retry_on=429"), "{opts}: {err}");
+    }
+    // With something to retry, they mean something.
+    let c = ClientSpec::parse("none,retry_on=429,max_retries=3").unwrap();
+    assert_eq!(c.describe(), "4 attempts on 429; retries at once; ignores Retry-After");
+    // A client that makes one attempt.
+    let err = ClientSpec::parse("openai-python,max_retries=0,retry_after=ignore").unwrap_err();
+    assert!(err.contains("`retry_after=ignore` does nothing") && err.contains("1 attempt"), "{err}");
+    // Jitter on a zero backoff.
+    let err = ClientSpec::parse("naive-immediate,jitter=full").unwrap_err();
+    assert!(err.contains("does nothing"), "{err}");
+}
+
+#[test]
+fn max_retries_and_max_attempts_together_are_refused() {
+    for opts in ["openai-python,max_retries=3,max_attempts=5", "fixed-1s,max_attempts=2,max_retries=1"] {
+        let err = ClientSpec::parse(opts).unwrap_err();
+        assert!(err.contains("not both"), "{opts}: {err}");
+    }
+    let err = ClientSpec::parse("fixed-1s,max_retries=3,max_retries=4").unwrap_err();
+    assert!(err.contains("given twice"), "{err}");
+}
+
+#[test]
+fn client_behaviour_names_everything_that_was_simulated() {
+    let d = ClientSpec::parse("none,pace=semaphore:1").unwrap().describe();
+    assert_eq!(d, "1 attempt, no retries; at most 1 in flight");
+    let d = ClientSpec::parse("none,adaptive=2").unwrap().describe();
+    assert_eq!(d, "1 attempt, no retries; adaptive throttling K=2");
+    let d = ClientSpec::parse("google-genai,pace=cubic").unwrap().describe();
+    assert!(d.starts_with("1 attempt, no retries; once throttled, paces itself"), "{d}");
+}
+
+#[test]
+fn client_option_messages_say_what_to_write() {
+    // A list of statuses written with commas.
+    let err = ClientSpec::parse("fixed-1s,retry_on=429,503").unwrap_err();
+    assert!(
+        err.contains("found \"503\"") && err.contains("joined with `+`") && err.contains("retry_on=429+503"),
+        "{err}"
+    );
+    // A number out of range says the range.
+    let err = ClientSpec::parse("openai-python,max_retries=99999999999").unwrap_err();
+    assert!(err.contains("from 0 to 4294967294") && err.contains("99999999999"), "{err}");
+    let err = ClientSpec::parse("openai-python,max_attempts=0").unwrap_err();
+    assert!(err.contains("from 1 to 4294967295"), "{err}");
+}
+
+// ---- AWS adaptive mode: the CUBIC limiter on a constructed sequence ----
+
+#[test]
+fn cubic_follows_its_published_curve() {
+    use ratesim::client::cubic::Cubic;
+    let t0: u64 = 1_767_225_600 * SECOND;
+    let secs = |t: u64| t as f64 / SECOND as f64;
+    let mut c = Cubic::new(t0);
+    // 20 responses a second for 10 s: the measured rate settles at 20/s.
+    let mut t = t0;
+    for _ in 0..200 {
+        c.on_response(t, false);
+        t += 50 * MILLISECOND;
+    }
+    assert!((c.measured_rate - 20.0).abs() < 1e-6, "{}", c.measured_rate);
+    assert!(!c.enabled);
+    // A throttle: w_max = the measured rate, the new rate β·w_max = 0.7·20,
+    // K = ∛(w_max·(1 − β)/C) = ∛(20·0.3/0.4) = ∛15.
+    let failed_at = t;
+    c.on_response(t, true);
+    let w_max = c.measured_rate;
+    let k = (w_max * 0.3 / 0.4).cbrt();
+    assert!(c.enabled);
+    assert!((c.fill_rate - 0.7 * w_max).abs() < 1e-9, "{}", c.fill_rate);
+    assert!((c.k - 15f64.cbrt()).abs() < 1e-6);
+    // The bucket's capacity follows the rate: a burst of 14 goes at once
+    // (13 when the float sum of refills lands a hair below 14), then each
+    // send waits a token's time.
+    let burst = (0..20).take_while(|_| c.acquire(t).is_none()).count();
+    assert!((13..=14).contains(&burst), "{burst}");
+    let wait = c.acquire(t).expect("the bucket is empty");
+    assert!(wait > 0 && wait <= SECOND / 14 + 1, "at most one token's time: {wait}");
+    // Waiting that long gives the token back (a nanosecond more at most:
+    // the sum is in floating point, as in botocore).
+    let back =
+        (0..3).scan(t + wait, |at, _| Some(c.acquire(*at).map(|w| *at += w))).take_while(Option::is_some).count();
+    assert!(back <= 1, "{back}");
+    // Successes at 20/s: the rate is C·(x − K)³ + w_max, x seconds after
+    // the throttle — below w_max and rising (concave) before K, w_max at K,
+    // above it (convex) after — until it meets 2 × the measured rate.
+    let mut below = 0;
+    let mut above = 0;
+    for _ in 0..200 {
+        t += 50 * MILLISECOND;
+        c.on_response(t, false);
+        let x = secs(t) - secs(failed_at);
+        let curve = 0.4 * (x - k).powi(3) + w_max;
+        let cap = 2.0 * c.measured_rate;
+        let want = curve.min(cap).max(0.5);
+        assert!((c.fill_rate - want).abs() < 1e-6 * want, "x {x}: rate {} want {want}", c.fill_rate);
+        if x < k - 0.1 {
+            assert!(c.fill_rate < w_max);
+            below += 1;
+        } else if x > k + 0.1 && curve < cap {
+            assert!(c.fill_rate > w_max);
+            above += 1;
+        }
+    }
+    assert!(below > 20 && above > 20, "{below} {above}");
+    // Ten seconds on, the cap of twice the measured rate binds.
+    assert!((c.fill_rate - 2.0 * c.measured_rate).abs() < 1e-9, "{} {}", c.fill_rate, c.measured_rate);
+    // A second throttle starts again from the bucket's rate, if lower than
+    // the measured one.
+    let before = c.fill_rate.min(c.measured_rate);
+    c.on_response(t, true);
+    assert!((c.w_max - before).abs() < 1e-9 && (c.fill_rate - 0.7 * before).abs() < 1e-9);
+}

@@ -1,7 +1,10 @@
 //! AWS's adaptive retry mode: a client-side token bucket whose rate follows
 //! CUBIC (botocore 1.44.8 `retries/adaptive.py`, `retries/throttling.py`,
-//! `retries/bucket.py`), ported operation for operation in `f64` seconds
-//! since the Unix epoch, as botocore computes with `time.time()`.
+//! `retries/bucket.py`), ported operation for operation in `f64` seconds.
+//! botocore counts seconds since the Unix epoch (`time.time()`, about
+//! 2.4e-7 s apart at today's dates); here they count from the whole second
+//! the limiter was created in, which keeps the half-second buckets where
+//! botocore has them and gives nanosecond precision.
 //!
 //! - **Token bucket** (`TokenBucket`): created with rate 1/s, capacity 1,
 //!   empty. A send takes one token once the limiter is *enabled*; without a
@@ -38,13 +41,11 @@ pub const BUCKET_SECONDS: f64 = 0.5;
 /// The bucket's rate is at most this times the measured rate.
 pub const MAX_RATE_SCALE: f64 = 2.0;
 
-fn seconds(t: Nanos) -> f64 {
-    t as f64 / SECOND as f64
-}
-
 /// One client's adaptive limiter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cubic {
+    /// The whole second it was created in: its times count from there.
+    origin: Nanos,
     /// Tokens per second (`TokenBucket._fill_rate`, its `max_rate`).
     pub fill_rate: f64,
     /// Largest token count.
@@ -60,7 +61,7 @@ pub struct Cubic {
     pub w_max: f64,
     /// CUBIC's `K`: seconds from the last throttle back to `w_max`.
     pub k: f64,
-    /// Seconds since the epoch of the last throttle (creation at first).
+    /// Seconds (since `origin`) of the last throttle (creation at first).
     pub last_fail: f64,
     /// Whether sends take tokens (after the first throttle).
     pub enabled: bool,
@@ -69,8 +70,10 @@ pub struct Cubic {
 impl Cubic {
     /// A limiter created at `now` (botocore builds it with the client).
     pub fn new(now: Nanos) -> Cubic {
-        let t = seconds(now);
+        let origin = now - now % SECOND;
+        let t = (now - origin) as f64 / SECOND as f64;
         Cubic {
+            origin,
             fill_rate: 1.0,
             max_capacity: 1.0,
             tokens: 0.0,
@@ -104,7 +107,7 @@ impl Cubic {
         if !self.enabled {
             return None;
         }
-        let t = seconds(now);
+        let t = self.seconds(now);
         self.refill(t);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -128,14 +131,23 @@ impl Cubic {
         self.measured_rate
     }
 
-    /// CUBIC's rate `t` seconds (since the epoch) after the last throttle.
-    pub fn cubic_rate(&self, t: f64) -> f64 {
+    /// Seconds from `origin` to `now`.
+    fn seconds(&self, now: Nanos) -> f64 {
+        now.saturating_sub(self.origin) as f64 / SECOND as f64
+    }
+
+    /// CUBIC's rate at `now` (when no throttle comes first).
+    pub fn cubic_rate(&self, now: Nanos) -> f64 {
+        self.cubic_at(self.seconds(now))
+    }
+
+    fn cubic_at(&self, t: f64) -> f64 {
         SCALE * (t - self.last_fail - self.k).powi(3) + self.w_max
     }
 
     /// A response at `now`, throttling or not.
     pub fn on_response(&mut self, now: Nanos, throttling: bool) {
-        let t = seconds(now);
+        let t = self.seconds(now);
         let measured = self.record(t);
         let new_rate = if throttling {
             let rate = if self.enabled { measured.min(self.fill_rate) } else { measured };
@@ -145,7 +157,7 @@ impl Cubic {
             self.enabled = true;
             rate * BETA
         } else {
-            self.cubic_rate(t)
+            self.cubic_at(t)
         };
         self.set_max_rate(new_rate.min(MAX_RATE_SCALE * measured), t);
     }

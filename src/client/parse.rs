@@ -208,16 +208,24 @@ fn check_given(spec: &ClientSpec, preset: &str, given: &[(&str, &str)]) -> Resul
         return Err("give `max_attempts` or `max_retries`, not both (max_attempts=N is max_retries=N-1)".into());
     }
     if !spec.retries_anything() {
-        if let Some((k, v)) = given.iter().find(|(k, _)| RETRY_KEYS.contains(k)) {
+        // `max_retries=0` (one attempt) is what it says, not an option ignored.
+        let ignored = |k: &str| RETRY_KEYS.contains(&k) && !(spec.max_attempts <= 1 && k.starts_with("max_"));
+        if let Some((k, v)) = given.iter().find(|(k, _)| ignored(k)) {
+            let no_status = spec.retry_on.is_empty()
+                && spec.retry_codes.is_empty()
+                && spec.retry_on_with_retry_after.is_empty()
+                && !spec.reads.should_retry;
             let why = if let Some(m) = spec.methods.as_ref().filter(|m| !m.retried.contains(&m.method)) {
                 format!("{} requests are never retried on status by this client", m.method)
-            } else if spec.max_attempts <= 1 {
-                "the client makes 1 attempt (give max_retries=N or max_attempts=N as well)".to_string()
-            } else {
+            } else if no_status {
+                let attempts = if spec.max_attempts <= 1 { " and makes 1 attempt" } else { "" };
+                let add = if spec.max_attempts <= 1 { "retry_on=429 and max_retries=N" } else { "retry_on=429" };
                 format!(
-                    "`{preset}` retries no status (add retry_on=429, statuses joined by +, or start from a preset \
+                    "`{preset}` retries no status{attempts} (add {add}, statuses joined by +, or start from a preset \
                      that retries, e.g. fixed-1s,{k}={v})"
                 )
+            } else {
+                "the client makes 1 attempt (give max_retries=N or max_attempts=N as well)".to_string()
             };
             return Err(format!("client option `{k}={v}` does nothing: {why}"));
         }

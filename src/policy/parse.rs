@@ -384,20 +384,21 @@ impl Cx<'_> {
             style.retry_after_unknown = Some(d);
         }
         if let Some(v) = r.retry_after_format {
-            style.retry_after_format =
-                match v.get_ref().as_str() {
-                    "seconds" => RetryAfterFormat::Seconds,
-                    "seconds-floor" => RetryAfterFormat::SecondsFloor,
-                    "fractional" => RetryAfterFormat::Fractional,
-                    "http-date" => RetryAfterFormat::HttpDate,
-                    other => return Err(self.at(
+            style.retry_after_format = match v.get_ref().as_str() {
+                "seconds" => RetryAfterFormat::Seconds,
+                "seconds-floor" => RetryAfterFormat::SecondsFloor,
+                "fractional" => RetryAfterFormat::Fractional,
+                "http-date" => RetryAfterFormat::HttpDate,
+                other => {
+                    return Err(self.at(
                         &v,
                         "response > retry_after_format",
                         format!(
                             "expected \"seconds\", \"seconds-floor\", \"fractional\" or \"http-date\", found {other:?}"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
         }
         if let Some(b) = r.retry_after_ms {
             style.retry_after_ms = b;
