@@ -52,6 +52,8 @@ pub(super) struct ClientState {
     /// The client's own limiter state, when it paces itself.
     pub(super) pace: Option<Box<EngineState>>,
     pub(super) in_flight: u64,
+    /// Sends waiting for the client's own limiter, in order (semaphore or
+    /// CUBIC pacing).
     pub(super) queue: VecDeque<u32>,
     /// Its AWS retry quota, when it keeps one (created full on first use).
     pub(super) quota: Option<QuotaState>,

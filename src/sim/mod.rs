@@ -534,12 +534,8 @@ impl<'p> Simulation<'p> {
                 self.slots[slot as usize].holds_client_slot = true;
             }
         }
-        if let Some(Pacing::Cubic) = self.config.client.pacing {
-            let cubic = client_of(&mut self.clients, key).cubic.get_or_insert_with(|| Box::new(Cubic::new(now)));
-            if let Some(wait) = cubic.acquire(now) {
-                self.schedule(now.saturating_add(wait), EventKind::Send, slot);
-                return Ok(());
-            }
+        if self.config.client.pacing == Some(Pacing::Cubic) && !self.cubic_admits(slot, key) {
+            return Ok(());
         }
         if let Some(engine) = &self.pace_engine {
             let state =
@@ -554,6 +550,39 @@ impl<'p> Simulation<'p> {
         }
         let kind = if self.slots[slot as usize].attempt == 0 { AttemptKind::First } else { AttemptKind::Retry };
         self.attempt(slot, kind, decisions)
+    }
+
+    /// Whether AWS's adaptive limiter lets `slot` send now. Sends waiting
+    /// for a token queue in order (the client's `queue`); only the first
+    /// has a timer, set for when its token is due and checked again then
+    /// (responses meanwhile may have changed the rate). So a backlog costs
+    /// a few events per send, not one per waiting send per token.
+    fn cubic_admits(&mut self, slot: u32, key: u32) -> bool {
+        let now = self.now;
+        let c = client_of(&mut self.clients, key);
+        let first = c.queue.front().copied();
+        if first.is_some_and(|f| f != slot) {
+            c.queue.push_back(slot);
+            self.slots[slot as usize].pending += 1;
+            return false;
+        }
+        let cubic = c.cubic.get_or_insert_with(|| Box::new(Cubic::new(now)));
+        if let Some(wait) = cubic.acquire(now) {
+            if first.is_none() {
+                c.queue.push_back(slot);
+            }
+            self.schedule(now.saturating_add(wait), EventKind::Send, slot);
+            return false;
+        }
+        if first.is_some() {
+            c.queue.pop_front();
+            if let Some(&next) = c.queue.front() {
+                // Its turn: it asks for its token now, after this send.
+                self.slots[next as usize].pending -= 1;
+                self.schedule(now, EventKind::Send, next);
+            }
+        }
+        true
     }
 
     fn attempt(&mut self, slot: u32, kind: AttemptKind, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
