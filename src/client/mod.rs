@@ -402,6 +402,7 @@ enum Hint {
 
 impl Reads {
     /// The wait the headers ask for, read in this client's order.
+    #[inline]
     fn wait(&self, h: &RetryHeaders, now: Nanos) -> Hint {
         if let (true, Some(ms)) = (self.retry_after_ms, h.retry_after_ms) {
             return Hint::Wait(ms as i128 * 1_000_000);
@@ -434,6 +435,7 @@ impl ClientSpec {
     /// The decision after attempt `attempt` (0-based) failed with
     /// `response`. `prev_delay` is the previous delay (for decorrelated
     /// jitter); a jittered backoff draws one number from `rng`.
+    #[inline]
     pub fn after_failure(
         &self,
         attempt: u32,
@@ -446,6 +448,7 @@ impl ClientSpec {
 
     /// Whether this client retries `response` at all (attempts aside):
     /// `x-should-retry` if it obeys one, else its method, status and code rules.
+    #[inline]
     pub fn retries(&self, r: &Response) -> bool {
         if let (true, Some(b)) = (self.reads.should_retry, r.headers.should_retry) {
             return b;
@@ -463,12 +466,13 @@ impl ClientSpec {
     /// [`ClientSpec::after_failure`] with the reason, drawing uniform
     /// numbers in `[0, 1)` from `draw` (a constant 0 or 1 gives the bounds
     /// of the jitter).
-    pub fn decide(
+    #[inline]
+    pub fn decide<D: FnMut() -> f64>(
         &self,
         attempt: u32,
         r: &Response,
         prev_delay: Nanos,
-        draw: &mut dyn FnMut() -> f64,
+        draw: &mut D,
     ) -> (RetryChoice, Why) {
         if attempt.saturating_add(1) >= self.max_attempts {
             return (RetryChoice::GiveUp, Why::OutOfAttempts);
@@ -481,9 +485,10 @@ impl ClientSpec {
             };
             return (RetryChoice::GiveUp, why);
         }
-        let throttling = self.throttling.matches(r.status, r.code);
+        // Only botocore's backoff depends on it.
+        let throttling = || self.non_throttling_base.is_none() || self.throttling.matches(r.status, r.code);
         let mut backoff = |reason| {
-            (RetryChoice::After(self.backoff_delay(attempt, prev_delay, throttling, draw)), Why::Backoff(reason))
+            (RetryChoice::After(self.backoff_delay(attempt, prev_delay, throttling(), draw)), Why::Backoff(reason))
         };
         let hint = match self.retry_after {
             RetryAfter::Ignore => return backoff(BackoffReason::Ignores),
@@ -509,7 +514,7 @@ impl ClientSpec {
             },
             (RetryAfter::MinOfBackoff { default }, w) => {
                 let h = w.map_or(*default, |w| w.clamp(0, u64::MAX as i128) as Nanos);
-                (RetryChoice::After(h.min(self.raw_backoff(attempt, throttling))), Why::MinOfBackoff)
+                (RetryChoice::After(h.min(self.raw_backoff(attempt, throttling()))), Why::MinOfBackoff)
             }
         }
     }
@@ -546,7 +551,13 @@ impl ClientSpec {
         }
     }
 
-    fn backoff_delay(&self, attempt: u32, prev_delay: Nanos, throttling: bool, draw: &mut dyn FnMut() -> f64) -> Nanos {
+    fn backoff_delay<D: FnMut() -> f64>(
+        &self,
+        attempt: u32,
+        prev_delay: Nanos,
+        throttling: bool,
+        draw: &mut D,
+    ) -> Nanos {
         let d = self.raw_backoff(attempt, throttling);
         match &self.jitter {
             Jitter::None => d,

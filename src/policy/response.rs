@@ -349,6 +349,7 @@ impl RetryHeaders {
 /// when admitted; `Retry-After` and `retry-after-ms` on the statuses the
 /// policy puts them on when the retry instant is known (or hinted);
 /// `x-should-retry` on every denial when the policy sends it.
+#[inline]
 pub fn retry_headers(style: &ResponseStyle, decision: &PlanDecision, now: Nanos) -> RetryHeaders {
     let mut out = RetryHeaders::default();
     if decision.allowed {

@@ -678,7 +678,12 @@ impl<'p> Simulation<'p> {
             self.schedule(now + poll_every, EventKind::Poll, slot);
             return Ok(());
         }
-        let headers = retry_headers(&self.policy.response, &self.decision, now);
+        // A client out of attempts reads nothing more.
+        let headers = if attempt_no.saturating_add(1) < self.config.client.max_attempts {
+            retry_headers(&self.policy.response, &self.decision, now)
+        } else {
+            RetryHeaders::default()
+        };
         self.failed(slot, attempt_no, &Response { status, code, headers, now })
     }
 
