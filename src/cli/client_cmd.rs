@@ -186,7 +186,7 @@ fn why_text(spec: &ClientSpec, why: Why, r: &Scripted) -> String {
             }
             _ => format!("{} is not retried{}", r.status, if r.code.is_empty() { "" } else { " with this code" }),
         },
-        Why::UnreadableRetryAfter => "the Retry-After cannot be read: the request fails".into(),
+        Why::UnreadableRetryAfter => "it cannot read this Retry-After (the SDK raises)".into(),
         Why::RetryAfterAboveCap => format!("the wait asked for is above {}", cap_text(spec)),
         Why::HonoursHeader => "the wait the header asks for".into(),
         Why::ClampedToCap => format!("the header asks for more: waits {}", cap_text(spec)),
