@@ -486,37 +486,55 @@ impl ClientSpec {
             return (RetryChoice::GiveUp, why);
         }
         // Only botocore's backoff depends on it.
-        let throttling = || self.non_throttling_base.is_none() || self.throttling.matches(r.status, r.code);
-        let mut backoff = |reason| {
-            (RetryChoice::After(self.backoff_delay(attempt, prev_delay, throttling(), draw)), Why::Backoff(reason))
+        let throttling = self.non_throttling_base.is_none() || self.throttling.matches(r.status, r.code);
+        let reason = match self.header_wait(r) {
+            Ok(decided) => return decided,
+            Err(reason) => reason,
         };
-        let hint = match self.retry_after {
-            RetryAfter::Ignore => return backoff(BackoffReason::Ignores),
-            _ => self.reads.wait(&r.headers, r.now),
-        };
-        let wait = match hint {
-            Hint::Unreadable if self.reads.unreadable_fails => return (RetryChoice::GiveUp, Why::UnreadableRetryAfter),
-            Hint::Absent | Hint::Unreadable => None,
-            Hint::Wait(w) => Some(w),
-        };
-        match (&self.retry_after, wait) {
-            (RetryAfter::Ignore, _) => unreachable!("handled above"),
-            (RetryAfter::Honour { .. }, None) => backoff(BackoffReason::NoHeader),
-            (RetryAfter::Honour { cap, above_cap, zero_immediate }, Some(w)) => match cap {
-                Some(c) if w > *c as i128 => match above_cap {
-                    AboveCap::GiveUp => (RetryChoice::GiveUp, Why::RetryAfterAboveCap),
-                    AboveCap::Clamp => (RetryChoice::After(*c), Why::ClampedToCap),
-                    AboveCap::Backoff => backoff(BackoffReason::AboveCap),
-                },
-                _ if w == 0 && *zero_immediate => (RetryChoice::After(0), Why::ZeroImmediate),
-                _ if w <= 0 => backoff(BackoffReason::NotPositive),
-                _ => (RetryChoice::After(w.min(u64::MAX as i128) as Nanos), Why::HonoursHeader),
-            },
-            (RetryAfter::MinOfBackoff { default }, w) => {
-                let h = w.map_or(*default, |w| w.clamp(0, u64::MAX as i128) as Nanos);
-                (RetryChoice::After(h.min(self.raw_backoff(attempt, throttling()))), Why::MinOfBackoff)
+        match (&self.retry_after, reason) {
+            (RetryAfter::MinOfBackoff { default }, _) => {
+                let h = match self.reads.wait(&r.headers, r.now) {
+                    Hint::Wait(w) => w.clamp(0, u64::MAX as i128) as Nanos,
+                    Hint::Absent | Hint::Unreadable => *default,
+                };
+                (RetryChoice::After(h.min(self.raw_backoff(attempt, throttling))), Why::MinOfBackoff)
             }
+            _ => (RetryChoice::After(self.backoff_delay(attempt, prev_delay, throttling, draw)), Why::Backoff(reason)),
         }
+    }
+
+    /// What the retry headers decide for a retried response: a wait or a
+    /// give-up (`Ok`), or why the client uses its own backoff (`Err`).
+    #[inline]
+    fn header_wait(&self, r: &Response) -> Result<(RetryChoice, Why), BackoffReason> {
+        let RetryAfter::Honour { cap, above_cap, zero_immediate } = &self.retry_after else {
+            return Err(BackoffReason::Ignores);
+        };
+        let w = match self.reads.wait(&r.headers, r.now) {
+            Hint::Unreadable if self.reads.unreadable_fails => {
+                return Ok((RetryChoice::GiveUp, Why::UnreadableRetryAfter))
+            }
+            Hint::Absent | Hint::Unreadable => return Err(BackoffReason::NoHeader),
+            Hint::Wait(w) => w,
+        };
+        match cap {
+            Some(c) if w > *c as i128 => match above_cap {
+                AboveCap::GiveUp => Ok((RetryChoice::GiveUp, Why::RetryAfterAboveCap)),
+                AboveCap::Clamp => Ok((RetryChoice::After(*c), Why::ClampedToCap)),
+                AboveCap::Backoff => Err(BackoffReason::AboveCap),
+            },
+            _ if w == 0 && *zero_immediate => Ok((RetryChoice::After(0), Why::ZeroImmediate)),
+            _ if w <= 0 => Err(BackoffReason::NotPositive),
+            _ => Ok((RetryChoice::After(w.min(u64::MAX as i128) as Nanos), Why::HonoursHeader)),
+        }
+    }
+
+    /// Whether the client reads any retry header (if not, the simulator
+    /// need not compute them).
+    pub fn reads_retry_headers(&self) -> bool {
+        !matches!(self.retry_after, RetryAfter::Ignore)
+            || self.reads.should_retry
+            || !self.retry_on_with_retry_after.is_empty()
     }
 
     /// The backoff delay before retry `attempt` (0-based), before jitter.
@@ -551,6 +569,7 @@ impl ClientSpec {
         }
     }
 
+    #[inline]
     fn backoff_delay<D: FnMut() -> f64>(
         &self,
         attempt: u32,

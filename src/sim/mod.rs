@@ -250,6 +250,8 @@ pub struct Simulation<'p> {
     decision: PlanDecision,
     /// Whether the decision sink keeps decisions (asked once per run).
     recording: bool,
+    /// Whether the client reads retry headers (asked once).
+    reads_headers: bool,
     seq: u64,
     origin: Option<Nanos>,
     now: Nanos,
@@ -302,6 +304,7 @@ impl<'p> Simulation<'p> {
             heap: EventQueue::new(),
             decision: PlanDecision::default(),
             recording: true,
+            reads_headers: config.client.reads_retry_headers(),
             seq: 0,
             origin: None,
             now: 0,
@@ -678,8 +681,8 @@ impl<'p> Simulation<'p> {
             self.schedule(now + poll_every, EventKind::Poll, slot);
             return Ok(());
         }
-        // A client out of attempts reads nothing more.
-        let headers = if attempt_no.saturating_add(1) < self.config.client.max_attempts {
+        // A client out of attempts, or one that reads no retry header, gets none.
+        let headers = if self.reads_headers && attempt_no.saturating_add(1) < self.config.client.max_attempts {
             retry_headers(&self.policy.response, &self.decision, now)
         } else {
             RetryHeaders::default()
