@@ -33,4 +33,5 @@ pub mod policy;
 pub mod report;
 pub mod sim;
 pub mod time;
+pub mod toml_input;
 pub mod trace;

@@ -136,7 +136,7 @@ fn negative_rate() {
         &limit(&GCRA.replace("500/min", "-500/min")),
         7,
         "limit \"rpm\" > rate",
-        "the count must be a whole number",
+        "the count must be at least 1; it is negative",
     );
     expect_error(
         &limit("id = \"w\"\nalgorithm = \"sliding-log\"\nlimit = -5\nperiod = \"1min\"\n"),
