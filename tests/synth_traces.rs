@@ -797,7 +797,7 @@ fn bad_weights_and_identities_are_located_errors() {
     assert_err(&with("job = { mode = \"push\" }"), 6, "job > mode", "\"poll\" or \"webhook\"");
     assert_err(&with("seed = 1"), 6, "", "unknown field `seed`");
     assert_err(&format!("seed = -1\nhorizon = \"1h\"\n{OK_POP}"), 1, "seed", "from 0");
-    assert_err("horizon = 3600\n", 1, "", "wrong type");
+    assert_err("horizon = 3600\n", 1, "horizon", "expected a string, found integer `3600`");
 }
 
 #[test]
