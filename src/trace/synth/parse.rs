@@ -737,7 +737,7 @@ impl Cx<'_> {
         let at_most = |v: &Spanned<toml::Value>, key: &str, x: f64| -> Res<f64> {
             if x > max {
                 let limit = if unit == Unit::Seconds { MAX_DURATION / SECOND } else { MAX_AMOUNT };
-                let found = v.get_ref();
+                let found = self.text.get(v.span()).unwrap_or_default().trim();
                 let message = if key == "mu" {
                     format!("expected a `mu` whose median e^mu is at most {limit} {too_large}, found mu = {found}")
                 } else {

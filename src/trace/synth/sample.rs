@@ -101,7 +101,7 @@ impl Arrival {
     /// from its population's start: the integral of its rate.
     pub(super) fn expected_arrivals(&self, span: f64) -> f64 {
         match *self {
-            Arrival::Constant { rate, .. } => span * rate.count() as f64 / rate.period() as f64 + 1.0,
+            Arrival::Constant { rate, .. } => (span * rate.count() as f64 / rate.period() as f64).ceil(),
             Arrival::Poisson { rate } | Arrival::Diurnal { rate, .. } => rate * span,
             Arrival::OnOff { rate, on, off, .. } => rate * span * on / (on + off),
             Arrival::Ramp { from, to, over } => {
