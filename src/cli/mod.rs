@@ -4,6 +4,8 @@
 //! are printed for people (file, line, field, what was expected), never as a
 //! panic or a debug dump.
 
+mod inputs;
+mod outputs;
 mod policy_cmd;
 mod run_cmd;
 mod sweep_cmd;

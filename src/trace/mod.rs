@@ -209,7 +209,7 @@ pub(crate) fn open_file(path: &Path) -> Result<(std::io::BufReader<std::fs::File
             line: 0,
             column: 0,
             field: String::new(),
-            message: format!("cannot open the trace: {e}"),
+            message: format!("cannot open the trace: {e}{}", crate::toml_input::relative_hint(path)),
         }),
     }
 }
