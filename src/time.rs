@@ -144,9 +144,13 @@ pub fn parse_duration(text: &str) -> Result<Nanos, String> {
     let unit_ns = unit_nanos(unit.trim()).ok_or_else(|| {
         format!("expected a duration unit ns, us, ms, s, min, h or day, found {:?} in {text:?}", unit.trim())
     })?;
-    let ns = scale_decimal(number, unit_ns).map_err(|e| format!("{e} in duration {text:?}"))?;
+    let too_long = || format!("expected a duration of at most 100 years (36525day), found {text:?}");
+    let ns = scale_decimal(number, unit_ns).map_err(|why| match why {
+        Invalid::TooLarge => too_long(),
+        why => format!("expected a duration such as \"60s\", \"1.5min\" or \"250ms\", found {text:?} ({why})"),
+    })?;
     if ns > MAX_DURATION {
-        return Err(format!("expected a duration of at most 100 years (36525day), found {text:?}"));
+        return Err(too_long());
     }
     Ok(ns)
 }
@@ -159,35 +163,55 @@ pub const MAX_DURATION: Nanos = 36_525 * DAY;
 /// `"1.000000001"`. More than nine decimals is an error, not a rounding.
 pub fn parse_decimal_seconds(text: &str) -> Result<Nanos, String> {
     scale_decimal(text, SECOND)
+        .map_err(|why| format!("expected decimal seconds such as \"12.5\", found {text:?} ({why})"))
+}
+
+/// Why a decimal number was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Invalid {
+    NotDecimal,
+    TooLarge,
+    TooManyDecimals,
+    FinerThanNanosecond,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Invalid::NotDecimal => "not a non-negative decimal number",
+            Invalid::TooLarge => "too large",
+            Invalid::TooManyDecimals => "more than 18 decimals",
+            Invalid::FinerThanNanosecond => "not a whole number of nanoseconds",
+        })
+    }
 }
 
 /// `number` (digits with at most one dot) times `unit` nanoseconds, exactly.
-fn scale_decimal(number: &str, unit: Nanos) -> Result<Nanos, String> {
+fn scale_decimal(number: &str, unit: Nanos) -> Result<Nanos, Invalid> {
     let (int, frac) = match number.split_once('.') {
         Some((i, f)) => (i, f),
         None => (number, ""),
     };
     let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (int.is_empty() && frac.is_empty()) || !digits_ok(int) || !digits_ok(frac) {
-        return Err(format!("expected a non-negative decimal number, found {number:?}"));
+        return Err(Invalid::NotDecimal);
     }
-    let int_val: u64 =
-        if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("number {number:?} is too large"))? };
+    let int_val: u64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| Invalid::TooLarge)? };
     let mut total = (int_val as u128) * unit as u128;
     // Fraction: frac / 10^len * unit must be a whole number of nanoseconds.
     if !frac.is_empty() {
         if frac.len() > 18 {
-            return Err(format!("too many decimals in {number:?}"));
+            return Err(Invalid::TooManyDecimals);
         }
-        let f: u128 = frac.parse().map_err(|_| format!("bad fraction in {number:?}"))?;
+        let f: u128 = frac.parse().map_err(|_| Invalid::NotDecimal)?;
         let denom = 10u128.pow(frac.len() as u32);
         let scaled = f * unit as u128;
         if scaled % denom != 0 {
-            return Err(format!("{number:?} is not a whole number of nanoseconds"));
+            return Err(Invalid::FinerThanNanosecond);
         }
         total += scaled / denom;
     }
-    u64::try_from(total).map_err(|_| format!("number {number:?} is too large"))
+    u64::try_from(total).map_err(|_| Invalid::TooLarge)
 }
 
 /// Formats a span with the largest unit that divides it exactly:
