@@ -177,11 +177,11 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let at = any::<usize>();
     prop_oneof![
-        1 => (at.clone(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
-        1 => (at.clone(), prop::collection::vec(any::<u8>(), 1..6)).prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        3 => (at.clone(), 0..TOKENS.len()).prop_map(|(at, token)| Mutation::Token { at, token }),
-        1 => (at.clone(), 1usize..40).prop_map(|(at, len)| Mutation::Delete { at, len }),
-        1 => (at.clone(), 1usize..80, any::<usize>(), 1usize..4)
+        1 => (at, 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
+        1 => (at, prop::collection::vec(any::<u8>(), 1..6)).prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        3 => (at, 0..TOKENS.len()).prop_map(|(at, token)| Mutation::Token { at, token }),
+        1 => (at, 1usize..40).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        1 => (at, 1usize..80, any::<usize>(), 1usize..4)
             .prop_map(|(from, len, at, times)| Mutation::Duplicate { from, len, at, times }),
         1 => at.prop_map(|at| Mutation::Truncate { at }),
     ]
