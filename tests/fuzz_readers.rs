@@ -3,7 +3,7 @@
 //! RFC 3339 parsers.
 //!
 //! Each target runs twice: over arbitrary bytes, and over mutations of a
-//! corpus seeded from the shipped files (`policies/`, `traces/`) plus a few
+//! corpus seeded from the shipped files (`policies/`, `examples/`, `traces/`) plus a few
 //! hand-written seeds that hold every column and time form. Mutations flip
 //! bits, delete, duplicate and truncate ranges, and insert bytes and tokens
 //! that broke readers before: multi-byte characters next to digits,
@@ -61,7 +61,11 @@ fn corpus_of(dir: &str, ext: &str, extra: &[&str]) -> Vec<Vec<u8>> {
 
 fn policies() -> &'static [Vec<u8>] {
     static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    C.get_or_init(|| corpus_of("policies", "toml", &[]))
+    C.get_or_init(|| {
+        let mut corpus = corpus_of("policies", "toml", &[]);
+        corpus.extend(corpus_of("examples", "toml", &[])); // the limiter dialects' options
+        corpus
+    })
 }
 
 fn specs() -> &'static [Vec<u8>] {
