@@ -116,7 +116,7 @@
 //! rounded to the nearest whole number, durations to the nearest nanosecond;
 //! samples are never negative. A parameter giving a size (`value`, `mean`,
 //! `median`, `min`, `max`; `e^mu` for `mu`) may be at most
-//! [`MAX_AMOUNT`](crate::trace::MAX_AMOUNT) (10^15) for tokens and cost and
+//! [`MAX_AMOUNT`] (10^15) for tokens and cost and
 //! 100 years for durations, and a sample in the far tail of a distribution
 //! (a lognormal with a large `sigma`) is capped at that maximum.
 //!
