@@ -28,16 +28,21 @@ impl Out {
 }
 
 fn ratesim(args: &[&str]) -> Out {
+    ratesim_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// Runs `ratesim` in `dir`.
+fn ratesim_in(dir: &Path, args: &[&str]) -> Out {
     let output = Command::new(env!("CARGO_BIN_EXE_ratesim"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .output()
         .expect("the ratesim binary runs");
     let out = Out {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
         stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-        cmd: format!("ratesim {}", args.join(" ")),
+        cmd: format!("(in {}) ratesim {}", dir.display(), args.join(" ")),
     };
     assert!(!out.stderr.contains("panicked"), "panic in {}", out.context());
     out
@@ -661,23 +666,6 @@ fn sweep_prints_a_table_and_a_csv_independent_of_threads() {
 
 // ---------------------------------------------------------------------------
 // Arguments and outputs checked before any work; inputs never overwritten (issue 9).
-
-/// Runs `ratesim` in `dir` (not the crate root).
-fn ratesim_in(dir: &Path, args: &[&str]) -> Out {
-    let output = Command::new(env!("CARGO_BIN_EXE_ratesim"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the ratesim binary runs");
-    let out = Out {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-        cmd: format!("(in {}) ratesim {}", dir.display(), args.join(" ")),
-    };
-    assert!(!out.stderr.contains("panicked"), "panic in {}", out.context());
-    out
-}
 
 #[test]
 fn run_checks_its_outputs_before_simulating() {
