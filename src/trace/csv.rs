@@ -330,6 +330,7 @@ pub(crate) fn fast_decimal(b: &[u8]) -> Option<Nanos> {
 
 const POW10: [u64; 10] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
 
+// The reason below spells out MAX_DURATION in seconds.
 const _: () = assert!(MAX_DURATION / SECOND == 3_155_760_000);
 
 /// Exact decimal seconds; on error, a reason to append to the message
@@ -345,7 +346,6 @@ pub(crate) fn decimal_seconds(text: &str) -> Result<Nanos, &'static str> {
             " (finer than a nanosecond)"
         } else {
             " (more than 100 years, 3155760000 s)"
-            // (MAX_DURATION in seconds; checked below.)
         }
     })
 }
@@ -427,7 +427,7 @@ fn count_error(text: &str, what: &str) -> String {
 /// without a leading minus.
 pub(crate) fn negative_why(text: &str) -> &'static str {
     match text.strip_prefix('-') {
-        Some(rest) if !rest.is_empty() && rest.bytes().all(|b| b == b'0' || b == b'.') => {
+        Some(rest) if rest.contains('0') && rest.bytes().all(|b| b == b'0' || b == b'.') => {
             ", which has a minus sign; write it without one"
         }
         Some(rest) if !rest.is_empty() => ", which is negative",

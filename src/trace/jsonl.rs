@@ -51,7 +51,7 @@ use super::csv::{
     amount_expected, amount_too_large, cap_duration, decimal_seconds, parse_duration, Column, Form, TimeCheck, ACCEPTED,
 };
 use super::{TraceError, TraceRow, TraceSource, TraceTime, MAX_AMOUNT};
-use crate::time::{Nanos, SECOND};
+use crate::time::{Nanos, MAX_DURATION, SECOND};
 
 /// A streaming reader of a JSON Lines trace; see the [module docs](self).
 #[derive(Debug)]
@@ -424,7 +424,8 @@ fn number_seconds<E: de::Error>(v: f64, scratch: &mut String, expected: &str, ke
 }
 
 fn whole_seconds<E: de::Error>(v: u64, expected: &str) -> Result<Nanos, E> {
-    v.checked_mul(SECOND).ok_or_else(|| E::custom(format!("{expected}, found {v} (too large)")))
+    v.checked_mul(SECOND)
+        .ok_or_else(|| E::custom(format!("{expected}, found {v} (more than 100 years, {} s)", MAX_DURATION / SECOND)))
 }
 
 /// Marks a number in a message, for [`JsonlTrace`] to replace with the
