@@ -219,6 +219,10 @@ fn human_message(message: &str, shown: &str) -> String {
         }
     };
     let m = message.trim();
+    if m == "u64 value was too large" {
+        // `toml::Value` refuses an integer between 2^63 and 2^64.
+        return format!("integer `{shown}` is outside the range of TOML integers (-2^63 to 2^63 - 1)");
+    }
     let datetime = looks_like_datetime(shown);
     if datetime && m.contains("$__toml_private_datetime") {
         return format!("expected a table, found the date-time {shown}");

@@ -677,6 +677,14 @@ fn out_of_range_integers_name_the_limit() {
         "integer `-99999999999999999999` is outside the range of TOML integers (-2^63 to 2^63 - 1)",
     );
     assert_eq!(e.column, 11, "{e}");
+    expect_error(
+        &limit(
+            "id = \"spend\"\nalgorithm = \"budget\"\nlimit = 10\nperiod = \"day\"\nreserve = 18446744073709551615\n",
+        ),
+        9,
+        "plan \"pro\" > limit \"spend\" > reserve",
+        "integer `18446744073709551615` is outside the range of TOML integers",
+    );
     // In a later plan, and in [response].
     let text = format!(
         "{}[[plan]]\nname = \"team\"\n[[plan.limit]]\n{}",

@@ -914,6 +914,12 @@ fn out_of_range_integers_and_datetimes_name_the_field() {
         "outside the range of TOML integers",
     );
     assert_err(
+        &with("tokens = { dist = \"constant\", value = 18446744073709551615 }"),
+        6,
+        "population \"p\" > tokens > value",
+        "integer `18446744073709551615` is outside the range of TOML integers",
+    );
+    assert_err(
         &with("endpoints = { a = 99999999999999999999 }"),
         6,
         "population \"p\" > endpoints > a",
