@@ -35,3 +35,4 @@ pub mod sim;
 pub mod time;
 pub mod toml_input;
 pub mod trace;
+pub mod whatif;

@@ -12,9 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::policy::{self, Policy};
+use crate::policy::{self, Override, Policy, PolicyDocument};
 use crate::report::group;
 use crate::time::{format_duration, Nanos};
+use crate::trace::scale::Scaling;
 use crate::trace::synth::{self, Spec, MAX_ROWS_UNCONFIRMED};
 use crate::trace::{self, TraceError, TraceSource};
 
@@ -40,12 +41,31 @@ pub(super) fn load_policy(path: &Path) -> Result<(Policy, String), policy::Polic
     }
 }
 
+/// The policy at `path` (or the built-in default) with `overrides` applied
+/// (`--set`), the effective document when there are any, and the name to
+/// show for it.
+pub(super) fn load_policy_with(
+    path: &Path,
+    overrides: &[Override],
+) -> Result<(Policy, Option<PolicyDocument>, String), policy::PolicyError> {
+    if overrides.is_empty() {
+        let (policy, name) = load_policy(path)?;
+        return Ok((policy, None, name));
+    }
+    let (document, name) = match builtin(path, DEFAULT_POLICY, BUILTIN_POLICY) {
+        Some((name, text)) => (PolicyDocument::parse(text, &name)?, name),
+        None => (PolicyDocument::load(path)?, path.display().to_string()),
+    };
+    let (policy, effective) = document.with_overrides(overrides)?;
+    Ok((policy, Some(effective), name))
+}
+
 /// A trace argument: a recorded file, or a synthetic spec loaded and
 /// validated once (from a file or built in).
 pub(super) enum TraceInput {
     /// A `.csv` or `.jsonl` file (or a file with an unknown extension, which
     /// [`trace::open`] refuses), opened when needed.
-    Recorded { path: PathBuf },
+    Recorded { path: PathBuf, scaling: Scaling },
     /// A synthetic spec and the name to show for it.
     Spec { spec: Box<Spec>, name: String, file: Option<PathBuf> },
 }
@@ -66,13 +86,33 @@ impl TraceInput {
                 file: Some(path.to_path_buf()),
             });
         }
-        Ok(TraceInput::Recorded { path: path.to_path_buf() })
+        Ok(TraceInput::Recorded { path: path.to_path_buf(), scaling: Scaling::default() })
+    }
+
+    /// This trace at another offered load or over more keys (`--scale`,
+    /// `--scale-keys`): a spec's arrival rates and key counts are scaled
+    /// now (so [`check_rows`] sees the scaled spec), a recorded trace is
+    /// thinned or superposed when opened (see [`crate::trace::scale`]).
+    pub(super) fn scaled(self, scaling: Scaling) -> Result<TraceInput, TraceError> {
+        match self {
+            TraceInput::Recorded { path, .. } => Ok(TraceInput::Recorded { path, scaling }),
+            TraceInput::Spec { spec, name, file } => {
+                if scaling.is_identity() {
+                    return Ok(TraceInput::Spec { spec, name, file });
+                }
+                let scaled = spec.scaled(scaling.factor).and_then(|s| s.with_key_copies(scaling.key_copies));
+                match scaled {
+                    Ok(s) => Ok(TraceInput::Spec { spec: Box::new(s), name, file }),
+                    Err(message) => Err(TraceError { file: name, line: 0, column: 0, field: String::new(), message }),
+                }
+            }
+        }
     }
 
     /// The name to show for the trace.
     pub(super) fn name(&self) -> String {
         match self {
-            TraceInput::Recorded { path } => path.display().to_string(),
+            TraceInput::Recorded { path, .. } => path.display().to_string(),
             TraceInput::Spec { name, .. } => name.clone(),
         }
     }
@@ -80,7 +120,7 @@ impl TraceInput {
     /// The file read, if any (a built-in spec has none).
     pub(super) fn file(&self) -> Option<&Path> {
         match self {
-            TraceInput::Recorded { path } => Some(path),
+            TraceInput::Recorded { path, .. } => Some(path),
             TraceInput::Spec { file, .. } => file.as_deref(),
         }
     }
@@ -96,7 +136,7 @@ impl TraceInput {
     /// The rows: a recorded file streamed, or the spec generated with `seed`.
     pub(super) fn open(&self, seed: u64) -> Result<Box<dyn TraceSource>, TraceError> {
         match self {
-            TraceInput::Recorded { path } => trace::open(path, None),
+            TraceInput::Recorded { path, scaling } => trace::open_scaled(path, Some(seed), scaling, None),
             TraceInput::Spec { spec, .. } => Ok(Box::new(spec.generate(seed))),
         }
     }

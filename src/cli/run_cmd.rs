@@ -9,10 +9,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::ClientSpec;
 use crate::metrics::NoBuckets;
+use crate::policy::Override;
 use crate::report::chart::{check_chart_path, write_chart, ChartLabels, ChartSeries, Tee};
 use crate::report::{self, RunInfo, TimeseriesCsv};
 use crate::sim::{DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation};
 use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, MILLISECOND, SECOND};
+use crate::trace::scale::{Factor, Scaling};
 
 use super::inputs::{self, TraceInput};
 use super::outputs::{self, Named};
@@ -70,11 +72,42 @@ pub(super) struct RunArgs {
     /// (refused without this flag or a shorter --until).
     #[arg(long)]
     allow_huge: bool,
+    /// Override a limit field: PLAN.LIMIT.FIELD=VALUE, e.g.
+    /// pro.rpm.rate=600/min (`*` for every plan with that limit); checked
+    /// as the policy file is. Repeatable; recorded in summary.json.
+    #[arg(long = "set", value_name = "PLAN.LIMIT.FIELD=VALUE")]
+    set: Vec<String>,
+    /// Offered-load factor: a spec's arrival rates multiplied; a recorded
+    /// trace thinned (below 1) or superposed with shifted copies (above 1).
+    #[arg(long, value_name = "F", default_value = "1")]
+    scale: String,
+    /// The same per-key traffic over N times as many keys (users, workspaces).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    scale_keys: u32,
+    /// Recorded traces: shift each superposed copy by a random offset below
+    /// this (default: the whole trace).
+    #[arg(long, value_name = "DURATION")]
+    scale_window: Option<String>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
     eprintln!("error: {msg}");
     1
+}
+
+/// `--scale`, `--scale-keys`, `--scale-window`.
+fn scaling(args: &RunArgs) -> Result<Scaling, String> {
+    let factor = Factor::parse(&args.scale).map_err(|e| format!("--scale: {e}"))?;
+    if args.scale_keys == 0 {
+        return Err("--scale-keys: expected a whole number of key copies, at least 1, found 0".into());
+    }
+    let window = match args.scale_window.as_deref().map(parse_duration) {
+        None => None,
+        Some(Ok(d)) if d > 0 => Some(d),
+        Some(Ok(_)) => return Err("--scale-window: expected a duration above zero, such as 5min".into()),
+        Some(Err(e)) => return Err(format!("--scale-window: {e}")),
+    };
+    Ok(Scaling { factor, key_copies: args.scale_keys, window })
 }
 
 /// A progress bar over virtual time: with a known horizon (synthetic
@@ -94,7 +127,15 @@ fn progress_bar(trace: &TraceInput) -> ProgressBar {
 
 pub(super) fn run(args: RunArgs) -> u8 {
     // Every argument and output is checked before the simulation starts.
-    let (policy, policy_name) = match inputs::load_policy(&args.policy) {
+    let overrides = match args.set.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>() {
+        Ok(o) => o,
+        Err(e) => return fail(format!("--set: {e}")),
+    };
+    let scaling = match scaling(&args) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let (policy, document, policy_name) = match inputs::load_policy_with(&args.policy, &overrides) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -129,7 +170,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Some(Ok(_)) => return fail("--until: expected a duration above zero, such as 24h"),
         Some(Err(e)) => return fail(format!("--until: {e}")),
     };
-    let trace = match TraceInput::resolve(&args.trace) {
+    let trace = match TraceInput::resolve(&args.trace).and_then(|t| t.scaled(scaling)) {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
@@ -183,6 +224,10 @@ pub(super) fn run(args: RunArgs) -> u8 {
         start: format_rfc3339(start),
         bucket_ns: bucket,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        overrides: overrides.iter().map(|o| o.text.clone()).collect(),
+        effective_plan: document.as_ref().map(|d| d.effective_limits(&plan.name)),
+        scale: (scaling.factor != Factor::ONE).then(|| scaling.factor.to_string()),
+        scale_keys: (scaling.key_copies != 1).then_some(scaling.key_copies),
     };
 
     let create = |path: &Path| {
