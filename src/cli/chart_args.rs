@@ -121,6 +121,22 @@ fn point(option: &str, text: &str, origin: Nanos) -> Result<Nanos, String> {
     })
 }
 
+impl ChartPlan {
+    /// The single files it writes, with their options (`--chart`,
+    /// `--report`), for the check that no output is an input or written
+    /// twice.
+    pub(super) fn files(&self) -> Vec<(&'static str, &Path)> {
+        let mut files: Vec<(&'static str, &Path)> = Vec::new();
+        if let Some((p, _)) = &self.timeline {
+            files.push(("--chart", p));
+        }
+        if let Some(p) = &self.report {
+            files.push(("--report", p));
+        }
+        files
+    }
+}
+
 impl ChartArgs {
     /// Whether anything is to be drawn or reported.
     pub(super) fn wanted(&self, out: Option<&Path>) -> bool {

@@ -5,8 +5,11 @@
 //! panic or a debug dump.
 
 mod chart_args;
+mod client_cmd;
 mod gallery_cmd;
+mod inputs;
 mod interrupt;
+mod outputs;
 mod policy_cmd;
 mod run_cmd;
 mod solve_cmd;
@@ -60,6 +63,9 @@ enum Command {
     /// Generate CSV traces from synthetic specs and check trace files.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// List client presets and explain a client's retry schedule.
+    #[command(subcommand)]
+    Client(client_cmd::ClientCommand),
     /// Redraw the documentation gallery (docs/gallery) by running the
     /// command of each chart, or --check that it is up to date.
     Gallery(gallery_cmd::GalleryArgs),
@@ -75,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Sweep(args) => sweep_cmd::run(args),
         Command::Solve(args) => solve_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
+        Command::Client(cmd) => client_cmd::run(cmd),
         Command::Gallery(args) => gallery_cmd::run(args),
     };
     ExitCode::from(code)
