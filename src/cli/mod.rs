@@ -6,6 +6,7 @@
 
 mod policy_cmd;
 mod run_cmd;
+mod serve_cmd;
 mod sweep_cmd;
 
 /// The `seed` a synthetic spec fixes, if the trace is one.
@@ -47,6 +48,21 @@ enum Command {
     /// Run every combination of plans, clients and seeds in parallel and
     /// compare them in one table.
     Sweep(sweep_cmd::SweepArgs),
+    /// Emulate a provider's plan live: an HTTP server answering like the
+    /// policy (OpenAI-compatible chat completions, predictions, usage),
+    /// driven by the production limiter on the system clock.
+    ///
+    /// Point your client at it (base URL http://127.0.0.1:8080/v1) and watch
+    /// it meet the plan's limits: the status, rate-limit headers and JSON
+    /// error bodies are rendered from the policy exactly as the simulator's
+    /// clients see them. --log records every decision; `ratesim trace
+    /// from-log` turns the log into a trace that `ratesim run --client none`
+    /// replays with the same decisions.
+    #[command(after_help = "Example:\n  \
+        ratesim serve --policy policies/runinfra.toml --plan pro --log serve.jsonl\n  \
+        curl -s http://127.0.0.1:8080/v1/chat/completions -H 'Authorization: Bearer sk-test' \\\n       \
+        -d '{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'")]
+    Serve(serve_cmd::ServeArgs),
     /// Generate CSV traces from synthetic specs and check trace files.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
@@ -60,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Run(args) => run_cmd::run(args),
         Command::Sweep(args) => sweep_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
     };
     ExitCode::from(code)

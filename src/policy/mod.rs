@@ -669,6 +669,37 @@ impl Plan {
         }
     }
 
+    /// What every limit that applies to `req` would answer at `now` for a
+    /// request of cost 0, consuming nothing: `(limit index, decision)` in
+    /// plan order. A decision's `remaining` is then the room left now
+    /// (for a concurrency cap, which ignores cost, the room after one more
+    /// permit). The emulator's usage endpoint reports these live figures.
+    pub fn inspect<I: Identity, S: StateStore<I>>(
+        &self,
+        store: &mut S,
+        now: Nanos,
+        req: &Request<'_, I>,
+    ) -> Vec<(usize, Decision)> {
+        let mut applicable: LimitSet = 0;
+        for (i, limit) in self.limits.iter().enumerate() {
+            if limit.selector.matches(req) {
+                applicable |= 1 << i;
+            }
+        }
+        store.with_states(
+            applicable,
+            |i| self.limits[i].scope.key_of(req),
+            |states| {
+                limits_in(applicable)
+                    .map(|i| {
+                        let state = states[i].as_mut().expect("the store gives every applicable limit's state");
+                        (i, self.limits[i].engine.decide(state.reborrow(), now, 0))
+                    })
+                    .collect()
+            },
+        )
+    }
+
     /// An admitted request finished at `now`: releases its permits and
     /// settles its budgets with the request's actual amounts. Returns the
     /// largest settle overshoot (see [`crate::engines::Budget`]).

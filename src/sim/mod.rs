@@ -184,6 +184,44 @@ pub struct DecisionRecord<'a> {
     pub retry_after_ns: Option<Nanos>,
 }
 
+/// The decision fields of a [`DecisionRecord`] (`allowed` through
+/// `retry_after_ns`), as the simulator and the emulator (`ratesim serve`)
+/// both write them: one definition of what the decisions file says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecisionFigures<'a> {
+    /// Admitted or not.
+    pub allowed: bool,
+    /// 200 or the denying status.
+    pub status: u16,
+    /// The denying limit's id.
+    pub limit: Option<&'a str>,
+    /// Remaining units: of the denying limit for a denial, of the limit the
+    /// headers report for an admission.
+    pub remaining: Option<u64>,
+    /// Reset instant of that same limit, nanoseconds since `origin`.
+    pub reset_ns: Option<Nanos>,
+    /// For a denial: exact wait until the request would be admitted.
+    pub retry_after_ns: Option<Nanos>,
+}
+
+impl<'a> DecisionFigures<'a> {
+    /// The figures of `d`, decided at `now` against `plan`; instants are
+    /// written as nanoseconds since `origin` (the trace start).
+    pub fn of(plan: &'a Plan, d: &PlanDecision, now: Nanos, origin: Nanos) -> DecisionFigures<'a> {
+        // A denial shows the binding limit's own figures; an admission those
+        // of the limit the headers report.
+        let reported = d.denial.or(d.reported.map(|(_, r)| r));
+        DecisionFigures {
+            allowed: d.allowed,
+            status: d.status,
+            limit: d.denied_by.map(|i| plan.limits[i].id.as_str()),
+            remaining: reported.map(|r| r.remaining),
+            reset_ns: reported.map(|r| r.reset.saturating_sub(origin)),
+            retry_after_ns: d.retry.at().map(|t| t - now),
+        }
+    }
+}
+
 /// What an attempt is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttemptKind {
@@ -828,10 +866,8 @@ impl<'p> Simulation<'p> {
         sink: &mut dyn DecisionSink,
     ) -> std::io::Result<()> {
         let origin = self.origin();
-        // A denial shows the binding limit's own figures; an admission those
-        // of the limit the headers report.
-        let reported = d.denial.or(d.reported.map(|(_, r)| r));
         let endpoint = if kind == AttemptKind::Poll { info.poll_endpoint } else { info.endpoint };
+        let f = DecisionFigures::of(self.plan, d, self.now, origin);
         sink.decision(&DecisionRecord {
             t_ns: self.now - origin,
             request: info.index,
@@ -839,12 +875,12 @@ impl<'p> Simulation<'p> {
             kind,
             key: self.keys.names[info.key as usize].as_str(),
             endpoint: self.endpoints.names[endpoint as usize].as_str(),
-            allowed: d.allowed,
-            status: d.status,
-            limit: d.denied_by.map(|i| self.plan.limits[i].id.as_str()),
-            remaining: reported.map(|r| r.remaining),
-            reset_ns: reported.map(|r| r.reset.saturating_sub(origin)),
-            retry_after_ns: d.retry.at().map(|t| t - self.now),
+            allowed: f.allowed,
+            status: f.status,
+            limit: f.limit,
+            remaining: f.remaining,
+            reset_ns: f.reset_ns,
+            retry_after_ns: f.retry_after_ns,
         })
     }
 

@@ -1,0 +1,882 @@
+//! The HTTP server: hyper (HTTP/1.1) on a tokio runtime.
+//!
+//! ## A request's path
+//!
+//! 1. **Route** ([`super::routes`]): unknown path `404`, known path with
+//!    another method `405` (with `Allow`). `GET /health` answers at once.
+//! 2. **Identity** ([`super::identity`]): a malformed `Authorization`,
+//!    an unknown or revoked key, or a missing key where the plan has no
+//!    limit for unauthenticated requests: `401`.
+//! 3. **Body**: read whole before the limiter is asked, at most
+//!    `max_body` bytes (`413`) within `body_timeout` (`408`); then checked
+//!    per endpoint (`400` naming the parameter). A slow client therefore
+//!    never holds a permit while it dawdles over its request.
+//! 4. **Decision** by the [`Backend`]; the status, rate-limit headers and
+//!    JSON error body come from [`render`], as in the simulator. A denial is
+//!    logged at once.
+//! 5. **Service**: an admission is held by an in-flight guard that lives
+//!    in the response body (or, for a prediction, in the task that runs it).
+//!    The guard completes the request (releasing concurrency permits,
+//!    settling budgets with the real tokens and money, writing the log
+//!    line) when the body has been sent, when the client disconnects and
+//!    hyper drops the body, or at the latest `write_timeout` after the
+//!    service time, whichever comes first, so a client that stops reading
+//!    cannot keep a permit forever.
+//!
+//! Errors of the emulator itself (not of the limiter) are OpenAI-style JSON
+//! (`{"error": {"message", "type", "param", "code"}}`) and are not logged:
+//! the log holds the limiter's decisions only.
+//!
+//! ## Shutdown
+//!
+//! On SIGINT (Ctrl-C) or SIGTERM the listener closes, open connections are
+//! asked to finish their current request, and in-flight requests and
+//! running predictions get `grace` to end. Whatever is still running then is
+//! dropped, which completes it (its log line records the truncated
+//! duration). Only then is the log closed, so every decision is in it.
+
+use std::convert::Infallible;
+use std::future::Future as _;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::header::{HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use parking_lot::Mutex;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::task::{AbortHandle, JoinSet};
+
+use super::backend::Backend;
+use super::endpoints::{self, ApiError, ChatRequest, Prediction, Predictions};
+use super::identity::{identify, Caller, Keys};
+use super::log::{DecisionLog, LogEntry};
+use super::routes::{Handler, Resolved, Route, Routes};
+use super::service_time::ServiceTime;
+use crate::limiter::{Clock, SystemClock};
+use crate::metrics::{Histogram, Latency};
+use crate::policy::{render, AuthMatch, Request, Tickets};
+use crate::time::{Nanos, SECOND};
+
+/// How to run the emulator.
+pub struct ServeOptions {
+    /// The limiter; `None` answers every request as admitted without asking
+    /// one (a baseline for measuring what the limiter adds; nothing is
+    /// logged).
+    pub backend: Option<Arc<dyn Backend>>,
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The keys file, if any.
+    pub keys: Option<Keys>,
+    /// The routes.
+    pub routes: Routes,
+    /// Service time of admitted requests.
+    pub service_time: ServiceTime,
+    /// Seed of the service-time draws.
+    pub seed: u64,
+    /// The decision log.
+    pub log: Option<DecisionLog>,
+    /// Largest request body, bytes.
+    pub max_body: usize,
+    /// Money (minor units) each chat completion and prediction costs.
+    pub price: u64,
+    /// Longest wait for a request's headers.
+    pub header_timeout: Duration,
+    /// Longest wait for a request's body.
+    pub body_timeout: Duration,
+    /// How long after its service time a response may take to be sent
+    /// before its permits are released anyway.
+    pub write_timeout: Duration,
+    /// How long in-flight requests get to finish at shutdown.
+    pub grace: Duration,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+}
+
+impl ServeOptions {
+    /// Options with the defaults of `ratesim serve`.
+    pub fn new(backend: Option<Arc<dyn Backend>>, addr: SocketAddr) -> ServeOptions {
+        ServeOptions {
+            backend,
+            addr,
+            keys: None,
+            routes: Routes::builtin(),
+            service_time: ServiceTime::default(),
+            seed: 42,
+            log: None,
+            max_body: 1 << 20,
+            price: 0,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(10),
+            threads: 0,
+        }
+    }
+}
+
+/// What a run of the emulator did, reported at shutdown.
+#[derive(Clone, Debug, Default)]
+pub struct ServeReport {
+    /// Requests the limiter decided.
+    pub decided: u64,
+    /// Of which admitted.
+    pub admitted: u64,
+    /// Of which denied.
+    pub denied: u64,
+    /// Requests answered with an error before the limiter (4xx).
+    pub rejected: u64,
+    /// Requests answered without a limiter (`--no-limiter`) or health checks.
+    pub unlimited: u64,
+    /// Lines in the log, if there is one.
+    pub log_lines: Option<u64>,
+    /// From listening to the end of shutdown.
+    pub elapsed: Duration,
+    /// Server time per request up to its answer (service time excluded).
+    pub server_time: Latency,
+    /// Time in the backend's decision and rendering per decided request.
+    pub decide_time: Latency,
+    /// Requests still running when the grace period ended (cut short).
+    pub cut_short: u64,
+}
+
+/// Counters and latency histograms.
+struct Stats {
+    decided: AtomicU64,
+    admitted: AtomicU64,
+    denied: AtomicU64,
+    rejected: AtomicU64,
+    unlimited: AtomicU64,
+    server_time: Mutex<Histogram>,
+    decide_time: Mutex<Histogram>,
+}
+
+/// Everything a request handler reads.
+struct App {
+    backend: Option<Arc<dyn Backend>>,
+    routes: Routes,
+    keys: Option<Keys>,
+    anonymous_ok: bool,
+    service_time: ServiceTime,
+    rng: Mutex<ChaCha8Rng>,
+    log: Option<DecisionLog>,
+    max_body: usize,
+    price: u64,
+    body_timeout: Duration,
+    write_timeout: Duration,
+    stats: Stats,
+    predictions: Mutex<Predictions>,
+    /// Running predictions (each holds its in-flight guard).
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl App {
+    fn service_time(&self) -> Duration {
+        if self.service_time.is_zero() {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.service_time.sample(&mut self.rng.lock()))
+    }
+}
+
+/// Runs the emulator until SIGINT or SIGTERM; `ready` is called with the
+/// bound address once it accepts connections.
+pub fn run(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<ServeReport, String> {
+    let listener =
+        std::net::TcpListener::bind(options.addr).map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
+    listener.set_nonblocking(true).map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
+    let addr = listener.local_addr().map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if options.threads > 0 {
+        runtime.worker_threads(options.threads);
+    }
+    let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start the server runtime: {e}"))?;
+    runtime.block_on(serve(options, listener, addr, ready))
+}
+
+async fn serve(
+    options: ServeOptions,
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<ServeReport, String> {
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let mut stop = Box::pin(stop_signal().map_err(|e| format!("cannot install the signal handlers: {e}"))?);
+    let anonymous_ok = options
+        .backend
+        .as_ref()
+        .is_none_or(|b| b.plan().limits.iter().any(|l| l.selector.auth == AuthMatch::Unauthenticated));
+    let app = Arc::new(App {
+        backend: options.backend,
+        routes: options.routes,
+        keys: options.keys,
+        anonymous_ok,
+        service_time: options.service_time,
+        rng: Mutex::new(ChaCha8Rng::seed_from_u64(options.seed)),
+        log: options.log,
+        max_body: options.max_body,
+        price: options.price,
+        body_timeout: options.body_timeout,
+        write_timeout: options.write_timeout,
+        stats: Stats {
+            decided: AtomicU64::new(0),
+            admitted: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            unlimited: AtomicU64::new(0),
+            server_time: Mutex::new(Histogram::default()),
+            decide_time: Mutex::new(Histogram::default()),
+        },
+        predictions: Mutex::new(Predictions::default()),
+        tasks: Mutex::new(JoinSet::new()),
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(options.header_timeout).keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let started = Instant::now();
+    ready(addr);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let app = app.clone();
+                    let service = hyper::service::service_fn(move |req| handle(app.clone(), peer.ip(), req));
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    let watched = graceful.watch(conn);
+                    connections.spawn(async move {
+                        let _ = watched.await;
+                    });
+                    while connections.try_join_next().is_some() {}
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving.
+                    eprintln!("ratesim serve: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    let deadline = tokio::time::Instant::now() + options.grace;
+    let drained = tokio::time::timeout_at(deadline, graceful.shutdown()).await.is_ok();
+    let mut tasks = std::mem::take(&mut *app.tasks.lock());
+    let predictions_done =
+        tokio::time::timeout_at(deadline, async { while tasks.join_next().await.is_some() {} }).await.is_ok();
+    // Past the grace period: drop what still runs; dropping completes it.
+    let cut_short = (connections.len() * usize::from(!drained) + tasks.len() * usize::from(!predictions_done)) as u64;
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    let elapsed = started.elapsed();
+    let s = &app.stats;
+    let log_lines = match &app.log {
+        Some(log) => {
+            let lines = log.close()?;
+            if lines != s.decided.load(Ordering::SeqCst) || log.refused() > 0 {
+                return Err(format!(
+                    "the log {} holds {lines} lines for {} decisions ({} refused after closing)",
+                    log.path(),
+                    s.decided.load(Ordering::SeqCst),
+                    log.refused()
+                ));
+            }
+            Some(lines)
+        }
+        None => None,
+    };
+    let report = ServeReport {
+        decided: s.decided.load(Ordering::SeqCst),
+        admitted: s.admitted.load(Ordering::SeqCst),
+        denied: s.denied.load(Ordering::SeqCst),
+        rejected: s.rejected.load(Ordering::SeqCst),
+        unlimited: s.unlimited.load(Ordering::SeqCst),
+        log_lines,
+        elapsed,
+        server_time: Latency::of(&s.server_time.lock()),
+        decide_time: Latency::of(&s.decide_time.lock()),
+        cut_short,
+    };
+    Ok(report)
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed before this
+/// returns, so a signal sent as soon as the server is ready is not missed.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// One request, answered.
+async fn handle(app: Arc<App>, peer: IpAddr, req: hyper::Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    Ok(match answer(&app, peer, req, start).await {
+        Ok(response) => response,
+        Err((e, headers)) => {
+            app.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            error_response(&e, &headers)
+        }
+    })
+}
+
+/// Extra headers of an error response (`Allow`, rate-limit headers).
+type Headers = Vec<(String, String)>;
+
+fn error_response(e: &ApiError, headers: &[(String, String)]) -> Response<Body> {
+    respond(e.status, headers, Body::full(e.body()))
+}
+
+/// A JSON response with `headers` (names from the policy; a name or value
+/// that is not valid in HTTP is skipped, never a panic).
+fn respond(status: u16, headers: &[(String, String)], body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(CONTENT_TYPE.as_str())) {
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+            h.append(n, v);
+        }
+    }
+    r
+}
+
+/// What a request asks of the limiter and the endpoint, once checked.
+enum Work {
+    Chat(ChatRequest),
+    PredictionCreate,
+    PredictionGet(String),
+    /// The usage report; the limit the call's own headers report.
+    Usage(Option<usize>),
+    Generic,
+}
+
+async fn answer(
+    app: &Arc<App>,
+    peer: IpAddr,
+    req: hyper::Request<Incoming>,
+    start: Instant,
+) -> Result<Response<Body>, (ApiError, Headers)> {
+    let plain = |e: ApiError| (e, Vec::new());
+    let path = req.uri().path().to_string();
+    let route: Route = match app.routes.resolve(req.method().as_str(), &path) {
+        Resolved::Found(route, param) => {
+            let mut route = route.clone();
+            if let Some(p) = param {
+                // Carried in the path field: the matched segment.
+                route.path = p.to_string();
+            }
+            route
+        }
+        Resolved::WrongMethod(allowed) => {
+            let e = ApiError::new(
+                405,
+                "method_not_allowed",
+                format!("{} {path}: this path answers {} only", req.method(), allowed.join(", ")),
+            );
+            return Err((e, vec![(ALLOW.as_str().to_string(), allowed.join(", "))]));
+        }
+        Resolved::NotFound => {
+            let known: Vec<String> = app.routes.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+            return Err(plain(ApiError::new(
+                404,
+                "unknown_url",
+                format!("no route for {} {path}; this emulator answers {}", req.method(), known.join(", ")),
+            )));
+        }
+    };
+    if route.handler == Handler::Health {
+        app.stats.unlimited.fetch_add(1, Ordering::Relaxed);
+        return Ok(respond(200, &[], Body::full("{\"status\":\"ok\"}".to_string())));
+    }
+    let auth_headers: Vec<&HeaderValue> = req.headers().get_all(AUTHORIZATION).iter().collect();
+    if auth_headers.len() > 1 {
+        return Err(plain(ApiError::unauthorized(
+            "invalid_authorization_header",
+            "Authorization header: sent more than once; send exactly one `Authorization: Bearer <API key>`",
+        )));
+    }
+    let caller = identify(auth_headers.first().map(|v| v.as_bytes()), peer, app.keys.as_ref()).map_err(plain)?;
+    if let Caller::Anonymous { .. } = caller {
+        if !app.anonymous_ok || route.handler == Handler::Usage {
+            let why = if route.handler == Handler::Usage {
+                "the usage report is per API key"
+            } else {
+                "this plan has no limit for unauthenticated requests"
+            };
+            return Err(plain(ApiError::unauthorized(
+                "missing_api_key",
+                format!("no API key: send `Authorization: Bearer <API key>` ({why})"),
+            )));
+        }
+    }
+    let client_request_id = header_text(&req, "x-client-request-id");
+    let client_retry_count = header_text(&req, "x-stainless-retry-count").and_then(|v| v.parse::<u32>().ok());
+    let reads_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    let body = read_body(app, req).await.map_err(plain)?;
+    let work = match route.handler {
+        Handler::ChatCompletions => Work::Chat(endpoints::parse_chat(&body).map_err(plain)?),
+        Handler::PredictionCreate => {
+            endpoints::json_object(&body, true).map_err(plain)?;
+            Work::PredictionCreate
+        }
+        Handler::PredictionGet => Work::PredictionGet(route.path.clone()),
+        Handler::Usage => Work::Usage(None),
+        Handler::Generic => {
+            if reads_body {
+                endpoints::json_object(&body, true).map_err(plain)?;
+            }
+            Work::Generic
+        }
+        Handler::Health => unreachable!("answered above"),
+    };
+    let (key, user, workspace, auth) = match caller {
+        Caller::Key { key, user, workspace } => (key, user, workspace, true),
+        Caller::Anonymous { address } => (address, None, None, false),
+    };
+    let (tokens, money) = match &work {
+        Work::Chat(chat) => (chat.total_tokens(), app.price),
+        Work::PredictionCreate => (0, app.price),
+        _ => (0, 0),
+    };
+    let call = Call {
+        key,
+        user,
+        workspace,
+        endpoint: route.endpoint.clone(),
+        auth,
+        tokens,
+        money,
+        client_request_id,
+        client_retry_count,
+    };
+    let Some(backend) = app.backend.clone() else {
+        let number = app.stats.unlimited.fetch_add(1, Ordering::Relaxed);
+        return Ok(serve_admitted(app, work, call, None, Vec::new(), number, SystemClock.now(), start).await);
+    };
+    let decide_start = Instant::now();
+    let checked = backend.check(&call.request());
+    let rendered = render(backend.policy(), backend.plan(), &checked.decision, checked.now);
+    app.stats.decide_time.lock().record(decide_start.elapsed().as_nanos() as u64);
+    app.stats.decided.fetch_add(1, Ordering::Relaxed);
+    let entry = app.log.as_ref().map(|_| call.log_entry(backend.plan(), &checked));
+    let mut headers = rendered.headers;
+    headers.push(("x-request-id".into(), format!("req_{}", checked.request)));
+    if !checked.decision.allowed {
+        app.stats.denied.fetch_add(1, Ordering::Relaxed);
+        if let (Some(log), Some(e)) = (&app.log, entry) {
+            log.write(e.line());
+        }
+        app.stats.server_time.lock().record(start.elapsed().as_nanos() as u64);
+        return Ok(respond(rendered.status, &headers, Body::full(rendered.body.unwrap_or_default())));
+    }
+    app.stats.admitted.fetch_add(1, Ordering::Relaxed);
+    let work = match work {
+        Work::Usage(_) => Work::Usage(checked.decision.reported.map(|(i, _)| i)),
+        other => other,
+    };
+    let guard = InFlight::new(app.clone(), backend, call.clone(), checked.decision.tickets, entry);
+    Ok(serve_admitted(app, work, call, Some(guard), headers, checked.request, checked.now, start).await)
+}
+
+/// The first value of header `name` as text, if it is visible ASCII of at
+/// most 512 bytes (anything else is ignored).
+fn header_text(req: &hyper::Request<Incoming>, name: &str) -> Option<String> {
+    let v = req.headers().get(name)?;
+    let s = v.to_str().ok()?.trim();
+    (!s.is_empty() && s.len() <= 512).then(|| s.to_string())
+}
+
+/// Reads the whole body: at most `max_body` bytes, within `body_timeout`.
+async fn read_body(app: &App, req: hyper::Request<Incoming>) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(413, "request_too_large", format!("the request body exceeds the limit of {} bytes", app.max_body))
+    };
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.max_body as u64) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(req.into_body(), app.max_body);
+    match tokio::time::timeout(app.body_timeout, limited.collect()).await {
+        Err(_) => Err(ApiError::new(
+            408,
+            "request_timeout",
+            format!("the request body did not arrive within {} s", app.body_timeout.as_secs_f64()),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::new(400, "invalid_body", format!("cannot read the request body: {e}"))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// The facts of one call, owned: what the limiter, the guard and the log
+/// need.
+#[derive(Clone, Debug)]
+struct Call {
+    key: String,
+    user: Option<String>,
+    workspace: Option<String>,
+    endpoint: String,
+    auth: bool,
+    tokens: u64,
+    money: u64,
+    client_request_id: Option<String>,
+    client_retry_count: Option<u32>,
+}
+
+impl Call {
+    fn request(&self) -> Request<'_> {
+        Request {
+            key: &self.key,
+            user: self.user.as_deref(),
+            workspace: self.workspace.as_deref(),
+            endpoint: &self.endpoint,
+            authenticated: self.auth,
+            tokens: self.tokens,
+            money: self.money,
+        }
+    }
+
+    fn log_entry(&self, plan: &crate::policy::Plan, checked: &super::Checked) -> LogEntry {
+        let mut e = LogEntry {
+            request: checked.request,
+            at: checked.now,
+            origin: checked.origin,
+            key: self.key.clone(),
+            user: self.user.clone(),
+            workspace: self.workspace.clone(),
+            endpoint: self.endpoint.clone(),
+            auth: self.auth,
+            tokens: self.tokens,
+            cost: self.money,
+            client_request_id: self.client_request_id.clone(),
+            client_retry_count: self.client_retry_count,
+            ..LogEntry::default()
+        };
+        e.set_figures(&crate::sim::DecisionFigures::of(plan, &checked.decision, checked.now, checked.origin));
+        e
+    }
+}
+
+/// Answers an admitted request (`guard` holds its admission; `None` without
+/// a limiter).
+#[allow(clippy::too_many_arguments)]
+async fn serve_admitted(
+    app: &Arc<App>,
+    work: Work,
+    call: Call,
+    mut guard: Option<InFlight>,
+    headers: Headers,
+    number: u64,
+    now: Nanos,
+    start: Instant,
+) -> Response<Body> {
+    let service = app.service_time();
+    if let Some(g) = &mut guard {
+        g.watch(service + app.write_timeout);
+    }
+    let created = now / SECOND;
+    let server_time = |app: &App| app.stats.server_time.lock().record(start.elapsed().as_nanos() as u64);
+    match work {
+        Work::Chat(chat) if chat.stream => {
+            server_time(app);
+            let id = format!("chatcmpl-ratesim-{number}");
+            let chunks = chat.chunks(&id, created);
+            let mut h = headers;
+            h.push((CONTENT_TYPE.as_str().into(), "text/event-stream".into()));
+            h.push(("cache-control".into(), "no-cache".into()));
+            respond(200, &h, Body::sse(chunks, service, chat.prompt_tokens, call.money, guard))
+        }
+        Work::Chat(chat) => {
+            server_time(app);
+            tokio::time::sleep(service).await;
+            let body = chat.completion(&format!("chatcmpl-ratesim-{number}"), created);
+            respond(200, &headers, Body::full(body).guarded(guard, call.tokens, call.money))
+        }
+        Work::PredictionCreate => {
+            let p = Prediction { key: call.key.clone(), created: now, done_at: now + service.as_nanos() as Nanos };
+            let body = endpoints::prediction_created_json(number, &p);
+            app.predictions.lock().insert(number, p);
+            if let Some(g) = guard {
+                let mut tasks = app.tasks.lock();
+                while tasks.try_join_next().is_some() {}
+                tasks.spawn(async move {
+                    tokio::time::sleep(service).await;
+                    drop(g);
+                });
+            }
+            server_time(app);
+            respond(201, &headers, Body::full(body))
+        }
+        Work::PredictionGet(id) => {
+            let now = SystemClock.now();
+            let found = app.predictions.lock().get(&id, &call.key).map(|(n, p)| endpoints::prediction_json(n, p, now));
+            server_time(app);
+            drop(guard);
+            match found {
+                Some(body) => respond(200, &headers, Body::full(body)),
+                None => error_response(
+                    &ApiError::new(404, "prediction_not_found", format!("no prediction {id:?} for this API key")),
+                    &headers,
+                ),
+            }
+        }
+        Work::Usage(reported) => {
+            let body = match &app.backend {
+                Some(b) => {
+                    let (now, figures) = b.inspect(&call.request());
+                    endpoints::usage_json(b.plan(), &figures, reported, now)
+                }
+                None => "{\"period\":null,\"requests\":null,\"tokens\":null,\"limits\":[]}".to_string(),
+            };
+            server_time(app);
+            drop(guard);
+            respond(200, &headers, Body::full(body))
+        }
+        Work::Generic => {
+            server_time(app);
+            tokio::time::sleep(service).await;
+            let body = serde_json::json!({"object": "ratesim.response", "endpoint": call.endpoint}).to_string();
+            respond(200, &headers, Body::full(body).guarded(guard, call.tokens, call.money))
+        }
+    }
+}
+
+/// What completes an admitted request: shared by the guard in the response
+/// body and its watchdog, taken once.
+struct Pending {
+    backend: Arc<dyn Backend>,
+    app: Arc<App>,
+    call: Call,
+    tickets: Tickets,
+    entry: Option<LogEntry>,
+}
+
+impl Pending {
+    /// Completes the request with the actual `tokens` and `money`.
+    fn complete(mut self, tokens: u64, money: u64) {
+        self.call.tokens = tokens;
+        self.call.money = money;
+        let at = self.backend.complete(&self.call.request(), &self.tickets);
+        if let (Some(log), Some(mut e)) = (&self.app.log, self.entry.take()) {
+            e.tokens = tokens;
+            e.cost = money;
+            e.duration_ns = at - e.at;
+            log.write(e.line());
+        }
+    }
+}
+
+/// An admitted request in flight. Dropping it completes the request with
+/// the amounts it was admitted with; [`InFlight::finish`] with actual ones.
+struct InFlight {
+    pending: Arc<Mutex<Option<Pending>>>,
+    watchdog: Option<AbortHandle>,
+    amounts: (u64, u64),
+}
+
+impl InFlight {
+    fn new(
+        app: Arc<App>,
+        backend: Arc<dyn Backend>,
+        call: Call,
+        tickets: Tickets,
+        entry: Option<LogEntry>,
+    ) -> InFlight {
+        let amounts = (call.tokens, call.money);
+        InFlight {
+            pending: Arc::new(Mutex::new(Some(Pending { backend, app, call, tickets, entry }))),
+            watchdog: None,
+            amounts,
+        }
+    }
+
+    /// Completes the request after `limit` at the latest, whatever its
+    /// response is doing (only requests holding permits or reservations
+    /// need this).
+    fn watch(&mut self, limit: Duration) {
+        let holds = self.pending.lock().as_ref().is_some_and(|p| !p.tickets.is_empty());
+        if !holds {
+            return;
+        }
+        let pending = self.pending.clone();
+        let amounts = self.amounts;
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            let taken = pending.lock().take();
+            if let Some(p) = taken {
+                p.complete(amounts.0, amounts.1);
+            }
+        });
+        self.watchdog = Some(handle.abort_handle());
+    }
+
+    fn finish(&mut self, tokens: u64, money: u64) {
+        let taken = self.pending.lock().take();
+        if let Some(p) = taken {
+            p.complete(tokens, money);
+        }
+        if let Some(w) = self.watchdog.take() {
+            w.abort();
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let (tokens, money) = self.amounts;
+        self.finish(tokens, money);
+    }
+}
+
+/// A response body, holding the request's in-flight guard until it has
+/// been sent (or dropped: the client went away).
+pub struct Body {
+    content: Content,
+    guard: Option<InFlight>,
+    /// Tokens counted when the body is done (a stream adds its words).
+    tokens: u64,
+    money: u64,
+}
+
+enum Content {
+    Full(Option<Bytes>),
+    Sse(Sse),
+}
+
+/// Server-sent events released on schedule.
+struct Sse {
+    events: std::collections::VecDeque<(tokio::time::Instant, u64, Bytes)>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Body {
+    fn full(text: String) -> Body {
+        Body { content: Content::Full(Some(Bytes::from(text))), guard: None, tokens: 0, money: 0 }
+    }
+
+    /// The body holds `guard`; the request counts `tokens` and `money`.
+    fn guarded(mut self, guard: Option<InFlight>, tokens: u64, money: u64) -> Body {
+        self.guard = guard;
+        self.tokens = tokens;
+        self.money = money;
+        self
+    }
+
+    /// `chunks` spread evenly over `service`: the role at once, each word
+    /// `service / words` after the previous, the rest with the last word.
+    fn sse(
+        chunks: Vec<(u64, String)>,
+        service: Duration,
+        prompt_tokens: u64,
+        money: u64,
+        guard: Option<InFlight>,
+    ) -> Body {
+        let words = chunks.iter().map(|c| c.0).sum::<u64>().max(1);
+        let step = service / words as u32;
+        let t0 = tokio::time::Instant::now();
+        let mut at = t0;
+        let events = chunks
+            .into_iter()
+            .map(|(tokens, text)| {
+                at += step * tokens as u32;
+                (at, tokens, Bytes::from(text))
+            })
+            .collect();
+        Body {
+            content: Content::Sse(Sse { events, sleep: Box::pin(tokio::time::sleep_until(t0)) }),
+            guard,
+            tokens: prompt_tokens,
+            money,
+        }
+    }
+
+    fn done(&mut self) {
+        if let Some(mut g) = self.guard.take() {
+            g.finish(self.tokens, self.money);
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        let next = match &mut this.content {
+            Content::Full(data) => data.take(),
+            Content::Sse(sse) => match sse.events.front() {
+                None => None,
+                Some(&(due, _, _)) => {
+                    if tokio::time::Instant::now() < due {
+                        sse.sleep.as_mut().reset(due);
+                        if sse.sleep.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                    }
+                    let (_, tokens, data) = sse.events.pop_front().expect("peeked");
+                    this.tokens += tokens;
+                    Some(data)
+                }
+            },
+        };
+        match next {
+            Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            None => {
+                this.done();
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.content {
+            Content::Full(data) => data.is_none(),
+            Content::Sse(sse) => sse.events.is_empty(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.content {
+            Content::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
+            Content::Full(None) => SizeHint::with_exact(0),
+            Content::Sse(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
