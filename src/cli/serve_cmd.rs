@@ -149,7 +149,7 @@ pub(super) fn run(args: ServeArgs) -> u8 {
         if args.no_limiter { None } else { Some(Arc::new(LocalBackend::new(limiter))) };
     let log = match &args.log {
         Some(path) => match DecisionLog::create(path) {
-            Ok(l) => Some(l),
+            Ok(l) => Some(Arc::new(l)),
             Err(e) => return fail(e),
         },
         None => None,

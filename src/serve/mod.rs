@@ -42,6 +42,7 @@
 pub mod backend;
 pub mod endpoints;
 pub mod identity;
+mod inflight;
 pub mod log;
 pub mod routes;
 pub mod server;

@@ -36,17 +36,14 @@
 //! duration). Only then is the log closed, so every decision is in it.
 
 use std::convert::Infallible;
-use std::future::Future as _;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -54,17 +51,18 @@ use hyper_util::server::graceful::GracefulShutdown;
 use parking_lot::Mutex;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use super::backend::Backend;
 use super::endpoints::{self, ApiError, ChatRequest, Prediction, Predictions};
 use super::identity::{identify, Caller, Keys};
-use super::log::{DecisionLog, LogEntry};
+use super::inflight::{Body, Call, InFlight};
+use super::log::DecisionLog;
 use super::routes::{Handler, Resolved, Route, Routes};
 use super::service_time::ServiceTime;
 use crate::limiter::{Clock, SystemClock};
 use crate::metrics::{Histogram, Latency};
-use crate::policy::{render, AuthMatch, Request, Tickets};
+use crate::policy::{render, AuthMatch};
 use crate::time::{Nanos, SECOND};
 
 /// How to run the emulator.
@@ -84,7 +82,7 @@ pub struct ServeOptions {
     /// Seed of the service-time draws.
     pub seed: u64,
     /// The decision log.
-    pub log: Option<DecisionLog>,
+    pub log: Option<Arc<DecisionLog>>,
     /// Largest request body, bytes.
     pub max_body: usize,
     /// Money (minor units) each chat completion and prediction costs.
@@ -168,7 +166,7 @@ struct App {
     anonymous_ok: bool,
     service_time: ServiceTime,
     rng: Mutex<ChaCha8Rng>,
-    log: Option<DecisionLog>,
+    log: Option<Arc<DecisionLog>>,
     max_body: usize,
     price: u64,
     body_timeout: Duration,
@@ -275,6 +273,8 @@ async fn serve(
     let predictions_done =
         tokio::time::timeout_at(deadline, async { while tasks.join_next().await.is_some() {} }).await.is_ok();
     // Past the grace period: drop what still runs; dropping completes it.
+    while connections.try_join_next().is_some() {}
+    while tasks.try_join_next().is_some() {}
     let cut_short = (connections.len() * usize::from(!drained) + tasks.len() * usize::from(!predictions_done)) as u64;
     connections.abort_all();
     while connections.join_next().await.is_some() {}
@@ -504,7 +504,7 @@ async fn answer(
         Work::Usage(_) => Work::Usage(checked.decision.reported.map(|(i, _)| i)),
         other => other,
     };
-    let guard = InFlight::new(app.clone(), backend, call.clone(), checked.decision.tickets, entry);
+    let guard = InFlight::new(backend, app.log.clone(), call.clone(), checked.decision.tickets, entry);
     Ok(serve_admitted(app, work, call, Some(guard), headers, checked.request, checked.now, start).await)
 }
 
@@ -535,55 +535,6 @@ async fn read_body(app: &App, req: hyper::Request<Incoming>) -> Result<Bytes, Ap
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(e)) => Err(ApiError::new(400, "invalid_body", format!("cannot read the request body: {e}"))),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-    }
-}
-
-/// The facts of one call, owned: what the limiter, the guard and the log
-/// need.
-#[derive(Clone, Debug)]
-struct Call {
-    key: String,
-    user: Option<String>,
-    workspace: Option<String>,
-    endpoint: String,
-    auth: bool,
-    tokens: u64,
-    money: u64,
-    client_request_id: Option<String>,
-    client_retry_count: Option<u32>,
-}
-
-impl Call {
-    fn request(&self) -> Request<'_> {
-        Request {
-            key: &self.key,
-            user: self.user.as_deref(),
-            workspace: self.workspace.as_deref(),
-            endpoint: &self.endpoint,
-            authenticated: self.auth,
-            tokens: self.tokens,
-            money: self.money,
-        }
-    }
-
-    fn log_entry(&self, plan: &crate::policy::Plan, checked: &super::Checked) -> LogEntry {
-        let mut e = LogEntry {
-            request: checked.request,
-            at: checked.now,
-            origin: checked.origin,
-            key: self.key.clone(),
-            user: self.user.clone(),
-            workspace: self.workspace.clone(),
-            endpoint: self.endpoint.clone(),
-            auth: self.auth,
-            tokens: self.tokens,
-            cost: self.money,
-            client_request_id: self.client_request_id.clone(),
-            client_retry_count: self.client_retry_count,
-            ..LogEntry::default()
-        };
-        e.set_figures(&crate::sim::DecisionFigures::of(plan, &checked.decision, checked.now, checked.origin));
-        e
     }
 }
 
@@ -651,6 +602,8 @@ async fn serve_admitted(
             }
         }
         Work::Usage(reported) => {
+            // The call itself completes first: its own reservations are settled.
+            drop(guard);
             let body = match &app.backend {
                 Some(b) => {
                     let (now, figures) = b.inspect(&call.request());
@@ -659,7 +612,6 @@ async fn serve_admitted(
                 None => "{\"period\":null,\"requests\":null,\"tokens\":null,\"limits\":[]}".to_string(),
             };
             server_time(app);
-            drop(guard);
             respond(200, &headers, Body::full(body))
         }
         Work::Generic => {
@@ -668,215 +620,5 @@ async fn serve_admitted(
             let body = serde_json::json!({"object": "ratesim.response", "endpoint": call.endpoint}).to_string();
             respond(200, &headers, Body::full(body).guarded(guard, call.tokens, call.money))
         }
-    }
-}
-
-/// What completes an admitted request: shared by the guard in the response
-/// body and its watchdog, taken once.
-struct Pending {
-    backend: Arc<dyn Backend>,
-    app: Arc<App>,
-    call: Call,
-    tickets: Tickets,
-    entry: Option<LogEntry>,
-}
-
-impl Pending {
-    /// Completes the request with the actual `tokens` and `money`.
-    fn complete(mut self, tokens: u64, money: u64) {
-        self.call.tokens = tokens;
-        self.call.money = money;
-        let at = self.backend.complete(&self.call.request(), &self.tickets);
-        if let (Some(log), Some(mut e)) = (&self.app.log, self.entry.take()) {
-            e.tokens = tokens;
-            e.cost = money;
-            e.duration_ns = at - e.at;
-            log.write(e.line());
-        }
-    }
-}
-
-/// An admitted request in flight. Dropping it completes the request with
-/// the amounts it was admitted with; [`InFlight::finish`] with actual ones.
-struct InFlight {
-    pending: Arc<Mutex<Option<Pending>>>,
-    watchdog: Option<AbortHandle>,
-    amounts: (u64, u64),
-}
-
-impl InFlight {
-    fn new(
-        app: Arc<App>,
-        backend: Arc<dyn Backend>,
-        call: Call,
-        tickets: Tickets,
-        entry: Option<LogEntry>,
-    ) -> InFlight {
-        let amounts = (call.tokens, call.money);
-        InFlight {
-            pending: Arc::new(Mutex::new(Some(Pending { backend, app, call, tickets, entry }))),
-            watchdog: None,
-            amounts,
-        }
-    }
-
-    /// Completes the request after `limit` at the latest, whatever its
-    /// response is doing (only requests holding permits or reservations
-    /// need this).
-    fn watch(&mut self, limit: Duration) {
-        let holds = self.pending.lock().as_ref().is_some_and(|p| !p.tickets.is_empty());
-        if !holds {
-            return;
-        }
-        let pending = self.pending.clone();
-        let amounts = self.amounts;
-        let handle = tokio::spawn(async move {
-            tokio::time::sleep(limit).await;
-            let taken = pending.lock().take();
-            if let Some(p) = taken {
-                p.complete(amounts.0, amounts.1);
-            }
-        });
-        self.watchdog = Some(handle.abort_handle());
-    }
-
-    fn finish(&mut self, tokens: u64, money: u64) {
-        let taken = self.pending.lock().take();
-        if let Some(p) = taken {
-            p.complete(tokens, money);
-        }
-        if let Some(w) = self.watchdog.take() {
-            w.abort();
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let (tokens, money) = self.amounts;
-        self.finish(tokens, money);
-    }
-}
-
-/// A response body, holding the request's in-flight guard until it has
-/// been sent (or dropped: the client went away).
-pub struct Body {
-    content: Content,
-    guard: Option<InFlight>,
-    /// Tokens counted when the body is done (a stream adds its words).
-    tokens: u64,
-    money: u64,
-}
-
-enum Content {
-    Full(Option<Bytes>),
-    Sse(Sse),
-}
-
-/// Server-sent events released on schedule.
-struct Sse {
-    events: std::collections::VecDeque<(tokio::time::Instant, u64, Bytes)>,
-    sleep: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl Body {
-    fn full(text: String) -> Body {
-        Body { content: Content::Full(Some(Bytes::from(text))), guard: None, tokens: 0, money: 0 }
-    }
-
-    /// The body holds `guard`; the request counts `tokens` and `money`.
-    fn guarded(mut self, guard: Option<InFlight>, tokens: u64, money: u64) -> Body {
-        self.guard = guard;
-        self.tokens = tokens;
-        self.money = money;
-        self
-    }
-
-    /// `chunks` spread evenly over `service`: the role at once, each word
-    /// `service / words` after the previous, the rest with the last word.
-    fn sse(
-        chunks: Vec<(u64, String)>,
-        service: Duration,
-        prompt_tokens: u64,
-        money: u64,
-        guard: Option<InFlight>,
-    ) -> Body {
-        let words = chunks.iter().map(|c| c.0).sum::<u64>().max(1);
-        let step = service / words as u32;
-        let t0 = tokio::time::Instant::now();
-        let mut at = t0;
-        let events = chunks
-            .into_iter()
-            .map(|(tokens, text)| {
-                at += step * tokens as u32;
-                (at, tokens, Bytes::from(text))
-            })
-            .collect();
-        Body {
-            content: Content::Sse(Sse { events, sleep: Box::pin(tokio::time::sleep_until(t0)) }),
-            guard,
-            tokens: prompt_tokens,
-            money,
-        }
-    }
-
-    fn done(&mut self) {
-        if let Some(mut g) = self.guard.take() {
-            g.finish(self.tokens, self.money);
-        }
-    }
-}
-
-impl hyper::body::Body for Body {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let this = &mut *self;
-        let next = match &mut this.content {
-            Content::Full(data) => data.take(),
-            Content::Sse(sse) => match sse.events.front() {
-                None => None,
-                Some(&(due, _, _)) => {
-                    if tokio::time::Instant::now() < due {
-                        sse.sleep.as_mut().reset(due);
-                        if sse.sleep.as_mut().poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                    }
-                    let (_, tokens, data) = sse.events.pop_front().expect("peeked");
-                    this.tokens += tokens;
-                    Some(data)
-                }
-            },
-        };
-        match next {
-            Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
-            None => {
-                this.done();
-                Poll::Ready(None)
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.content {
-            Content::Full(data) => data.is_none(),
-            Content::Sse(sse) => sse.events.is_empty(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.content {
-            Content::Full(Some(d)) => SizeHint::with_exact(d.len() as u64),
-            Content::Full(None) => SizeHint::with_exact(0),
-            Content::Sse(_) => SizeHint::default(),
-        }
-    }
-}
-
-impl Drop for Body {
-    fn drop(&mut self) {
-        self.done();
     }
 }

@@ -20,3 +20,6 @@ pub fn config(cases: u32) -> ProptestConfig {
 /// Real peer processes (servers, browsers, SDK scripts) for tests that
 /// include `common` and use them.
 pub mod peer;
+
+/// `ratesim serve` started and stopped by tests, and a raw HTTP client.
+pub mod serve;
