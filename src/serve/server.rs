@@ -189,26 +189,21 @@ impl App {
 /// Runs the emulator until SIGINT or SIGTERM; `ready` is called with the
 /// bound address once it accepts connections.
 pub fn run(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<ServeReport, String> {
-    let listener =
-        std::net::TcpListener::bind(options.addr).map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
-    listener.set_nonblocking(true).map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
-    let addr = listener.local_addr().map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if options.threads > 0 {
         runtime.worker_threads(options.threads);
     }
     let runtime = runtime.enable_all().build().map_err(|e| format!("cannot start the server runtime: {e}"))?;
-    runtime.block_on(serve(options, listener, addr, ready))
+    runtime.block_on(serve(options, ready))
 }
 
-async fn serve(
-    options: ServeOptions,
-    listener: std::net::TcpListener,
-    addr: SocketAddr,
-    ready: impl FnOnce(SocketAddr),
-) -> Result<ServeReport, String> {
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+async fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<ServeReport, String> {
+    // The signal handlers first: a signal sent as soon as the port accepts
+    // connections must find them.
     let mut stop = Box::pin(stop_signal().map_err(|e| format!("cannot install the signal handlers: {e}"))?);
+    let cannot = |e: std::io::Error| format!("cannot listen on {}: {e}", options.addr);
+    let listener = tokio::net::TcpListener::bind(options.addr).await.map_err(cannot)?;
+    let addr = listener.local_addr().map_err(cannot)?;
     let anonymous_ok = options
         .backend
         .as_ref()
