@@ -139,7 +139,8 @@ pub struct ServeReport {
     pub log_lines: Option<u64>,
     /// From listening to the end of shutdown.
     pub elapsed: Duration,
-    /// Server time per request up to its answer (service time excluded).
+    /// Server time per request from its body having arrived to its answer
+    /// being ready (service time excluded).
     pub server_time: Latency,
     /// Time in the backend's decision and rendering per decided request.
     pub decide_time: Latency,
@@ -331,8 +332,7 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 
 /// One request, answered.
 async fn handle(app: Arc<App>, peer: IpAddr, req: hyper::Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let start = Instant::now();
-    Ok(match answer(&app, peer, req, start).await {
+    Ok(match answer(&app, peer, req).await {
         Ok(response) => response,
         Err((e, headers)) => {
             app.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -379,7 +379,6 @@ async fn answer(
     app: &Arc<App>,
     peer: IpAddr,
     req: hyper::Request<Incoming>,
-    start: Instant,
 ) -> Result<Response<Body>, (ApiError, Headers)> {
     let plain = |e: ApiError| (e, Vec::new());
     let path = req.uri().path().to_string();
@@ -438,6 +437,9 @@ async fn answer(
     let client_retry_count = header_text(&req, "x-stainless-retry-count").and_then(|v| v.parse::<u32>().ok());
     let reads_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     let body = read_body(app, req).await.map_err(plain)?;
+    // Server time runs from here: what the client takes to send its
+    // request is not the server's.
+    let start = Instant::now();
     let work = match route.handler {
         Handler::ChatCompletions => Work::Chat(endpoints::parse_chat(&body).map_err(plain)?),
         Handler::PredictionCreate => {
