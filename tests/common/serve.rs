@@ -31,14 +31,17 @@ pub fn ratesim() -> &'static str {
 
 impl Server {
     /// Starts `ratesim serve --policy POLICY --plan PLAN --log DIR/NAME.jsonl
-    /// ARGS...` on a free port.
+    /// ARGS...` on a free port (without `--log` if ARGS has `--no-limiter`).
     pub fn start(dir: &Path, name: &str, policy: &Path, plan: &str, args: &[&str]) -> Server {
         let port = free_port();
         let log = dir.join(format!("{name}.jsonl"));
         let output = dir.join(format!("{name}.out"));
         let mut cmd = Command::new(ratesim());
         cmd.args(["serve", "--policy"]).arg(policy).args(["--plan", plan, "--addr", &format!("127.0.0.1:{port}")]);
-        cmd.arg("--log").arg(&log).args(args);
+        if !args.contains(&"--no-limiter") {
+            cmd.arg("--log").arg(&log);
+        }
+        cmd.args(args);
         let mut peer = Peer::spawn(&format!("ratesim serve ({name})"), &mut cmd, Some(&output));
         peer.wait_for_port(port, Duration::from_secs(10));
         Server { peer, port, log, output }
@@ -55,7 +58,8 @@ impl Server {
         let status = self.peer.signal_and_wait(signal, Duration::from_secs(20));
         let output = std::fs::read_to_string(&self.output).unwrap_or_default();
         assert!(status.is_some_and(|s| s.success()), "{} did not stop cleanly ({status:?}):\n{output}", self.peer.name);
-        (output, read_log(&self.log))
+        let log = if self.log.exists() { read_log(&self.log) } else { Vec::new() };
+        (output, log)
     }
 
     /// [`Server::stop_with`] SIGTERM.
