@@ -382,15 +382,8 @@ async fn answer(
 ) -> Result<Response<Body>, (ApiError, Headers)> {
     let plain = |e: ApiError| (e, Vec::new());
     let path = req.uri().path().to_string();
-    let route: Route = match app.routes.resolve(req.method().as_str(), &path) {
-        Resolved::Found(route, param) => {
-            let mut route = route.clone();
-            if let Some(p) = param {
-                // Carried in the path field: the matched segment.
-                route.path = p.to_string();
-            }
-            route
-        }
+    let (route, param): (&Route, Option<String>) = match app.routes.resolve(req.method().as_str(), &path) {
+        Resolved::Found(route, param) => (route, param.map(str::to_string)),
         Resolved::WrongMethod(allowed) => {
             let e = ApiError::new(
                 405,
@@ -446,7 +439,7 @@ async fn answer(
             endpoints::json_object(&body, true).map_err(plain)?;
             Work::PredictionCreate
         }
-        Handler::PredictionGet => Work::PredictionGet(route.path.clone()),
+        Handler::PredictionGet => Work::PredictionGet(param.unwrap_or_default()),
         Handler::Usage => Work::Usage(None),
         Handler::Generic => {
             if reads_body {
@@ -478,7 +471,8 @@ async fn answer(
     };
     let Some(backend) = app.backend.clone() else {
         let number = app.stats.unlimited.fetch_add(1, Ordering::Relaxed);
-        return Ok(serve_admitted(app, work, call, None, Vec::new(), number, SystemClock.now(), start).await);
+        let admitted = Admitted { call, guard: None, headers: Vec::new(), number, now: SystemClock.now(), start };
+        return Ok(serve_admitted(app, work, admitted).await);
     };
     let decide_start = Instant::now();
     let checked = backend.check(&call.request());
@@ -502,7 +496,8 @@ async fn answer(
         other => other,
     };
     let guard = InFlight::new(backend, app.log.clone(), call.clone(), checked.decision.tickets, entry);
-    Ok(serve_admitted(app, work, call, Some(guard), headers, checked.request, checked.now, start).await)
+    let admitted = Admitted { call, guard: Some(guard), headers, number: checked.request, now: checked.now, start };
+    Ok(serve_admitted(app, work, admitted).await)
 }
 
 /// The first value of header `name` as text, if it is visible ASCII of at
@@ -535,19 +530,24 @@ async fn read_body(app: &App, req: hyper::Request<Incoming>) -> Result<Bytes, Ap
     }
 }
 
-/// Answers an admitted request (`guard` holds its admission; `None` without
-/// a limiter).
-#[allow(clippy::too_many_arguments)]
-async fn serve_admitted(
-    app: &Arc<App>,
-    work: Work,
+/// An admitted request, before its answer.
+struct Admitted {
     call: Call,
-    mut guard: Option<InFlight>,
+    /// Its admission (`None` without a limiter).
+    guard: Option<InFlight>,
+    /// Rate-limit headers and `x-request-id`.
     headers: Headers,
+    /// Its number (the log's `request`).
     number: u64,
+    /// The instant of its decision.
     now: Nanos,
+    /// When its body had arrived (server time starts).
     start: Instant,
-) -> Response<Body> {
+}
+
+/// Answers an admitted request.
+async fn serve_admitted(app: &Arc<App>, work: Work, admitted: Admitted) -> Response<Body> {
+    let Admitted { call, mut guard, headers, number, now, start } = admitted;
     let service = app.service_time();
     if let Some(g) = &mut guard {
         g.watch(service + app.write_timeout);
