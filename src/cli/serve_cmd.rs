@@ -58,7 +58,8 @@ pub(super) struct ServeArgs {
     /// Seed of the service-time draws.
     #[arg(long, value_name = "N", default_value_t = 42)]
     seed: u64,
-    /// Longest wait for a request's headers, and for its body (408).
+    /// Longest wait for a request's headers (then the connection is closed)
+    /// and for its body (then 408).
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     read_timeout: String,
     /// How long after its service time a response may take to be sent

@@ -542,6 +542,18 @@ impl Plan {
         self.limits.iter().find(|l| l.id == id)
     }
 
+    /// The limits whose selector matches `req`: bit `i` is limit `i`.
+    #[inline]
+    pub fn applicable<I>(&self, req: &Request<'_, I>) -> LimitSet {
+        let mut set: LimitSet = 0;
+        for (i, limit) in self.limits.iter().enumerate() {
+            if limit.selector.matches(req) {
+                set |= 1 << i;
+            }
+        }
+        set
+    }
+
     /// Decides `req` at `now` against every applicable limit, atomically
     /// (see the module docs), committing the admission if all admit.
     pub fn check<I: Identity, S: StateStore<I>>(
@@ -580,13 +592,7 @@ impl Plan {
         out: &mut PlanDecision,
     ) {
         assert!(self.limits.len() <= MAX_LIMITS_PER_PLAN, "a plan has at most {MAX_LIMITS_PER_PLAN} limits");
-        // Bit i: limit i applies to this request.
-        let mut applicable: LimitSet = 0;
-        for (i, limit) in self.limits.iter().enumerate() {
-            if limit.selector.matches(req) {
-                applicable |= 1 << i;
-            }
-        }
+        let applicable = self.applicable(req);
         store.with_states(
             applicable,
             |i| self.limits[i].scope.key_of(req),
@@ -680,12 +686,7 @@ impl Plan {
         now: Nanos,
         req: &Request<'_, I>,
     ) -> Vec<(usize, Decision)> {
-        let mut applicable: LimitSet = 0;
-        for (i, limit) in self.limits.iter().enumerate() {
-            if limit.selector.matches(req) {
-                applicable |= 1 << i;
-            }
-        }
+        let applicable = self.applicable(req);
         store.with_states(
             applicable,
             |i| self.limits[i].scope.key_of(req),
