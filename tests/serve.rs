@@ -614,3 +614,41 @@ fn bad_arguments_are_clear_errors() {
         "{out}"
     );
 }
+
+#[test]
+fn an_nginx_plan_holds_requests_and_its_log_still_replays() {
+    let dir = scratch("nginx");
+    // nginx `limit_req rate=10r/s burst=5`: excess requests wait in the
+    // server, up to five of them; beyond, 503. Four at most in flight.
+    let policy = write(
+        &dir,
+        "nginx.toml",
+        "provider = \"T\"\n[[plan]]\nname = \"p\"\n[[plan.limit]]\nid = \"req\"\ndialect = \"nginx\"\nrate = \"10/s\"\nburst = 5\n[[plan.limit]]\nid = \"slots\"\nalgorithm = \"concurrency\"\nmax = 4\n",
+    );
+    let server = Server::start(&dir, "nginx", &policy, "p", &["--service-time", "20ms"]);
+    let port = server.port;
+    let clients: Vec<_> = (0..9)
+        .map(|i| {
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(i * 5));
+                let started = Instant::now();
+                (chat(port, Some("k"), "hi", "").status, started.elapsed())
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Duration)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let (out, log) = server.stop();
+    let delays: Vec<u64> = log.iter().filter_map(|l| l["delay_ns"].as_u64()).filter(|d| *d > 0).collect();
+    assert!(!delays.is_empty(), "some requests were held: {out}");
+    for (status, took) in &answers {
+        if *status == 200 {
+            assert!(*took >= Duration::from_millis(20), "served after the service time: {took:?}");
+        }
+    }
+    let longest = answers.iter().filter(|a| a.0 == 200).map(|a| a.1).max().unwrap();
+    assert!(
+        longest >= Duration::from_nanos(*delays.iter().max().unwrap()),
+        "held for its delay: {longest:?} {delays:?}"
+    );
+    assert_eq!(schema_lines(&log), replay(&dir, &server_log(&dir, "nginx"), &policy, "p"));
+}

@@ -21,7 +21,9 @@
 //!   the amounts settled at completion for an admission (a stream cut short
 //!   settles the tokens it delivered), the amounts checked for a denial.
 //! - `duration_ns`: from the decision to the completion that released the
-//!   request's permits and settled its budgets (0 for a denial).
+//!   request's permits and settled its budgets (0 for a denial). For a plan
+//!   that delays admissions (nginx `limit_req`), the schema's `delay_ns` is
+//!   the part of it the server held the request before serving it.
 //!
 //! Lines are written when a request completes (a denial at once), so the
 //! file is in completion order; [`to_trace`] sorts it back into arrival
@@ -74,6 +76,8 @@ pub struct LogEntry {
     pub reset_ns: Option<Nanos>,
     /// See [`DecisionFigures::retry_after_ns`].
     pub retry_after_ns: Option<Nanos>,
+    /// See [`DecisionFigures::delay_ns`].
+    pub delay_ns: Option<Nanos>,
     /// Tokens counted (settled for an admission, checked for a denial).
     pub tokens: u64,
     /// Money counted, minor units.
@@ -95,6 +99,7 @@ impl LogEntry {
         self.remaining = f.remaining;
         self.reset_ns = f.reset_ns;
         self.retry_after_ns = f.retry_after_ns;
+        self.delay_ns = f.delay_ns;
     }
 
     /// The line, newline included.
@@ -113,6 +118,7 @@ impl LogEntry {
             remaining: self.remaining,
             reset_ns: self.reset_ns,
             retry_after_ns: self.retry_after_ns,
+            delay_ns: self.delay_ns,
         };
         JsonlDecisions(&mut buf).decision(&record).expect("writing to memory");
         // The schema's object, reopened for the serve-only fields.
@@ -254,6 +260,9 @@ struct Arrival {
     tokens: u64,
     cost: u64,
     duration_ns: u64,
+    /// Present for plans that delay admissions (nginx `limit_req`).
+    #[serde(default)]
+    delay_ns: Option<u64>,
 }
 
 /// What [`to_trace`] wrote.
@@ -268,7 +277,7 @@ pub struct TraceWritten {
 /// Turns a decision log into a JSON Lines trace of its arrivals, in arrival
 /// order: one row per logged decision with its instant (RFC 3339), key,
 /// user, workspace, endpoint, authentication, tokens, money and service
-/// time. `ratesim run --trace OUT --client none --decisions D` then decides
+/// time (`duration_ns`, less the plan's `delay_ns` where it delays). `ratesim run --trace OUT --client none --decisions D` then decides
 /// the same requests at the same instants; `D` holds the log's decision
 /// fields, line for line.
 pub fn to_trace(log: &Path, out: &Path) -> Result<TraceWritten, String> {
@@ -300,7 +309,9 @@ pub fn to_trace(log: &Path, out: &Path) -> Result<TraceWritten, String> {
             a.auth,
             a.tokens,
             a.cost,
-            format_decimal_seconds(a.duration_ns),
+            // The replay adds the plan's delay itself: the service time is
+            // what the request held beyond it.
+            format_decimal_seconds(a.duration_ns.saturating_sub(a.delay_ns.unwrap_or(0))),
         );
         rows.push((a.t_ns, a.request, row));
     }
@@ -344,6 +355,7 @@ mod tests {
             remaining: Some(0),
             reset_ns: Some(6_000_000_000),
             retry_after_ns: Some(120_000_000),
+            delay_ns: None,
             tokens: 21,
             cost: 0,
             duration_ns: 0,

@@ -471,7 +471,8 @@ async fn answer(
     };
     let Some(backend) = app.backend.clone() else {
         let number = app.stats.unlimited.fetch_add(1, Ordering::Relaxed);
-        let admitted = Admitted { call, guard: None, headers: Vec::new(), number, now: SystemClock.now(), start };
+        let now = SystemClock.now();
+        let admitted = Admitted { call, guard: None, headers: Vec::new(), number, now, delay: Duration::ZERO, start };
         return Ok(serve_admitted(app, work, admitted).await);
     };
     let decide_start = Instant::now();
@@ -496,7 +497,9 @@ async fn answer(
         other => other,
     };
     let guard = InFlight::new(backend, app.log.clone(), call.clone(), checked.decision.tickets, entry);
-    let admitted = Admitted { call, guard: Some(guard), headers, number: checked.request, now: checked.now, start };
+    let delay = Duration::from_nanos(checked.decision.delay);
+    let admitted =
+        Admitted { call, guard: Some(guard), headers, number: checked.request, now: checked.now, delay, start };
     Ok(serve_admitted(app, work, admitted).await)
 }
 
@@ -541,22 +544,29 @@ struct Admitted {
     number: u64,
     /// The instant of its decision.
     now: Nanos,
+    /// How long the plan holds it before serving it (nginx `limit_req`).
+    delay: Duration,
     /// When its body had arrived (server time starts).
     start: Instant,
 }
 
 /// Answers an admitted request.
 async fn serve_admitted(app: &Arc<App>, work: Work, admitted: Admitted) -> Response<Body> {
-    let Admitted { call, mut guard, headers, number, now, start } = admitted;
+    let Admitted { call, mut guard, headers, number, now, delay, start } = admitted;
     let service = app.service_time();
     if let Some(g) = &mut guard {
-        g.watch(service + app.write_timeout);
+        g.watch(delay + service + app.write_timeout);
     }
-    let created = now / SECOND;
-    let server_time = |app: &App| app.stats.server_time.lock().record(start.elapsed().as_nanos() as u64);
+    // Server time ends here: what follows is waiting (the plan's delay, the
+    // service time) and writing the answer.
+    app.stats.server_time.lock().record(start.elapsed().as_nanos() as u64);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let served = now + delay.as_nanos() as Nanos;
+    let created = served / SECOND;
     match work {
         Work::Chat(chat) if chat.stream => {
-            server_time(app);
             let id = format!("chatcmpl-ratesim-{number}");
             let chunks = chat.chunks(&id, created);
             let mut h = headers;
@@ -565,13 +575,13 @@ async fn serve_admitted(app: &Arc<App>, work: Work, admitted: Admitted) -> Respo
             respond(200, &h, Body::sse(chunks, service, chat.prompt_tokens, call.money, guard))
         }
         Work::Chat(chat) => {
-            server_time(app);
             tokio::time::sleep(service).await;
             let body = chat.completion(&format!("chatcmpl-ratesim-{number}"), created);
             respond(200, &headers, Body::full(body).guarded(guard, call.tokens, call.money))
         }
         Work::PredictionCreate => {
-            let p = Prediction { key: call.key.clone(), created: now, done_at: now + service.as_nanos() as Nanos };
+            let p =
+                Prediction { key: call.key.clone(), created: served, done_at: served + service.as_nanos() as Nanos };
             let body = endpoints::prediction_created_json(number, &p);
             app.predictions.lock().insert(number, p);
             if let Some(g) = guard {
@@ -582,13 +592,11 @@ async fn serve_admitted(app: &Arc<App>, work: Work, admitted: Admitted) -> Respo
                     drop(g);
                 });
             }
-            server_time(app);
             respond(201, &headers, Body::full(body))
         }
         Work::PredictionGet(id) => {
             let now = SystemClock.now();
             let found = app.predictions.lock().get(&id, &call.key).map(|(n, p)| endpoints::prediction_json(n, p, now));
-            server_time(app);
             drop(guard);
             match found {
                 Some(body) => respond(200, &headers, Body::full(body)),
@@ -608,11 +616,9 @@ async fn serve_admitted(app: &Arc<App>, work: Work, admitted: Admitted) -> Respo
                 }
                 None => "{\"period\":null,\"requests\":null,\"tokens\":null,\"limits\":[]}".to_string(),
             };
-            server_time(app);
             respond(200, &headers, Body::full(body))
         }
         Work::Generic => {
-            server_time(app);
             tokio::time::sleep(service).await;
             let body = serde_json::json!({"object": "ratesim.response", "endpoint": call.endpoint}).to_string();
             respond(200, &headers, Body::full(body).guarded(guard, call.tokens, call.money))

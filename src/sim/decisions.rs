@@ -60,6 +60,11 @@ pub struct DecisionRecord<'a> {
     pub reset_ns: Option<Nanos>,
     /// For a denial: exact wait until the request would be admitted.
     pub retry_after_ns: Option<Nanos>,
+    /// For a plan whose limits can delay admissions (nginx `limit_req`):
+    /// how long the server held the attempt before serving it (0 if it did
+    /// not, or denied). `None` for every other plan, whose records have no
+    /// such field.
+    pub delay_ns: Option<Nanos>,
 }
 
 /// The decision fields of a [`DecisionRecord`] (`allowed` through
@@ -80,6 +85,10 @@ pub struct DecisionFigures<'a> {
     pub reset_ns: Option<Nanos>,
     /// For a denial: exact wait until the request would be admitted.
     pub retry_after_ns: Option<Nanos>,
+    /// For a plan whose limits can delay admissions: how long the server
+    /// holds the request before serving it (see [`DecisionRecord::delay_ns`]);
+    /// `None` for every other plan.
+    pub delay_ns: Option<Nanos>,
 }
 
 impl<'a> DecisionFigures<'a> {
@@ -96,6 +105,7 @@ impl<'a> DecisionFigures<'a> {
             remaining: reported.map(|r| r.remaining),
             reset_ns: reported.map(|r| r.reset.saturating_sub(origin)),
             retry_after_ns: d.retry.at().map(|t| t - now),
+            delay_ns: plan.limits.iter().any(|l| l.engine.can_delay()).then_some(d.delay),
         }
     }
 }
@@ -122,9 +132,9 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
             AttemptKind::Retry => "retry",
             AttemptKind::Poll => "poll",
         };
-        writeln!(
+        write!(
             self.0,
-            "{{\"t_ns\":{},\"request\":{},\"attempt\":{},\"kind\":\"{kind}\",\"key\":{},\"endpoint\":{},\"allowed\":{},\"status\":{},\"limit\":{},\"remaining\":{},\"reset_ns\":{},\"retry_after_ns\":{}}}",
+            "{{\"t_ns\":{},\"request\":{},\"attempt\":{},\"kind\":\"{kind}\",\"key\":{},\"endpoint\":{},\"allowed\":{},\"status\":{},\"limit\":{},\"remaining\":{},\"reset_ns\":{},\"retry_after_ns\":{}",
             d.t_ns,
             d.request,
             d.attempt,
@@ -136,6 +146,10 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
             opt(d.remaining),
             opt(d.reset_ns),
             opt(d.retry_after_ns),
-        )
+        )?;
+        match d.delay_ns {
+            Some(delay) => writeln!(self.0, ",\"delay_ns\":{delay}}}"),
+            None => writeln!(self.0, "}}"),
+        }
     }
 }

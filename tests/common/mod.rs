@@ -21,5 +21,11 @@ pub fn config(cases: u32) -> ProptestConfig {
 /// include `common` and use them.
 pub mod peer;
 
+/// Random arrival sequences for the engine property tests.
+pub mod arrivals;
+
+/// A minimal Redis client (RESP2) for tests that drive a real redis-server.
+pub mod resp;
+
 /// `ratesim serve` started and stopped by tests, and a raw HTTP client.
 pub mod serve;

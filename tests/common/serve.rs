@@ -192,15 +192,20 @@ pub const SCHEMA: &[&str] = &[
     "retry_after_ns",
 ];
 
-/// The log's lines in arrival order, cut to the decisions schema and
-/// written as `ratesim run --decisions` writes them.
+/// The log's lines in arrival order, cut to the decisions schema (with
+/// `delay_ns` where the plan delays) and written as `ratesim run
+/// --decisions` writes them.
 pub fn schema_lines(log: &[serde_json::Value]) -> Vec<String> {
     let mut lines: Vec<&serde_json::Value> = log.iter().collect();
     lines.sort_by_key(|l| l["t_ns"].as_u64().expect("t_ns"));
     lines
         .iter()
         .map(|l| {
-            let fields: Vec<String> = SCHEMA.iter().map(|k| format!("\"{k}\":{}", l[*k])).collect();
+            let mut fields: Vec<String> = SCHEMA.iter().map(|k| format!("\"{k}\":{}", l[*k])).collect();
+            // Only plans that delay admissions (nginx) have this field.
+            if let Some(delay) = l.get("delay_ns") {
+                fields.push(format!("\"delay_ns\":{delay}"));
+            }
             format!("{{{}}}", fields.join(","))
         })
         .collect()
