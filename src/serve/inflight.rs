@@ -107,7 +107,7 @@ impl Pending {
             e.tokens = tokens;
             e.cost = money;
             e.duration_ns = at - e.at;
-            log.write(e.line());
+            log.write(e);
         }
     }
 }

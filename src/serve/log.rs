@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 
 use crate::sim::{AttemptKind, DecisionFigures, DecisionRecord, DecisionSink, JsonlDecisions};
@@ -145,7 +145,8 @@ impl LogEntry {
 /// The log file and the thread writing it.
 pub struct DecisionLog {
     path: String,
-    sender: Mutex<Option<mpsc::Sender<String>>>,
+    /// Shared by every handler (a read lock per line); closing takes it.
+    sender: RwLock<Option<mpsc::Sender<LogEntry>>>,
     writer: Mutex<Option<JoinHandle<std::io::Result<u64>>>>,
     sent: AtomicU64,
     refused: AtomicU64,
@@ -156,14 +157,14 @@ impl DecisionLog {
     pub fn create(path: &Path) -> Result<DecisionLog, String> {
         let name = path.display().to_string();
         let file = File::create(path).map_err(|e| format!("cannot create the log {name}: {e}"))?;
-        let (sender, receiver) = mpsc::channel::<String>();
+        let (sender, receiver) = mpsc::channel::<LogEntry>();
         let writer = std::thread::Builder::new()
             .name("ratesim-log".into())
             .spawn(move || write_lines(BufWriter::with_capacity(1 << 16, file), receiver))
             .map_err(|e| format!("cannot start the log writer: {e}"))?;
         Ok(DecisionLog {
             path: name,
-            sender: Mutex::new(Some(sender)),
+            sender: RwLock::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
             sent: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -175,9 +176,10 @@ impl DecisionLog {
         &self.path
     }
 
-    /// Queues one line (see [`LogEntry::line`]).
-    pub fn write(&self, line: String) {
-        let sent = self.sender.lock().as_ref().is_some_and(|s| s.send(line).is_ok());
+    /// Queues one entry; the writer thread formats it ([`LogEntry::line`]),
+    /// off the request's path.
+    pub fn write(&self, entry: LogEntry) {
+        let sent = self.sender.read().as_ref().is_some_and(|s| s.send(entry).is_ok());
         if sent {
             self.sent.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -196,7 +198,7 @@ impl DecisionLog {
     /// written. A line queued after this is refused (and counted: see
     /// [`DecisionLog::refused`]).
     pub fn close(&self) -> Result<u64, String> {
-        drop(self.sender.lock().take());
+        drop(self.sender.write().take());
         match self.writer.lock().take() {
             Some(handle) => match handle.join() {
                 Ok(Ok(n)) => Ok(n),
@@ -213,13 +215,14 @@ impl DecisionLog {
     }
 }
 
-/// The writer thread: writes each line, flushes whenever the queue is empty.
-fn write_lines(mut out: BufWriter<File>, lines: mpsc::Receiver<String>) -> std::io::Result<u64> {
+/// The writer thread: formats and writes each entry, flushes whenever the
+/// queue is empty.
+fn write_lines(mut out: BufWriter<File>, lines: mpsc::Receiver<LogEntry>) -> std::io::Result<u64> {
     let mut written = 0u64;
     let mut first_error: Option<std::io::Error> = None;
-    let mut put = |out: &mut BufWriter<File>, line: String, written: &mut u64| {
+    let mut put = |out: &mut BufWriter<File>, entry: LogEntry, written: &mut u64| {
         if first_error.is_none() {
-            match out.write_all(line.as_bytes()) {
+            match out.write_all(entry.line().as_bytes()) {
                 Ok(()) => *written += 1,
                 Err(e) => first_error = Some(e),
             }

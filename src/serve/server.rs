@@ -486,7 +486,7 @@ async fn answer(
     if !checked.decision.allowed {
         app.stats.denied.fetch_add(1, Ordering::Relaxed);
         if let (Some(log), Some(e)) = (&app.log, entry) {
-            log.write(e.line());
+            log.write(e);
         }
         app.stats.server_time.lock().record(start.elapsed().as_nanos() as u64);
         return Ok(respond(rendered.status, &headers, Body::full(rendered.body.unwrap_or_default())));
