@@ -36,3 +36,4 @@ pub mod serve;
 pub mod sim;
 pub mod time;
 pub mod trace;
+pub mod whatif;
