@@ -557,7 +557,14 @@ fn anonymous_callers_are_limited_by_their_address() {
     let port = server.port;
     let statuses: Vec<u16> = (0..4).map(|_| send_raw(port, &request("GET", "/v1/models", None, None)).status).collect();
     let keyed = send_raw(port, &request("GET", "/v1/models", Some("sk-w"), None));
+    // The address is out of requests, its health checks are not.
+    let health: Vec<Reply> = (0..5).map(|_| send_raw(port, &request("GET", "/health", None, None))).collect();
     let (_, log) = server.stop();
+    for h in &health {
+        assert_eq!((h.status, h.body.as_str()), (200, r#"{"status":"ok"}"#));
+        assert_eq!(h.header("retry-after"), None);
+    }
+    assert_eq!(log.len(), 5, "health checks are never logged: {log:?}");
     assert_eq!(statuses[..3], [200, 200, 200]);
     assert_eq!(statuses[3], 429, "1/s with a burst of 3 for an anonymous client");
     assert_eq!(keyed.status, 200, "a key has its own, higher limit");
