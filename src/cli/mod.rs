@@ -4,6 +4,7 @@
 //! are printed for people (file, line, field, what was expected), never as a
 //! panic or a debug dump.
 
+mod client_cmd;
 mod interrupt;
 mod policy_cmd;
 mod run_cmd;
@@ -72,6 +73,9 @@ enum Command {
     /// Generate CSV traces from synthetic specs and check trace files.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// List client presets and explain a client's retry schedule.
+    #[command(subcommand)]
+    Client(client_cmd::ClientCommand),
 }
 
 /// Parses the arguments and runs the command.
@@ -85,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(args),
         Command::Solve(args) => solve_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
+        Command::Client(cmd) => client_cmd::run(cmd),
     };
     ExitCode::from(code)
 }
