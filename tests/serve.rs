@@ -96,20 +96,23 @@ fn curl_sees_the_policy_headers_and_bodies_byte_for_byte() {
         completion["usage"],
         serde_json::json!({"prompt_tokens": 2, "completion_tokens": 16, "total_tokens": 18})
     );
+    // The headers of the second request's 429, with `retry` (the retry
+    // headers) in their place.
+    let denial_headers = |line: &Value, retry: &[(&str, String)]| -> Vec<(String, String)> {
+        let mut h = vec![
+            ("content-type", "application/json".to_string()),
+            ("x-ratelimit-limit", "500".into()),
+            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-reset", ceil_s(absolute(line, "reset_ns")).to_string()),
+        ];
+        h.extend_from_slice(retry);
+        h.push(("x-request-id", "req_1".into()));
+        pairs(&h)
+    };
     assert_eq!(denied.status, 429);
     let retry_after = ceil_s(log[1]["retry_after_ns"].as_u64().unwrap());
     assert!((59..=60).contains(&retry_after), "{retry_after}");
-    assert_eq!(
-        headers_of(&denied),
-        pairs(&[
-            ("content-type", "application/json".into()),
-            ("x-ratelimit-limit", "500".into()),
-            ("x-ratelimit-remaining", "0".into()),
-            ("x-ratelimit-reset", ceil_s(absolute(&log[1], "reset_ns")).to_string()),
-            ("retry-after", retry_after.to_string()),
-            ("x-request-id", "req_1".into()),
-        ])
-    );
+    assert_eq!(headers_of(&denied), denial_headers(&log[1], &[("retry-after", retry_after.to_string())]));
     // The policy's body template, filled: {limit} is the bucket (1 here).
     assert_eq!(
         denied.body,
@@ -117,6 +120,32 @@ fn curl_sees_the_policy_headers_and_bodies_byte_for_byte() {
             r#"{{"error":{{"code":"RATE_LIMIT_EXCEEDED","message":"Rate limit exceeded for this API key","limit":1,"retry_after":{retry_after}}}}}"#
         )
     );
+
+    // The same plan asking for the retry headers real SDKs read:
+    // `retry-after-ms` (the exact wait, rounded up to the millisecond) and
+    // `x-should-retry` (`false` with a 30 s threshold: the wait is a minute).
+    for (should_retry, sent) in [("true", "true"), ("\"30s\"", "false")] {
+        let text = std::fs::read_to_string(&slow).unwrap().replacen(
+            "[response]\n",
+            &format!("[response]\nretry_after_ms = true\nx_should_retry = {should_retry}\n"),
+            1,
+        );
+        let name = format!("runinfra-should-retry-{sent}");
+        let policy = write(&dir, &format!("{name}.toml"), &text);
+        let server = Server::start(&dir, &name, &policy, "pro", &[]);
+        let url = format!("{}/v1/chat/completions", server.url());
+        let ok = curl(&[&url, "-H", "Authorization: Bearer sk-curl", "-d", &body]);
+        let denied = curl(&[&url, "-H", "Authorization: Bearer sk-curl", "-d", &body]);
+        let (_, log) = server.stop();
+        assert_eq!((ok.status, ok.header("retry-after-ms"), ok.header("x-should-retry")), (200, None, None));
+        let wait = log[1]["retry_after_ns"].as_u64().unwrap();
+        let retry = [
+            ("retry-after", ceil_s(wait).to_string()),
+            ("retry-after-ms", wait.div_ceil(1_000_000).to_string()),
+            ("x-should-retry", sent.to_string()),
+        ];
+        assert_eq!(headers_of(&denied), denial_headers(&log[1], &retry));
+    }
 
     // AICredits' budget plan: a first completion costing more than the whole
     // budget is admitted (reserve 0), the next is refused with 402.

@@ -2,15 +2,23 @@
 //! `openai`), at their default retry settings, against `ratesim serve`:
 //! the server log gives each SDK's actual retry schedule (attempts per
 //! request, waits, `Retry-After` honoured or not, behaviour above its cap),
-//! and the simulator's preset for that SDK must agree with it: the same
-//! attempt counts, every wait within the preset's jitter bounds.
+//! `retry-after-ms` and `x-should-retry` obeyed), and the simulator's preset
+//! for that SDK (`openai-python`, `openai-node`) must agree with it: the
+//! same attempt counts, every wait within the preset's jitter bounds.
 //!
 //! Each scenario is a server of its own on a free loopback port; the SDK
 //! script (tests/peers/python/sdk_retries.py, tests/peers/node/sdk_retries.mjs)
 //! runs the scenarios one after another and prints what the SDK returned.
 //! Plans are chosen so the whole run takes seconds: RunInfra Pro as
 //! published (Retry-After 1 s), and small policies whose Retry-After is 2 s,
-//! absent, or 10 minutes (above both SDKs' caps).
+//! absent, or 10 minutes (above both SDKs' caps), that send
+//! `retry-after-ms: 1200` beside `Retry-After: 2`, `x-should-retry: false`
+//! on a 429, and `x-should-retry: true` on a 402.
+//!
+//! The preset is asked about each logged attempt with the retry headers the
+//! server sent: [`retry_headers`] (the function `render` writes them with)
+//! of the logged status and exact wait; `tests/serve.rs` checks with curl
+//! that the server sends exactly those.
 
 #[allow(dead_code)] // the property-test helpers of `common` are not used here
 mod common;
@@ -23,18 +31,21 @@ use std::time::{Duration, Instant};
 
 use common::peer::require;
 use common::serve::{scratch, Server};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use ratesim::client::{ClientSpec, RetryChoice};
+use ratesim::client::{ClientSpec, Response, RetryChoice};
+use ratesim::engines::Retry;
+use ratesim::policy::{retry_headers, PlanDecision, Policy, RetryHeaders, Tickets};
+use ratesim::time::Nanos;
 use serde_json::{json, Value};
 
-const SECOND: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
 
 /// How much later than the SDK's own wait the next attempt may reach the
 /// server: the response's way back, the SDK's bookkeeping, the request's way
-/// there, on a busy two-core machine.
-const SLACK: u64 = 300 * MS;
+/// there, on a busy two-core machine (up to 0.27 s seen for the eighth of
+/// eight concurrent Python retries). Small enough to tell the waits apart
+/// that the scenarios are built to separate: 1.2 s (`retry-after-ms`) from
+/// 2 s (`Retry-After`), 0.5 s from 1 s.
+const SLACK: u64 = 450 * MS;
 /// How much earlier: timers that fire up to a millisecond early (Node rounds
 /// to milliseconds).
 const EARLY: u64 = 2 * MS;
@@ -70,12 +81,16 @@ fn scenarios(dir: &Path) -> Vec<Scenario> {
     let many = |prefix: &str, n: usize, key: &str, stream_every: usize| -> Vec<(String, String, bool)> {
         (0..n).map(|i| (format!("{prefix}{i}"), key.to_string(), stream_every > 0 && i % stream_every == 0)).collect()
     };
-    let budget = dir.join("budget.toml");
-    std::fs::write(
-        &budget,
-        "provider = \"SDK test\"\n[[plan]]\nname = \"p\"\n[[plan.limit]]\nid = \"tokens\"\nalgorithm = \"budget\"\nunit = \"tokens\"\nlimit = 1\nperiod = \"lifetime\"\nreserve = 0\nstatus = 402\ncode = \"insufficient_quota\"\n",
-    )
-    .unwrap();
+    // A budget of one token, spent by the first completion.
+    let budget = |name: &str, response: &str, period: &str| -> PathBuf {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!("provider = \"SDK test\"\n[response]\n{response}\n[[plan]]\nname = \"p\"\n[[plan.limit]]\nid = \"tokens\"\nalgorithm = \"budget\"\nunit = \"tokens\"\nlimit = 1\nperiod = \"{period}\"\nreserve = 0\nstatus = 402\ncode = \"insufficient_quota\"\n"),
+        )
+        .unwrap();
+        path
+    };
     vec![
         // RunInfra Pro as published: the test spends the key's burst of 50,
         // then the SDK sends 8 at once (3 streams): they are told
@@ -119,9 +134,40 @@ fn scenarios(dir: &Path) -> Vec<Scenario> {
         // A spent budget answers 402, which neither SDK retries.
         Scenario {
             name: "budget-402",
-            policy: budget,
+            policy: budget("budget", "", "lifetime"),
             plan: "p",
             requests: many("402-", 2, "sk-402", 0),
+            sequential: true,
+            prefill: 0,
+        },
+        // One every 1.2 s, told as `Retry-After: 2` (whole seconds, rounded
+        // up) and `retry-after-ms: 1200`: the SDKs read the milliseconds.
+        Scenario {
+            name: "retry-after-ms",
+            policy: bucket_policy(dir, "millis", "5/6s", "retry_after_ms = true"),
+            plan: "p",
+            requests: many("ms-", 2, "sk-ms", 0),
+            sequential: false,
+            prefill: 0,
+        },
+        // `x-should-retry: false` on a 429 whose retry is 2 s away (more
+        // than the policy's 1 s): the SDKs give up although they retry 429s.
+        Scenario {
+            name: "should-retry-false",
+            policy: bucket_policy(dir, "no-retry", "1/2s", "x_should_retry = \"1s\""),
+            plan: "p",
+            requests: many("nsr-", 2, "sk-nsr", 0),
+            sequential: false,
+            prefill: 0,
+        },
+        // `x-should-retry: true` on the 402 of a daily budget (it will be
+        // admitted again tomorrow): the SDKs retry a status they otherwise
+        // do not, after their own backoff (no Retry-After on a 402).
+        Scenario {
+            name: "should-retry-402",
+            policy: budget("daily-budget", "x_should_retry = true", "day"),
+            plan: "p",
+            requests: many("sr402-", 2, "sk-sr402", 0),
             sequential: true,
             prefill: 0,
         },
@@ -139,10 +185,63 @@ struct Outcome {
 #[derive(Debug)]
 struct Attempt {
     t_ns: u64,
+    /// The arrival instant, ns since the Unix epoch.
+    at: Nanos,
     status: u64,
+    /// The denying limit's error code (empty when admitted).
+    code: String,
     retry_count: Option<u64>,
-    /// The `Retry-After` the response carried, in seconds.
-    retry_after: Option<u64>,
+    /// The retry headers the response carried.
+    headers: RetryHeaders,
+}
+
+impl Attempt {
+    /// The response as the SDK (and the preset) saw it.
+    fn response(&self) -> Response<'_> {
+        Response { status: self.status as u16, code: &self.code, headers: self.headers, now: self.at }
+    }
+
+    /// `429 (Retry-After 2, retry-after-ms 1200, x-should-retry false)`.
+    fn label(&self) -> String {
+        let h = &self.headers;
+        let mut parts = Vec::new();
+        if let Some(v) = h.retry_after {
+            parts.push(format!("Retry-After {}", v.to_header()));
+        }
+        if let Some(ms) = h.retry_after_ms {
+            parts.push(format!("retry-after-ms {ms}"));
+        }
+        if let Some(b) = h.should_retry {
+            parts.push(format!("x-should-retry {b}"));
+        }
+        match parts.is_empty() {
+            true => self.status.to_string(),
+            false => format!("{} ({})", self.status, parts.join(", ")),
+        }
+    }
+}
+
+/// The retry headers the server sent with a logged denial: what
+/// [`retry_headers`] (the function `policy::render` writes them with) gives
+/// for its status and its exact wait (none logged: it can never be
+/// admitted). The plans of these tests have no concurrency limit, whose
+/// unknown retry instant would log no wait either.
+fn sent_headers(policy: &Policy, line: &Value, at: Nanos) -> RetryHeaders {
+    if line["allowed"] == true {
+        return RetryHeaders::default();
+    }
+    let decision = PlanDecision {
+        allowed: false,
+        status: line["status"].as_u64().unwrap() as u16,
+        denied_by: None,
+        denial: None,
+        reported: None,
+        retry: line["retry_after_ns"].as_u64().map_or(Retry::Never, |w| Retry::At(at + w)),
+        tickets: Tickets::default(),
+        applied: 1,
+        delay: 0,
+    };
+    retry_headers(&policy.response, &decision, at)
 }
 
 struct Run {
@@ -223,19 +322,24 @@ fn run_sdk(name: &str, program: &Path, args: &[PathBuf]) -> Run {
         .collect();
     let mut attempts = BTreeMap::new();
     for (s, server) in scenarios.iter().zip(servers) {
-        let retry_after_on = ratesim::policy::load(&s.policy).unwrap().response.retry_after_on;
+        let policy = ratesim::policy::load(&s.policy).unwrap();
+        let plan = policy.plans.iter().find(|p| p.name == s.plan).unwrap();
         let (_, log) = server.stop();
         let mut by_id: BTreeMap<String, Vec<Attempt>> = BTreeMap::new();
         for l in &log {
-            let status = l["status"].as_u64().unwrap();
-            let header = retry_after_on.contains(&(status as u16)).then(|| l["retry_after_ns"].as_u64()).flatten();
             // Lines without the id are the test's own prefill requests.
             let Some(id) = l["client_request_id"].as_str() else { continue };
+            let at = ratesim::time::parse_rfc3339(l["time"].as_str().unwrap()).unwrap();
+            let code = l["limit"].as_str().map_or(String::new(), |id| {
+                plan.limits.iter().find(|limit| limit.id == id).expect("a limit of the plan").code.clone()
+            });
             by_id.entry(id.to_string()).or_default().push(Attempt {
                 t_ns: l["t_ns"].as_u64().unwrap(),
-                status,
+                at,
+                status: l["status"].as_u64().unwrap(),
+                code,
                 retry_count: l["client_retry_count"].as_u64(),
-                retry_after: header.map(|ns| ns.div_ceil(SECOND).max(1)),
+                headers: sent_headers(&policy, l, at),
             });
         }
         for a in by_id.values_mut() {
@@ -254,29 +358,21 @@ enum Expect {
     Wait(u64, u64),
 }
 
-/// What preset `spec` does after attempt `attempt` failed with `status` and
-/// `retry_after`: its jitter's range, found over many draws.
-fn preset_expects(spec: &ClientSpec, attempt: u32, status: u16, retry_after: Option<u64>) -> Expect {
-    let choices: Vec<RetryChoice> = (0..400)
-        .map(|seed| spec.after_failure(attempt, status, retry_after, 0, &mut ChaCha8Rng::seed_from_u64(seed)))
-        .collect();
-    let waits: Vec<u64> =
-        choices.iter().filter_map(|c| if let RetryChoice::After(d) = c { Some(*d) } else { None }).collect();
-    match waits.len() {
-        0 => Expect::GiveUp,
-        n if n == choices.len() => {
-            let (lo, hi) = (*waits.iter().min().unwrap(), *waits.iter().max().unwrap());
-            // 400 draws get within 0.5% of each end of the jitter's range.
-            let margin = (hi - lo) / 100;
-            Expect::Wait(lo.saturating_sub(margin), hi + margin)
-        }
-        _ => panic!("{} sometimes retries, sometimes gives up after attempt {attempt} ({status})", spec.name),
+/// What preset `spec` does after attempt `attempt` failed with `response`:
+/// give up, or wait within its jitter's bounds (the draws 0 and 1, as
+/// `ratesim client explain` finds them).
+fn preset_expects(spec: &ClientSpec, attempt: u32, response: &Response) -> Expect {
+    let bound = |u: f64| spec.decide(attempt, response, 0, &mut || u).0;
+    match (bound(0.0), bound(1.0)) {
+        (RetryChoice::GiveUp, RetryChoice::GiveUp) => Expect::GiveUp,
+        (RetryChoice::After(a), RetryChoice::After(b)) => Expect::Wait(a.min(b), a.max(b)),
+        other => panic!("{} retries at one end of its jitter and not the other: {other:?}", spec.name),
     }
 }
 
 /// Checks every logged schedule of `run` against `expects` and returns a
 /// table of what was observed.
-fn check(sdk: &str, run: &Run, expects: &dyn Fn(u32, u16, Option<u64>) -> Expect) -> String {
+fn check(sdk: &str, run: &Run, preset: &ClientSpec) -> String {
     let mut table = format!("{sdk} {}: observed retry schedules\n", run.version);
     let mut problems = Vec::new();
     for (scenario, requests) in &run.attempts {
@@ -297,28 +393,24 @@ fn check(sdk: &str, run: &Run, expects: &dyn Fn(u32, u16, Option<u64>) -> Expect
                         .push(format!("{scenario}/{id}: attempt {i} sent x-stainless-retry-count {:?}", a.retry_count));
                 }
             }
-            let shape: Vec<String> = attempts
-                .iter()
-                .map(|a| match a.retry_after {
-                    Some(s) => format!("{} (Retry-After {s})", a.status),
-                    None => a.status.to_string(),
-                })
-                .collect();
+            let shape: Vec<String> = attempts.iter().map(Attempt::label).collect();
             *shapes.entry(shape.join(" → ")).or_default() += 1;
             for (i, a) in attempts.iter().enumerate() {
                 if a.status == 200 {
                     continue;
                 }
-                let expect = expects(i as u32, a.status as u16, a.retry_after);
+                let expect = preset_expects(preset, i as u32, &a.response());
                 match (attempts.get(i + 1), expect) {
                     (None, Expect::GiveUp) => {}
                     (None, Expect::Wait(lo, hi)) => problems.push(format!(
-                        "{scenario}/{id}: gave up after attempt {i} ({}), the preset retries after {lo}..{hi} ns",
-                        a.status
+                        "{scenario}/{id}: gave up after attempt {i} ({}), the preset retries after {:.3}..{:.3} s",
+                        a.label(),
+                        lo as f64 / 1e9,
+                        hi as f64 / 1e9
                     )),
                     (Some(_), Expect::GiveUp) => problems.push(format!(
-                        "{scenario}/{id}: retried after attempt {i} ({}, Retry-After {:?}), the preset gives up",
-                        a.status, a.retry_after
+                        "{scenario}/{id}: retried after attempt {i} ({}), the preset gives up",
+                        a.label()
                     )),
                     (Some(next), Expect::Wait(lo, hi)) => {
                         let w = next.t_ns - a.t_ns;
@@ -327,10 +419,9 @@ fn check(sdk: &str, run: &Run, expects: &dyn Fn(u32, u16, Option<u64>) -> Expect
                         e.1 = e.1.max(w);
                         if w + EARLY < lo || w > hi + SLACK {
                             problems.push(format!(
-                                "{scenario}/{id}: waited {:.3} s after attempt {i} ({}, Retry-After {:?}); the preset waits {:.3}..{:.3} s",
+                                "{scenario}/{id}: waited {:.3} s after attempt {i} ({}); the preset waits {:.3}..{:.3} s",
                                 w as f64 / 1e9,
-                                a.status,
-                                a.retry_after,
+                                a.label(),
                                 lo as f64 / 1e9,
                                 hi as f64 / 1e9
                             ));
@@ -376,6 +467,18 @@ fn common_shapes(run: &Run, above_cap_attempts: usize) {
     let pro = &run.attempts["runinfra-pro"];
     assert_eq!(pro.len(), 8);
     assert!(pro.values().filter(|a| a.len() > 1).count() >= 4, "RunInfra Pro's spent bucket denied the SDK's requests");
+    let shapes = |scenario: &str| -> Vec<Vec<String>> {
+        run.attempts[scenario].values().map(|a| a.iter().map(Attempt::label).collect()).collect()
+    };
+    let ms = shapes("retry-after-ms");
+    assert!(
+        ms.iter().any(|s| s.len() == 2 && s[0].contains("Retry-After 2, retry-after-ms 1") && s[1] == "200"),
+        "one request retried once, after retry-after-ms: {ms:?}"
+    );
+    let no = shapes("should-retry-false");
+    assert!(no.contains(&vec!["429 (Retry-After 2, x-should-retry false)".to_string()]), "{no:?}");
+    let yes = shapes("should-retry-402");
+    assert!(yes.contains(&vec!["402 (x-should-retry true)".to_string(); 3]), "{yes:?}");
 }
 
 #[test]
@@ -383,39 +486,19 @@ fn the_python_sdk_retries_as_the_openai_python_preset_says() {
     let python = require("python3");
     let run = run_sdk("python", &python, &[repo("tests/peers/python/sdk_retries.py")]);
     assert_eq!(run.version, "3.57.0", "the pinned version (.ci/peers.d/40-python.sh)");
-    let preset = ClientSpec::parse("openai-python").unwrap();
-    check("openai-python", &run, &|i, s, h| preset_expects(&preset, i, s, h));
+    check("openai-python", &run, &ClientSpec::parse("openai-python").unwrap());
     // Above 120 s the Python SDK does not retry at all.
     common_shapes(&run, 1);
 }
 
 #[test]
-fn the_node_sdk_retries_as_its_source_says() {
+fn the_node_sdk_retries_as_the_openai_node_preset_says() {
     let node = require("node");
     let script = repo("tests/peers/node/sdk_retries.mjs");
     require(repo("tests/peers/node/node_modules/openai/package.json").to_str().unwrap());
     let run = run_sdk("node", &node, &[script]);
     assert_eq!(run.version, "7.59.0", "the pinned version (.ci/peers.d/50-node-openai.sh)");
-    // PENDING: the simulator has no `openai-node` preset yet (the clients
-    // work adds it). Until then the schedule is checked against the SDK's
-    // source, src/client.ts 7.59.0: `shouldRetry` (408, 409, 429, 5xx;
-    // maxRetries 2) and `retryRequest` (Retry-After honoured when 0 ≤ wait ≤
-    // 60 s, else `calculateDefaultRetryTimeoutMillis`: 0.5 s·2^n capped at
-    // 8 s, times 1 − U(0, 0.25)).
-    let source = |attempt: u32, status: u16, retry_after: Option<u64>| -> Expect {
-        let retried = matches!(status, 408 | 409 | 429) || status >= 500;
-        if attempt >= 2 || !retried {
-            return Expect::GiveUp;
-        }
-        match retry_after {
-            Some(s) if s <= 60 => Expect::Wait(s * SECOND, s * SECOND),
-            _ => {
-                let d = (SECOND / 2 * 2u64.pow(attempt)).min(8 * SECOND);
-                Expect::Wait(d * 3 / 4, d)
-            }
-        }
-    };
-    check("openai-node", &run, &source);
+    check("openai-node", &run, &ClientSpec::parse("openai-node").unwrap());
     // Above 60 s the Node SDK retries anyway, after its own backoff.
     common_shapes(&run, 3);
 }
