@@ -35,5 +35,6 @@ pub mod report;
 pub mod serve;
 pub mod sim;
 pub mod time;
+pub mod toml_input;
 pub mod trace;
 pub mod whatif;

@@ -5,7 +5,9 @@
 //! panic or a debug dump.
 
 mod client_cmd;
+mod inputs;
 mod interrupt;
+mod outputs;
 mod policy_cmd;
 mod run_cmd;
 mod serve_cmd;
