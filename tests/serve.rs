@@ -113,11 +113,12 @@ fn curl_sees_the_policy_headers_and_bodies_byte_for_byte() {
     let retry_after = ceil_s(log[1]["retry_after_ns"].as_u64().unwrap());
     assert!((59..=60).contains(&retry_after), "{retry_after}");
     assert_eq!(headers_of(&denied), denial_headers(&log[1], &[("retry-after", retry_after.to_string())]));
-    // The policy's body template, filled: {limit} is the bucket (1 here).
+    // The policy's body template, filled: its `limit` is `{header_limit}`, the
+    // 500 of the header (the bucket, 1 here, is `{limit}`).
     assert_eq!(
         denied.body,
         format!(
-            r#"{{"error":{{"code":"RATE_LIMIT_EXCEEDED","message":"Rate limit exceeded for this API key","limit":1,"retry_after":{retry_after}}}}}"#
+            r#"{{"error":{{"code":"RATE_LIMIT_EXCEEDED","message":"Rate limit exceeded for this API key","limit":500,"retry_after":{retry_after}}}}}"#
         )
     );
 
