@@ -112,10 +112,10 @@ impl<'p> Headroom<'p> {
 
 impl DecisionSink for Headroom<'_> {
     fn decision(&mut self, d: &DecisionRecord<'_>) -> std::io::Result<()> {
-        if d.key != self.key {
+        let Some(decision) = d.decision.filter(|_| d.key == self.key) else {
             return Ok(());
-        }
-        let rendered = render(self.policy, self.plan, d.decision, d.at);
+        };
+        let rendered = render(self.policy, self.plan, decision, d.at);
         let (remaining, limit) = self.shown(&rendered);
         if remaining.is_none() {
             self.without_header += 1;
