@@ -17,6 +17,7 @@
 //! - [`sim`]: the deterministic discrete-event simulator and sweeps;
 //! - [`metrics`]: time buckets and run summaries;
 //! - [`report`]: the terminal summary, JSON/CSV files and charts;
+//! - [`verify`]: another limiter's decision log checked against a plan;
 //! - [`cli`]: the `ratesim` command line.
 //!
 //! See ARCHITECTURE.md for the data path and the invariants.
@@ -34,3 +35,4 @@ pub mod report;
 pub mod sim;
 pub mod time;
 pub mod trace;
+pub mod verify;

@@ -17,6 +17,7 @@ fn spec_seed(path: &std::path::Path) -> Option<u64> {
     }
 }
 mod trace_cmd;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,9 @@ enum Command {
     /// Generate CSV traces from synthetic specs and check trace files.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// Check another limiter's decision log against a plan: exact
+    /// agreement, classified disagreements and guarantees per limit.
+    Verify(verify_cmd::VerifyArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -61,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(args),
         Command::Sweep(args) => sweep_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
+        Command::Verify(args) => verify_cmd::run(args),
     };
     ExitCode::from(code)
 }
