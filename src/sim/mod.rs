@@ -35,28 +35,25 @@
 //! from a synthetic trace's, which share the seed). Same trace, seed and
 //! client: byte-identical results, whatever else runs in parallel.
 
+mod client_state;
+mod decisions;
+mod intern;
 mod queue;
 mod store;
 pub mod sweep;
 
-use std::collections::VecDeque;
-use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
-
-use crate::ident::Ident;
-use std::io::Write;
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 
 use crate::client::{ClientSpec, Pacing, RetryChoice};
-use crate::engines::{Engine, EngineState, Gcra, SlidingLog};
+use crate::engines::{Engine, Gcra, SlidingLog};
 use crate::metrics::{ratio, Bucket, BucketSink, Histogram, KeyDenials, Latency, Summary};
 use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tickets};
-use crate::time::{Nanos, Rate, MINUTE, SECOND};
+use crate::time::{Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
+use client_state::{client_of, rng_of, ClientState};
+pub use decisions::{AttemptKind, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions};
+use intern::{own_identity, Interner};
 use queue::EventQueue;
 pub use store::SimStore;
 
@@ -128,152 +125,6 @@ impl From<std::io::Error> for SimError {
     }
 }
 
-/// Where per-attempt decisions go (`--decisions FILE.jsonl`).
-pub trait DecisionSink {
-    /// One attempt's decision.
-    fn decision(&mut self, d: &DecisionRecord<'_>) -> std::io::Result<()>;
-
-    /// Whether this sink keeps decisions at all (the simulator does not build
-    /// records for one that does not).
-    fn enabled(&self) -> bool {
-        true
-    }
-}
-
-/// Discards decisions.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoDecisions;
-
-impl DecisionSink for NoDecisions {
-    fn decision(&mut self, _: &DecisionRecord<'_>) -> std::io::Result<()> {
-        Ok(())
-    }
-
-    fn enabled(&self) -> bool {
-        false
-    }
-}
-
-/// One attempt's decision, as written to the decisions JSONL.
-#[derive(Clone, Copy, Debug)]
-pub struct DecisionRecord<'a> {
-    /// Nanoseconds since the trace start.
-    pub t_ns: Nanos,
-    /// 0-based request (data row) number.
-    pub request: u64,
-    /// 0-based attempt number of the request (polls continue the count).
-    pub attempt: u32,
-    /// What the attempt is.
-    pub kind: AttemptKind,
-    /// The API key.
-    pub key: &'a str,
-    /// The endpoint.
-    pub endpoint: &'a str,
-    /// Admitted or not.
-    pub allowed: bool,
-    /// 200 or the denying status.
-    pub status: u16,
-    /// The denying limit's id.
-    pub limit: Option<&'a str>,
-    /// Remaining units: of the denying limit for a denial, of the limit the
-    /// headers report for an admission (none if no reportable limit applied).
-    pub remaining: Option<u64>,
-    /// Reset instant of that same limit, nanoseconds since the trace start.
-    pub reset_ns: Option<Nanos>,
-    /// For a denial: exact wait until the request would be admitted.
-    pub retry_after_ns: Option<Nanos>,
-}
-
-/// What an attempt is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttemptKind {
-    /// A request's first attempt.
-    First,
-    /// A retry after a denial.
-    Retry,
-    /// A job status poll.
-    Poll,
-}
-
-/// Writes decisions as JSON lines.
-pub struct JsonlDecisions<W: Write>(pub W);
-
-impl<W: Write> DecisionSink for JsonlDecisions<W> {
-    fn decision(&mut self, d: &DecisionRecord<'_>) -> std::io::Result<()> {
-        let opt = |v: Option<u64>| v.map_or("null".to_string(), |x| x.to_string());
-        let kind = match d.kind {
-            AttemptKind::First => "first",
-            AttemptKind::Retry => "retry",
-            AttemptKind::Poll => "poll",
-        };
-        writeln!(
-            self.0,
-            "{{\"t_ns\":{},\"request\":{},\"attempt\":{},\"kind\":\"{kind}\",\"key\":{},\"endpoint\":{},\"allowed\":{},\"status\":{},\"limit\":{},\"remaining\":{},\"reset_ns\":{},\"retry_after_ns\":{}}}",
-            d.t_ns,
-            d.request,
-            d.attempt,
-            serde_json::Value::from(d.key),
-            serde_json::Value::from(d.endpoint),
-            d.allowed,
-            d.status,
-            d.limit.map_or("null".to_string(), |l| serde_json::Value::from(l).to_string()),
-            opt(d.remaining),
-            opt(d.reset_ns),
-            opt(d.retry_after_ns),
-        )
-    }
-}
-
-/// Interns strings to dense ids in order of first appearance. Each string
-/// is stored once (in `names`); the table holds only ids.
-#[derive(Default)]
-struct Interner {
-    ids: HashTable<u32>,
-    names: Vec<Ident>,
-    hasher: foldhash::fast::FixedState,
-    /// The id returned last: traces repeat the same key, user and endpoint
-    /// row after row, and one comparison is cheaper than a hash lookup.
-    last: Option<u32>,
-}
-
-impl Interner {
-    fn id(&mut self, s: &str) -> u32 {
-        if let Some(last) = self.last {
-            if self.names[last as usize].is(s) {
-                return last;
-            }
-        }
-        let hasher = &self.hasher;
-        let names = &self.names;
-        let hash = hasher.hash_one(s);
-        let id = match self.ids.find(hash, |&id| names[id as usize].is(s)) {
-            Some(&id) => id,
-            None => {
-                let id = self.names.len() as u32;
-                self.names.push(Ident::new(s));
-                let names = &self.names;
-                self.ids.insert_unique(hash, id, |&id| hasher.hash_one(names[id as usize].as_str()));
-                id
-            }
-        };
-        self.last = Some(id);
-        id
-    }
-}
-
-/// The id of `key` (whose key id is `key_id`) in `interner`, through the
-/// per-key cache `cache`.
-fn own_identity(cache: &mut Vec<u32>, key_id: u32, interner: &mut Interner, key: &str) -> u32 {
-    let k = key_id as usize;
-    if k >= cache.len() {
-        cache.resize(k + 1, u32::MAX);
-    }
-    if cache[k] == u32::MAX {
-        cache[k] = interner.id(key);
-    }
-    cache[k]
-}
-
 /// The facts of a request, copied freely.
 #[derive(Clone, Copy, Debug, Default)]
 struct ReqInfo {
@@ -319,65 +170,6 @@ fn request_of<'a>(keys: &'a Interner, endpoints: &'a Interner, info: &ReqInfo, p
         authenticated: info.auth,
         tokens: if poll { 0 } else { info.tokens },
         money: if poll { 0 } else { info.money },
-    }
-}
-
-/// The state of client `key`, created on first use.
-fn client_of(clients: &mut Vec<ClientState>, key: u32) -> &mut ClientState {
-    let i = key as usize;
-    if i >= clients.len() {
-        clients.resize_with(i + 1, ClientState::default);
-    }
-    &mut clients[i]
-}
-
-/// Client `key`'s random stream: ChaCha8 seeded with `seed`, stream `key`.
-/// The top bit of the ChaCha stream number marks the simulator's client
-/// streams. A synthetic trace uses the same seed with stream numbers below
-/// 2^63 (see [`crate::trace::synth`]), so a client's jitter never replays the
-/// draws that made its arrivals.
-const CLIENT_STREAM: u64 = 1 << 63;
-
-fn rng_of(clients: &mut Vec<ClientState>, seed: u64, key: u32) -> &mut ChaCha8Rng {
-    client_of(clients, key).rng.get_or_insert_with(|| {
-        let mut r = ChaCha8Rng::seed_from_u64(seed);
-        r.set_stream(CLIENT_STREAM | key as u64);
-        Box::new(r)
-    })
-}
-
-/// Per-client (per-key) behaviour state.
-#[derive(Default)]
-struct ClientState {
-    /// Boxed: most keys never draw a random number (no jitter, no adaptive
-    /// throttling), and a ChaCha state is about 300 bytes.
-    rng: Option<Box<ChaCha8Rng>>,
-    /// Two one-minute windows for retry budgets and adaptive throttling:
-    /// `[previous, current]` counts of requests, retries, attempts, accepts.
-    window: u64,
-    requests: [u64; 2],
-    retries: [u64; 2],
-    attempts: [u64; 2],
-    accepts: [u64; 2],
-    /// The client's own limiter state, when it paces itself.
-    pace: Option<Box<EngineState>>,
-    in_flight: u64,
-    queue: VecDeque<u32>,
-    denied: u64,
-    sent: u64,
-}
-
-impl ClientState {
-    fn roll(&mut self, now: Nanos) {
-        let w = now / MINUTE;
-        if w > self.window {
-            let keep = w == self.window + 1;
-            for a in [&mut self.requests, &mut self.retries, &mut self.attempts, &mut self.accepts] {
-                a[0] = if keep { a[1] } else { 0 };
-                a[1] = 0;
-            }
-            self.window = w;
-        }
     }
 }
 

@@ -1,0 +1,102 @@
+//! Per-attempt decision records and where they go: the `--decisions` JSONL
+//! schema (one object per attempt, times relative to the trace start).
+
+use std::io::Write;
+
+use crate::time::Nanos;
+
+/// Where per-attempt decisions go (`--decisions FILE.jsonl`).
+pub trait DecisionSink {
+    /// One attempt's decision.
+    fn decision(&mut self, d: &DecisionRecord<'_>) -> std::io::Result<()>;
+
+    /// Whether this sink keeps decisions at all (the simulator does not build
+    /// records for one that does not).
+    fn enabled(&self) -> bool {
+        true
+    }
+}
+
+/// Discards decisions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoDecisions;
+
+impl DecisionSink for NoDecisions {
+    fn decision(&mut self, _: &DecisionRecord<'_>) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn enabled(&self) -> bool {
+        false
+    }
+}
+
+/// One attempt's decision, as written to the decisions JSONL.
+#[derive(Clone, Copy, Debug)]
+pub struct DecisionRecord<'a> {
+    /// Nanoseconds since the trace start.
+    pub t_ns: Nanos,
+    /// 0-based request (data row) number.
+    pub request: u64,
+    /// 0-based attempt number of the request (polls continue the count).
+    pub attempt: u32,
+    /// What the attempt is.
+    pub kind: AttemptKind,
+    /// The API key.
+    pub key: &'a str,
+    /// The endpoint.
+    pub endpoint: &'a str,
+    /// Admitted or not.
+    pub allowed: bool,
+    /// 200 or the denying status.
+    pub status: u16,
+    /// The denying limit's id.
+    pub limit: Option<&'a str>,
+    /// Remaining units: of the denying limit for a denial, of the limit the
+    /// headers report for an admission (none if no reportable limit applied).
+    pub remaining: Option<u64>,
+    /// Reset instant of that same limit, nanoseconds since the trace start.
+    pub reset_ns: Option<Nanos>,
+    /// For a denial: exact wait until the request would be admitted.
+    pub retry_after_ns: Option<Nanos>,
+}
+
+/// What an attempt is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptKind {
+    /// A request's first attempt.
+    First,
+    /// A retry after a denial.
+    Retry,
+    /// A job status poll.
+    Poll,
+}
+
+/// Writes decisions as JSON lines.
+pub struct JsonlDecisions<W: Write>(pub W);
+
+impl<W: Write> DecisionSink for JsonlDecisions<W> {
+    fn decision(&mut self, d: &DecisionRecord<'_>) -> std::io::Result<()> {
+        let opt = |v: Option<u64>| v.map_or("null".to_string(), |x| x.to_string());
+        let kind = match d.kind {
+            AttemptKind::First => "first",
+            AttemptKind::Retry => "retry",
+            AttemptKind::Poll => "poll",
+        };
+        writeln!(
+            self.0,
+            "{{\"t_ns\":{},\"request\":{},\"attempt\":{},\"kind\":\"{kind}\",\"key\":{},\"endpoint\":{},\"allowed\":{},\"status\":{},\"limit\":{},\"remaining\":{},\"reset_ns\":{},\"retry_after_ns\":{}}}",
+            d.t_ns,
+            d.request,
+            d.attempt,
+            serde_json::Value::from(d.key),
+            serde_json::Value::from(d.endpoint),
+            d.allowed,
+            d.status,
+            d.limit.map_or("null".to_string(), |l| serde_json::Value::from(l).to_string()),
+            opt(d.remaining),
+            opt(d.reset_ns),
+            opt(d.retry_after_ns),
+        )
+    }
+}
