@@ -59,6 +59,38 @@ pub struct DecisionRecord<'a> {
     pub reset_ns: Option<Nanos>,
     /// For a denial: exact wait until the request would be admitted.
     pub retry_after_ns: Option<Nanos>,
+    /// What else the policy looked at (written only where not the default).
+    pub facts: RequestFacts<'a>,
+}
+
+/// The facts of an attempt beyond its key and endpoint that a policy looks
+/// at: written to the decisions file only where they differ from the
+/// default, so that the file is a complete record of what the limiter
+/// decided on (`ratesim verify` replays it) and traces without such
+/// columns give the same lines as before. The names are the trace columns
+/// (`duration_ns` in nanoseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestFacts<'a> {
+    /// The user the row named (`None`: the key is its own user).
+    pub user: Option<&'a str>,
+    /// The workspace the row named.
+    pub workspace: Option<&'a str>,
+    /// Whether the request was authenticated (written when `false`).
+    pub auth: bool,
+    /// Tokens counted (written when above 0).
+    pub tokens: u64,
+    /// Money counted, minor units (written when above 0).
+    pub cost: u64,
+    /// How long an admitted request held its permits and reservations
+    /// (written when above 0).
+    pub duration_ns: Nanos,
+}
+
+impl RequestFacts<'_> {
+    /// Nothing beyond the defaults: no user or workspace, authenticated,
+    /// no tokens, no money, no service time.
+    pub const NONE: RequestFacts<'static> =
+        RequestFacts { user: None, workspace: None, auth: true, tokens: 0, cost: 0, duration_ns: 0 };
 }
 
 /// What an attempt is.
@@ -83,9 +115,9 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
             AttemptKind::Retry => "retry",
             AttemptKind::Poll => "poll",
         };
-        writeln!(
+        write!(
             self.0,
-            "{{\"t_ns\":{},\"request\":{},\"attempt\":{},\"kind\":\"{kind}\",\"key\":{},\"endpoint\":{},\"allowed\":{},\"status\":{},\"limit\":{},\"remaining\":{},\"reset_ns\":{},\"retry_after_ns\":{}}}",
+            "{{\"t_ns\":{},\"request\":{},\"attempt\":{},\"kind\":\"{kind}\",\"key\":{},\"endpoint\":{},\"allowed\":{},\"status\":{},\"limit\":{},\"remaining\":{},\"reset_ns\":{},\"retry_after_ns\":{}",
             d.t_ns,
             d.request,
             d.attempt,
@@ -97,6 +129,22 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
             opt(d.remaining),
             opt(d.reset_ns),
             opt(d.retry_after_ns),
-        )
+        )?;
+        let f = &d.facts;
+        if let Some(user) = f.user {
+            write!(self.0, ",\"user\":{}", serde_json::Value::from(user))?;
+        }
+        if let Some(workspace) = f.workspace {
+            write!(self.0, ",\"workspace\":{}", serde_json::Value::from(workspace))?;
+        }
+        if !f.auth {
+            write!(self.0, ",\"auth\":false")?;
+        }
+        for (name, v) in [("tokens", f.tokens), ("cost", f.cost), ("duration_ns", f.duration_ns)] {
+            if v > 0 {
+                write!(self.0, ",\"{name}\":{v}")?;
+            }
+        }
+        writeln!(self.0, "}}")
     }
 }

@@ -52,8 +52,8 @@ use crate::time::{Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
 use client_state::{client_of, rng_of, ClientState};
-pub use decisions::{AttemptKind, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions};
-use intern::{own_identity, Interner};
+pub use decisions::{AttemptKind, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions, RequestFacts};
+use intern::{named, own_identity, Interner};
 use queue::EventQueue;
 pub use store::SimStore;
 
@@ -623,7 +623,8 @@ impl<'p> Simulation<'p> {
         // A denial shows the binding limit's own figures; an admission those
         // of the limit the headers report.
         let reported = d.denial.or(d.reported.map(|(_, r)| r));
-        let endpoint = if kind == AttemptKind::Poll { info.poll_endpoint } else { info.endpoint };
+        let poll = kind == AttemptKind::Poll;
+        let endpoint = if poll { info.poll_endpoint } else { info.endpoint };
         sink.decision(&DecisionRecord {
             t_ns: self.now - origin,
             request: info.index,
@@ -637,6 +638,14 @@ impl<'p> Simulation<'p> {
             remaining: reported.map(|r| r.remaining),
             reset_ns: reported.map(|r| r.reset.saturating_sub(origin)),
             retry_after_ns: d.retry.at().map(|t| t - self.now),
+            facts: RequestFacts {
+                user: named(&self.users, info.user, &self.keys, info.key),
+                workspace: named(&self.workspaces, info.workspace, &self.keys, info.key),
+                auth: info.auth,
+                tokens: if poll { 0 } else { info.tokens },
+                cost: if poll { 0 } else { info.money },
+                duration_ns: if poll { 0 } else { info.duration },
+            },
         })
     }
 

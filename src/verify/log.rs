@@ -19,7 +19,8 @@
 //! | `reset_after` | seconds until the reset (as a `seconds`-format reset header) |
 //! | `retry_after_ns` | for a denial, the exact wait in ns until the request would be admitted |
 //! | `retry_after` | the `Retry-After` header in seconds (a whole number is compared with the header the policy renders, rounded up and at least 1) |
-//! | `request`, `attempt`, `kind`, `received_ns` | informational (written by `ratesim run --decisions` and `ratesim probe`); checked for form, not compared |
+//! | `duration_ns` | the service time in ns, instead of `duration` (as `ratesim run --decisions` writes it) |
+//! | `request`, `attempt`, `kind`, `received_ns`, `time`, `client_request_id`, `client_retry_count` | informational (written by `ratesim run --decisions`, `ratesim serve --log` and `ratesim probe`); checked for form, not compared |
 //!
 //! Every row needs `allowed` or `status`. An empty value (or JSON `null`)
 //! means "not reported" and is not compared. Rows are in non-decreasing time
@@ -50,6 +51,10 @@ const NAMES: &[&str] = &[
     "attempt",
     "kind",
     "received_ns",
+    "duration_ns",
+    "time",
+    "client_request_id",
+    "client_retry_count",
 ];
 
 const T_NS: usize = 0;
@@ -92,6 +97,8 @@ pub struct LogDecision {
     pub reset: Option<ResetValue>,
     /// `retry_after_ns` (exact) or `retry_after`.
     pub retry_after: Option<Reported>,
+    /// `duration_ns`: the service time in ns (instead of `duration`).
+    pub duration_ns: Option<Nanos>,
 }
 
 /// The [`ExtraColumns`] of a decision log: parses and checks each decision
@@ -195,6 +202,14 @@ impl ExtraColumns for LogColumns {
             }
             "received_ns" => {
                 whole(text, "nanoseconds since the log's start")?;
+            }
+            "duration_ns" => r.duration_ns = Some(whole(text, "the service time in ns")?),
+            "time" => {
+                parse_rfc3339(text)?;
+            }
+            "client_request_id" => {}
+            "client_retry_count" => {
+                whole(text, "the client's retry count")?;
             }
             _ => unreachable!("every name in NAMES is handled"),
         }

@@ -48,8 +48,12 @@
 //! (decided by [`Plan::check`] on copies of the states it touches); a
 //! remaining is excused if it lies between the model's values at `t − δ` and
 //! `t + δ`, and a retry-after or reset if it is within `δ` of the model's
-//! (after rounding). The guarantees count only certain violations (see
-//! [`guarantees`]).
+//! (after rounding). An excused decision is then *followed*: the model
+//! takes the limiter's answer (an excused admission is admitted at the
+//! policy's retry instant; an excused refusal leaves the states as they
+//! were), so that one jittered timestamp does not set the model and the
+//! limiter apart for the rows after it. The guarantees count only certain
+//! violations (see [`guarantees`]).
 //!
 //! ## Order and instants
 //!

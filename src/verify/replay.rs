@@ -201,6 +201,15 @@ pub fn verify(policy: &Policy, plan: &Plan, log: &mut LogReader, options: &Optio
         };
         let decision = log.decision();
         let t = replay.instant(&row, decision).map_err(|(f, m)| error(f, m))?;
+        if let Some(ns) = decision.duration_ns {
+            if row.duration > 0 {
+                return Err(error(
+                    "duration_ns",
+                    "give the service time once, in `duration` (seconds) or in `duration_ns`, not both".into(),
+                ));
+            }
+            row.duration = ns;
+        }
         let allowed = match (decision.allowed, decision.status) {
             (Some(a), _) => a,
             (None, Some(s)) => !replay.denials.contains(&s),
@@ -262,24 +271,38 @@ impl Replay<'_> {
         let req = row_request(row);
         let before = (tol > 0 && !log_allowed).then(|| self.store.copy_for(plan, &req));
         let d = plan.check(&mut self.store, t, &req);
-        if d.allowed {
-            self.report.policy_admitted += 1;
-            if !d.tickets.is_empty() {
-                self.seq += 1;
-                self.pending.push(Pending {
-                    at: t.saturating_add(row.duration),
-                    seq: self.seq,
-                    request: OwnedRequest::of(row),
-                    tickets: d.tickets,
-                });
-            }
-        }
         if log_allowed {
             self.report.limiter_admitted += 1;
             self.guarantees.admitted(&plan.limits, &req, t, row.duration);
         }
+        let findings = self.compare(&req, log, log_allowed, &d, t, before.as_ref());
+        // An excused decision is followed: the model takes the limiter's
+        // answer, at the nearest instant it would have given it, so that
+        // one jittered timestamp does not set the two apart for later rows.
+        let excused_admission = findings.iter().any(|f| f.excused && f.class == Class::OverAdmission);
+        let excused_refusal = findings.iter().any(|f| f.excused && f.class == Class::UnderAdmission);
+        let held = if excused_admission {
+            let at = d.retry.at().expect("excused only with a retry instant");
+            Some((at, plan.check(&mut self.store, at, &req).tickets))
+        } else if excused_refusal {
+            self.store.restore(before.expect("copied for a logged denial"));
+            None
+        } else {
+            d.allowed.then_some((t, d.tickets))
+        };
+        if d.allowed {
+            self.report.policy_admitted += 1;
+        }
+        if let Some((at, tickets)) = held.filter(|(_, tickets)| !tickets.is_empty()) {
+            self.seq += 1;
+            self.pending.push(Pending {
+                at: at.saturating_add(row.duration),
+                seq: self.seq,
+                request: OwnedRequest::of(row),
+                tickets,
+            });
+        }
 
-        let findings = self.compare(&req, log, log_allowed, &d, t, before);
         let rel = t - self.origin();
         if self.report.decisions == 0 {
             self.report.span.0 = rel;
@@ -319,7 +342,7 @@ impl Replay<'_> {
         log_allowed: bool,
         d: &PlanDecision,
         t: Nanos,
-        before: Option<ReplayStore>,
+        before: Option<&ReplayStore>,
     ) -> Vec<Finding> {
         let mut out = Vec::new();
         let tol = self.options.tolerance;
@@ -349,7 +372,8 @@ impl Replay<'_> {
                 return out;
             }
             (false, true) => {
-                let excused = before.is_some_and(|mut b| !self.plan.check(&mut b, t.saturating_sub(tol), req).allowed);
+                let excused =
+                    before.is_some_and(|b| !self.plan.check(&mut b.clone(), t.saturating_sub(tol), req).allowed);
                 let shown = d.reported.map(|(i, r)| format!(" ({} remaining on {})", r.remaining, limit_id(Some(i))));
                 out.push(Finding {
                     class: Class::UnderAdmission,

@@ -119,7 +119,8 @@ pub fn text(r: &Report) -> String {
         if r.options.tolerance > 0 { format!("  ·  tolerance {}", span(r.options.tolerance)) } else { String::new() };
     let _ = writeln!(o, "t = seconds since {}{tol}\n", format_rfc3339(r.origin));
     let row = |o: &mut String, label: &str, n: u64, rest: &str| {
-        let _ = writeln!(o, "  {label:<30}{:>10}  {rest}", group(n));
+        let line = format!("  {label:<30}{:>10}  {rest}", group(n));
+        let _ = writeln!(o, "{}", line.trim_end());
     };
     row(o, "decisions", r.decisions, &format!("t {} … {}", seconds(r.span.0), seconds(r.span.1)));
     row(o, "admitted by the limiter", r.limiter_admitted, "");

@@ -40,7 +40,8 @@ impl ReplayStore {
     }
 
     /// A store holding copies of the states `req` touches under `plan` (the
-    /// applicable limits' states for its scope identities), and nothing else.
+    /// applicable limits' states for its scope identities, fresh ones where
+    /// none is held yet), and nothing else.
     pub fn copy_for(&self, plan: &Plan, req: &Request<'_>) -> ReplayStore {
         let mut copy =
             ReplayStore { fresh: self.fresh.clone(), states: self.states.iter().map(|_| Map::default()).collect() };
@@ -49,11 +50,18 @@ impl ReplayStore {
                 continue;
             }
             let who = limit.scope.key_of(req);
-            if let Some(s) = self.states[i].get(who) {
-                copy.states[i].insert(who.into(), s.clone());
-            }
+            let state = self.states[i].get(who).unwrap_or(&self.fresh[i]).clone();
+            copy.states[i].insert(who.into(), state);
         }
         copy
+    }
+
+    /// Puts back the states of a copy made by [`ReplayStore::copy_for`]:
+    /// undoes whatever happened to them since.
+    pub fn restore(&mut self, copy: ReplayStore) {
+        for (map, states) in self.states.iter_mut().zip(copy.states) {
+            map.extend(states);
+        }
     }
 
     /// Identities held, over all limits.
