@@ -33,6 +33,8 @@ pub mod metrics;
 pub mod policy;
 pub mod report;
 pub mod sim;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod trace;
 pub mod verify;

@@ -57,7 +57,25 @@ const NAMES: &[&str] = &[
     "client_retry_count",
 ];
 
+// Indices into NAMES.
 const T_NS: usize = 0;
+const ALLOWED: usize = 1;
+const STATUS: usize = 2;
+const LIMIT: usize = 3;
+const REMAINING: usize = 4;
+const RESET_NS: usize = 5;
+const RESET: usize = 6;
+const RESET_AFTER: usize = 7;
+const RETRY_AFTER_NS: usize = 8;
+const RETRY_AFTER: usize = 9;
+const REQUEST: usize = 10;
+const ATTEMPT: usize = 11;
+const KIND: usize = 12;
+const RECEIVED_NS: usize = 13;
+const DURATION_NS: usize = 14;
+const TIME: usize = 15;
+const CLIENT_REQUEST_ID: usize = 16;
+const CLIENT_RETRY_COUNT: usize = 17;
 
 /// A reported time value and its precision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,8 +163,8 @@ impl ExtraColumns for LogColumns {
             return Ok(());
         }
         let r = &mut self.row;
-        match NAMES[index] {
-            "t_ns" => {
+        match index {
+            T_NS => {
                 let t = whole(text, "nanoseconds since the log's start")?;
                 if let Some((prev, prev_line)) = self.last_t_ns {
                     if t < prev {
@@ -159,7 +177,7 @@ impl ExtraColumns for LogColumns {
                 self.last_t_ns = Some((t, line));
                 r.t_ns = Some(t);
             }
-            "allowed" => {
+            ALLOWED => {
                 r.allowed = Some(match text {
                     "true" | "1" => true,
                     "false" | "0" => false,
@@ -168,16 +186,16 @@ impl ExtraColumns for LogColumns {
                     _ => return Err(format!("expected true or false (or 1 or 0), found {text:?}")),
                 })
             }
-            "status" => {
+            STATUS => {
                 r.status = Some(match text.parse::<u16>() {
                     Ok(s) if (100..=599).contains(&s) => s,
                     _ => return Err(format!("expected an HTTP status (100 to 599), found {text:?}")),
                 })
             }
-            "limit" => r.limit.push_str(text),
-            "remaining" => r.remaining = Some(whole(text, "the remaining units")?),
-            "reset_ns" => r.reset = Some(ResetValue::Offset(whole(text, "the reset in ns since the log's start")?)),
-            "reset" => {
+            LIMIT => r.limit.push_str(text),
+            REMAINING => r.remaining = Some(whole(text, "the remaining units")?),
+            RESET_NS => r.reset = Some(ResetValue::Offset(whole(text, "the reset in ns since the log's start")?)),
+            RESET => {
                 r.reset = Some(ResetValue::Absolute(if text.contains('-') || text.contains('T') {
                     let ns = parse_rfc3339(text)
                         .map_err(|e| format!("expected a Unix timestamp in seconds or an RFC 3339 timestamp; {e}"))?;
@@ -186,29 +204,29 @@ impl ExtraColumns for LogColumns {
                     seconds(text, "a Unix timestamp")?
                 }))
             }
-            "reset_after" => r.reset = Some(ResetValue::After(seconds(text, "seconds until the reset")?)),
-            "retry_after_ns" => {
+            RESET_AFTER => r.reset = Some(ResetValue::After(seconds(text, "seconds until the reset")?)),
+            RETRY_AFTER_NS => {
                 r.retry_after =
                     Some(Reported { ns: whole(text, "the wait in ns until a retry")?, whole_seconds: false })
             }
-            "retry_after" => r.retry_after = Some(seconds(text, "seconds until a retry")?),
-            "request" | "attempt" => {
-                whole(text, if index == 10 { "the request number" } else { "the attempt number" })?;
+            RETRY_AFTER => r.retry_after = Some(seconds(text, "seconds until a retry")?),
+            REQUEST | ATTEMPT => {
+                whole(text, if index == REQUEST { "the request number" } else { "the attempt number" })?;
             }
-            "kind" => {
+            KIND => {
                 if !matches!(text, "first" | "retry" | "poll") {
                     return Err(format!("expected first, retry or poll, found {text:?}"));
                 }
             }
-            "received_ns" => {
+            RECEIVED_NS => {
                 whole(text, "nanoseconds since the log's start")?;
             }
-            "duration_ns" => r.duration_ns = Some(whole(text, "the service time in ns")?),
-            "time" => {
+            DURATION_NS => r.duration_ns = Some(whole(text, "the service time in ns")?),
+            TIME => {
                 parse_rfc3339(text)?;
             }
-            "client_request_id" => {}
-            "client_retry_count" => {
+            CLIENT_REQUEST_ID => {}
+            CLIENT_RETRY_COUNT => {
                 whole(text, "the client's retry count")?;
             }
             _ => unreachable!("every name in NAMES is handled"),
