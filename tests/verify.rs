@@ -439,3 +439,90 @@ fn the_exit_status_says_pass_fail_or_cannot_check() {
     assert_eq!(code, 2);
     assert!(err.contains("no plan named \"gold\"; its plans are: pro, pro-max, team, team-max, enterprise"), "{err}");
 }
+
+mod random {
+    //! On random boundary-finding traces (from `ratesim::testing`) over a
+    //! composed plan: the simulator's decisions verify exactly, and flipping
+    //! any one decision is caught at that very row.
+
+    use super::*;
+    use proptest::prelude::*;
+    use ratesim::testing::{materialize, trace, Config};
+    use ratesim::time::format_decimal_seconds;
+
+    const PLAN: &str = r#"
+provider = "Composed"
+[[plan]]
+name = "p"
+[[plan.limit]]
+id = "burst"
+algorithm = "gcra"
+rate = "3/s"
+burst = 2
+[[plan.limit]]
+id = "minute"
+algorithm = "sliding-counter"
+rate = "6/10s"
+scope = "user"
+[[plan.limit]]
+id = "inflight"
+algorithm = "concurrency"
+max = 2
+lease = "4s"
+scope = "user"
+[[plan.limit]]
+id = "tokens"
+algorithm = "budget"
+unit = "tokens"
+limit = 40
+period = "15s"
+reserve = 5
+"#;
+
+    fn trace_csv(arrivals: &[ratesim::testing::Arrival], start: u64) -> String {
+        let mut csv = String::from("t,key,user,endpoint,auth,tokens,cost,duration\n");
+        for a in arrivals {
+            csv.push_str(&format!(
+                "{},{},{},{},{},{},{},{}\n",
+                format_decimal_seconds(a.at - start),
+                a.key,
+                a.user.as_deref().unwrap_or(""),
+                a.endpoint,
+                a.authenticated,
+                a.tokens,
+                a.money,
+                format_decimal_seconds(a.service.unwrap_or(10 * 86_400 * SECOND)),
+            ));
+        }
+        csv
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn own_decisions_verify_and_any_flip_is_caught(
+            steps in trace::steps(&Config::default()),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let dir = TempDir::new(&format!("random-{:x}", flip.index(usize::MAX)));
+            let policy = policy::parse(PLAN, "composed.toml").unwrap();
+            let config = Config::default();
+            let arrivals = materialize(&policy.plans[0], &config, &steps);
+            let trace_path = dir.write("t.csv", &trace_csv(&arrivals, config.start));
+            let log = decisions(&policy, "p", &trace_path, "none", JAN1);
+            let r = check(&policy, "p", &dir.write("own.jsonl", &log), options(JAN1, 0));
+            prop_assert_eq!(r.agree, r.decisions, "{}", verify::report::text(&r));
+            prop_assert!(r.pass());
+            let i = flip.index(arrivals.len());
+            let bad = edit(&log, i, |row| {
+                let allowed = row["allowed"].as_bool().unwrap();
+                row.insert("allowed".into(), Value::Bool(!allowed));
+                row.insert("status".into(), if allowed { 429 } else { 200 }.into());
+            });
+            let r = check(&policy, "p", &dir.write("bad.jsonl", &bad), options(JAN1, 0));
+            prop_assert!(!r.pass());
+            prop_assert_eq!(r.first_divergence.as_ref().unwrap().at.line, i as u64 + 1);
+        }
+    }
+}
