@@ -190,7 +190,8 @@ pub(super) fn run(args: RunArgs) -> u8 {
                 Ok(w) => w,
                 Err(e) => return fail(e),
             };
-            let mut ts = TimeseriesCsv::new(w, limit_ids);
+            let mut ts =
+                TimeseriesCsv::new(w, limit_ids).with_delayed_column(plan.limits.iter().any(|l| l.engine.can_delay()));
             let r = sim.run(&mut source, &mut Tee(&mut ts, &mut series), decisions);
             if let Err(e) = ts.into_inner() {
                 return fail(format!("cannot write {}: {e}", path.display()));

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::engines::Dialect;
 use crate::policy::{self, Plan, Policy};
 use crate::time::{parse_duration, parse_rfc3339};
 use crate::verify::{self, LogReader, Options};
@@ -45,6 +46,11 @@ pub(super) struct VerifyArgs {
     /// on it.
     #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
     start: String,
+    /// Verify against the plan as a known implementation enforces it:
+    /// python-limits, redis-incr-expire, envoy-local or nginx (see README,
+    /// "Limiter dialects"). Statuses stay the policy's.
+    #[arg(long, value_name = "NAME")]
+    dialect: Option<String>,
     /// Print the report as JSON (every instant and span in ns).
     #[arg(long)]
     json: bool,
@@ -83,7 +89,17 @@ pub(super) fn run(args: VerifyArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let plan: &Plan = &policy.plans[index];
+    let plan = match &args.dialect {
+        None => policy.plans[index].clone(),
+        Some(name) => match Dialect::parse(name) {
+            None => return fail(format!("--dialect: unknown dialect {name:?}; expected one of {}", Dialect::names())),
+            Some(d) => match verify::in_dialect(&policy.plans[index], d) {
+                Ok(p) => p,
+                Err(e) => return fail(format!("--dialect {name}: plan {:?}, {e}", args.plan)),
+            },
+        },
+    };
+    let plan: &Plan = &plan;
     let options = match options(&args.tolerance, &args.start) {
         Ok(o) => o,
         Err(e) => return fail(e),
@@ -92,10 +108,11 @@ pub(super) fn run(args: VerifyArgs) -> u8 {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let report = match verify::verify(&policy, plan, &mut log, &options) {
+    let mut report = match verify::verify(&policy, plan, &mut log, &options) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    report.dialect.clone_from(&args.dialect);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&verify::report::json(&report)).expect("JSON values serialize"));
     } else {

@@ -27,6 +27,9 @@ pub struct Bucket {
     pub polls: u64,
     /// Attempts admitted.
     pub admitted: u64,
+    /// Admitted attempts the server held before serving them (nginx
+    /// `limit_req` without `nodelay`).
+    pub delayed: u64,
     /// Attempts denied with 429.
     pub denied_429: u64,
     /// Attempts denied with 402.
@@ -183,6 +186,16 @@ impl Latency {
     }
 }
 
+/// Admissions that waited on the server (nginx `limit_req` without
+/// `nodelay`): how many, and how long they waited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Delays {
+    /// Admitted attempts held before being served.
+    pub attempts: u64,
+    /// Quantiles of those waits.
+    pub wait: Latency,
+}
+
 /// A key and its denial count.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyDenials {
@@ -237,8 +250,13 @@ pub struct Summary {
     pub give_up_ratio: f64,
     /// Time from a request's arrival to its admitted attempt (for a polled
     /// job, to the admitted poll that finds it done), backoff and client-side
-    /// waits included; the service time of the admitted attempt is not.
+    /// waits included, and the server-side wait of a delayed admission; the
+    /// service time of the admitted attempt is not.
     pub time_to_success: Latency,
+    /// Delayed admissions, for a plan whose limits can delay (nginx
+    /// `limit_req`); absent otherwise (and then not in `summary.json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delayed: Option<Delays>,
     /// Most requests in flight at once.
     pub peak_in_flight: u64,
     /// Most requests outstanding at once: in service, waiting to retry,

@@ -59,12 +59,20 @@ pub struct TimeseriesCsv<W: Write> {
     out: W,
     limit_ids: Vec<String>,
     header_written: bool,
+    delayed: bool,
 }
 
 impl<W: Write> TimeseriesCsv<W> {
     /// A writer whose denial-by-limit columns are named after `limit_ids`.
     pub fn new(out: W, limit_ids: Vec<String>) -> Self {
-        TimeseriesCsv { out, limit_ids, header_written: false }
+        TimeseriesCsv { out, limit_ids, header_written: false, delayed: false }
+    }
+
+    /// Adds a `delayed` column after `admitted` (admissions the server held:
+    /// for plans whose limits can delay, see [`Bucket::delayed`]).
+    pub fn with_delayed_column(mut self, delayed: bool) -> Self {
+        self.delayed = delayed;
+        self
     }
 
     /// Flushes and returns the writer.
@@ -77,9 +85,13 @@ impl<W: Write> TimeseriesCsv<W> {
 impl<W: Write> BucketSink for TimeseriesCsv<W> {
     fn bucket(&mut self, b: &Bucket) -> io::Result<()> {
         if !self.header_written {
+            write!(self.out, "t_s,requests,attempts,retries,polls,admitted")?;
+            if self.delayed {
+                write!(self.out, ",delayed")?;
+            }
             write!(
                 self.out,
-                "t_s,requests,attempts,retries,polls,admitted,denied_429,denied_402,denied_503,denied_other,throttled,give_ups,successes,in_flight,spend,tokens"
+                ",denied_429,denied_402,denied_503,denied_other,throttled,give_ups,successes,in_flight,spend,tokens"
             )?;
             for id in &self.limit_ids {
                 write!(self.out, ",denied_by_{id}")?;
@@ -89,13 +101,20 @@ impl<W: Write> BucketSink for TimeseriesCsv<W> {
         }
         write!(
             self.out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{}",
             crate::time::format_decimal_seconds(b.start_ns),
             b.requests,
             b.attempts,
             b.retries,
             b.polls,
-            b.admitted,
+            b.admitted
+        )?;
+        if self.delayed {
+            write!(self.out, ",{}", b.delayed)?;
+        }
+        write!(
+            self.out,
+            ",{},{},{},{},{},{},{},{},{},{}",
             b.denied_429,
             b.denied_402,
             b.denied_503,
@@ -181,6 +200,18 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
         row(&mut o, "  polls", group(s.polls), String::new());
     }
     row(&mut o, "admitted", group(s.admitted), String::new());
+    if let Some(d) = &s.delayed {
+        let waits = match (d.wait.p50_ns, d.wait.p99_ns, d.wait.max_ns) {
+            (Some(p50), Some(p99), Some(max)) => format!(
+                "held by the server: p50 {}   p99 {}   max {}",
+                human_duration(p50),
+                human_duration(p99),
+                human_duration(max)
+            ),
+            _ => "held by the server".to_string(),
+        };
+        row(&mut o, "  delayed", group(d.attempts), waits);
+    }
     for (status, n) in &s.denied_by_status {
         row(
             &mut o,

@@ -59,6 +59,11 @@ pub struct DecisionRecord<'a> {
     pub reset_ns: Option<Nanos>,
     /// For a denial: exact wait until the request would be admitted.
     pub retry_after_ns: Option<Nanos>,
+    /// For a plan whose limits can delay admissions (nginx `limit_req`):
+    /// how long the server held the attempt before serving it (0 if it did
+    /// not, or denied). `None` for every other plan, whose records have no
+    /// such field.
+    pub delay_ns: Option<Nanos>,
     /// What else the policy looked at (written only where not the default).
     pub facts: RequestFacts<'a>,
 }
@@ -81,8 +86,9 @@ pub struct RequestFacts<'a> {
     pub tokens: u64,
     /// Money counted, minor units (written when above 0).
     pub cost: u64,
-    /// How long an admitted request held its permits and reservations
-    /// (written when above 0).
+    /// Its service time: once admitted (and served, after any server-side
+    /// delay), how long it holds its permits and reservations (written
+    /// when above 0).
     pub duration_ns: Nanos,
 }
 
@@ -130,6 +136,9 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
             opt(d.reset_ns),
             opt(d.retry_after_ns),
         )?;
+        if let Some(delay) = d.delay_ns {
+            write!(self.0, ",\"delay_ns\":{delay}")?;
+        }
         let f = &d.facts;
         if let Some(user) = f.user {
             write!(self.0, ",\"user\":{}", serde_json::Value::from(user))?;

@@ -20,6 +20,16 @@
 //! Trace rows are read lazily and merged with the event queue, so the queue
 //! holds only outstanding timers and completions, never the trace.
 //!
+//! ## Delayed admissions
+//!
+//! A limit may admit a request after a server-side wait (nginx `limit_req`
+//! without `nodelay`: [`PlanDecision::delay`]). The limits count the
+//! request when it is decided, as nginx does; the request then occupies the
+//! server for its wait and its service time (it is in flight, holds its
+//! concurrency permits and the client's semaphore slot, and completes at
+//! `decided + wait + duration`); the client gets its answer after the wait,
+//! so time to success includes it, and a polled job starts then.
+//!
 //! ## Time
 //!
 //! Virtual time is nanoseconds since the Unix epoch, so calendar budgets and
@@ -46,7 +56,7 @@ use rand::Rng;
 
 use crate::client::{ClientSpec, Pacing, RetryChoice};
 use crate::engines::{Engine, Gcra, SlidingLog};
-use crate::metrics::{ratio, Bucket, BucketSink, Histogram, KeyDenials, Latency, Summary};
+use crate::metrics::{ratio, Bucket, BucketSink, Delays, Histogram, KeyDenials, Latency, Summary};
 use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tickets};
 use crate::time::{Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
@@ -248,6 +258,10 @@ pub struct Simulation<'p> {
     in_flight: u64,
     summary: Summary,
     latency: Histogram,
+    /// Whether the plan can delay admissions (then delays are measured and
+    /// written), and the waits of the delayed ones.
+    can_delay: bool,
+    delays: Histogram,
     denied_by_limit: Vec<u64>,
     /// Denials per status, in first-seen order (a handful of statuses: a
     /// list is faster than a map).
@@ -294,6 +308,8 @@ impl<'p> Simulation<'p> {
             in_flight: 0,
             summary: Summary::default(),
             latency: Histogram::default(),
+            can_delay: plan.limits.iter().any(|l| l.engine.can_delay()),
+            delays: Histogram::default(),
             denied_by_limit: vec![0; n],
             denied_by_status: Default::default(),
             config,
@@ -580,8 +596,12 @@ impl<'p> Simulation<'p> {
             c.accepts[1] += 1;
             self.summary.admitted += 1;
             self.bucket.admitted += 1;
-            let tickets = self.decision.tickets;
-            self.admitted(slot, kind, tickets);
+            let (tickets, delay) = (self.decision.tickets, self.decision.delay);
+            if delay > 0 {
+                self.bucket.delayed += 1;
+                self.delays.record(delay);
+            }
+            self.admitted(slot, kind, tickets, delay);
             return Ok(());
         }
         c.denied += 1;
@@ -638,6 +658,7 @@ impl<'p> Simulation<'p> {
             remaining: reported.map(|r| r.remaining),
             reset_ns: reported.map(|r| r.reset.saturating_sub(origin)),
             retry_after_ns: d.retry.at().map(|t| t - self.now),
+            delay_ns: self.can_delay.then_some(d.delay),
             facts: RequestFacts {
                 user: named(&self.users, info.user, &self.keys, info.key),
                 workspace: named(&self.workspaces, info.workspace, &self.keys, info.key),
@@ -649,31 +670,33 @@ impl<'p> Simulation<'p> {
         })
     }
 
-    fn admitted(&mut self, slot: u32, kind: AttemptKind, tickets: Tickets) {
+    /// An admitted attempt, served `delay` after now (see the module docs).
+    fn admitted(&mut self, slot: u32, kind: AttemptKind, tickets: Tickets, delay: Nanos) {
         let now = self.now;
+        let served = now.saturating_add(delay);
         let info = self.slots[slot as usize].info;
         if kind == AttemptKind::Poll {
-            if self.slots[slot as usize].job_done.is_some_and(|done| now >= done) {
-                self.succeed(slot);
+            if self.slots[slot as usize].job_done.is_some_and(|done| served >= done) {
+                self.succeed(slot, delay);
             } else {
-                self.schedule(now + info.poll_every, EventKind::Poll, slot);
+                self.schedule(served.saturating_add(info.poll_every), EventKind::Poll, slot);
             }
             return;
         }
         self.slots[slot as usize].tickets = tickets;
-        if info.duration > 0 || !tickets.is_empty() {
+        if info.duration > 0 || !tickets.is_empty() || delay > 0 {
             self.in_flight += 1;
             self.summary.peak_in_flight = self.summary.peak_in_flight.max(self.in_flight);
-            self.schedule(now + info.duration, EventKind::Complete, slot);
+            self.schedule(served.saturating_add(info.duration), EventKind::Complete, slot);
         } else {
             self.settle_amounts(&info);
             self.release_client_slot(slot);
         }
         if info.poll_every > 0 {
-            self.slots[slot as usize].job_done = Some(now + info.duration);
-            self.schedule(now + info.poll_every, EventKind::Poll, slot);
+            self.slots[slot as usize].job_done = Some(served.saturating_add(info.duration));
+            self.schedule(served.saturating_add(info.poll_every), EventKind::Poll, slot);
         } else {
-            self.succeed(slot);
+            self.succeed(slot, delay);
         }
     }
 
@@ -684,7 +707,9 @@ impl<'p> Simulation<'p> {
         self.bucket.tokens += info.tokens;
     }
 
-    fn succeed(&mut self, slot: u32) {
+    /// The request succeeded with the attempt admitted now, answered `delay`
+    /// later.
+    fn succeed(&mut self, slot: u32, delay: Nanos) {
         let s = &mut self.slots[slot as usize];
         if s.resolved {
             return;
@@ -694,7 +719,7 @@ impl<'p> Simulation<'p> {
         self.summary.items_delivered += s.info.items as u64;
         self.summary.successes += 1;
         self.bucket.successes += 1;
-        self.latency.record(self.now - arrival);
+        self.latency.record(self.now + delay - arrival);
     }
 
     fn complete(&mut self, slot: u32) {
@@ -777,6 +802,7 @@ impl<'p> Simulation<'p> {
         s.retry_amplification = ratio(s.attempts, s.requests);
         s.give_up_ratio = ratio(s.give_ups, s.requests);
         s.time_to_success = Latency::of(&self.latency);
+        s.delayed = self.can_delay.then(|| Delays { attempts: self.delays.count(), wait: Latency::of(&self.delays) });
         s.denied_by_status = self.denied_by_status.into_iter().collect();
         s.denied_by_limit =
             self.plan.limits.iter().zip(&self.denied_by_limit).map(|(l, &n)| (l.id.clone(), n)).collect();

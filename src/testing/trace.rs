@@ -198,6 +198,15 @@ fn scale(engine: &Engine) -> Scale {
             let t = per(g.rate().period(), g.rate().count());
             (t, t.saturating_mul(g.burst()), g.rate().period())
         }
+        Engine::TokenBucketSteps(b) => {
+            let interval = b.rate().period();
+            (per(interval, b.rate().count()), interval.saturating_mul(b.max().div_ceil(b.rate().count())), interval)
+        }
+        // nginx leaks by the millisecond: its edges are milliseconds.
+        Engine::NginxLimitReq(n) => {
+            let t = per(n.rate().period(), n.rate().count());
+            (t, t.saturating_mul(n.capacity()), crate::time::MILLISECOND)
+        }
         Engine::FixedWindow(w) => (per(w.period(), w.limit()), w.period(), w.period()),
         Engine::SlidingLog(w) => (per(w.period(), w.limit()), w.period(), w.period()),
         Engine::SlidingCounter(w) => (per(w.period(), w.limit()), w.period(), w.period()),

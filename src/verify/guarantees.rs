@@ -13,6 +13,9 @@
 //! | `gcra` | admitted cost in any closed span `[s, t]` at most `burst + (t − s)·rate` (the `(σ, ρ)` envelope) | the span with the largest excess |
 //! | `sliding-log` | admitted cost in any window `(t − P, t]` at most `limit` | the fullest window |
 //! | `fixed-window`, `sliding-counter` | admitted cost in any clock-aligned window `[k·P, (k+1)·P)` at most `limit` (the counter's estimate counts the current window in full) | the fullest window |
+//! | `fixed-window` opened at the first hit (dialects) | admitted cost in any window `(t − P, t]` at most `2·limit` (a span of one window length meets at most two windows) | the fullest window |
+//! | `token-bucket-steps` | admitted cost in any closed span `[s, t]` at most `max + per_fill + (t − s)·rate` (the span meets at most `(t − s)/interval + 1` refills) | the span with the largest excess |
+//! | `nginx-limit-req` | admitted requests in any closed span `[s, t]` at most `burst + 1 + (t − s + 1 ms)·rate` (it leaks by whole milliseconds, at a truncated rate) | the span with the largest excess |
 //! | `concurrency` | requests in flight at an admission (counting it) at most `max`, a request being in flight for its `duration` (at most its `lease`) | the most in flight |
 //! | `budget` | at an admission, the amount settled in the period so far plus the reservation at most `limit` (reservations of requests still running only add to this) | the largest overshoot |
 //!
@@ -41,9 +44,9 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use hashbrown::HashMap;
 
-use crate::engines::{BudgetPeriod, Engine};
+use crate::engines::{BudgetPeriod, Engine, WindowAlign};
 use crate::policy::{Limit, Request};
-use crate::time::{month_start, Nanos, DAY};
+use crate::time::{month_start, Nanos, DAY, MILLISECOND};
 
 type Map<V> = HashMap<Box<str>, V, foldhash::fast::FixedState>;
 
@@ -72,8 +75,24 @@ pub struct Worst {
     pub units: u64,
     /// How far the bound is exceeded, in units divided by [`Worst::scale`].
     pub excess: i128,
-    /// The denominator of `excess` (the rate's period for `gcra`, else 1).
+    /// The denominator of `excess` (the rate's period for bucket
+    /// guarantees, else 1).
     pub scale: u128,
+    /// How `from` and `to` bound the span.
+    pub span: SpanKind,
+}
+
+/// How a [`Worst`] span is bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanKind {
+    /// `[from, to]`: a bucket's envelope.
+    Closed,
+    /// `(from, to]`: a rolling window.
+    Rolling,
+    /// `[from, to)`: a clock-aligned window.
+    Aligned,
+    /// The instant `to` (concurrency, budgets).
+    Instant,
 }
 
 impl Worst {
@@ -120,11 +139,34 @@ struct Budgeted {
 }
 
 enum Kind {
-    Envelope { count: u128, period: u128, burst: u128, ids: Map<Envelope> },
-    Rolling { limit: u64, window: Nanos, ids: Map<Rolling> },
-    Aligned { limit: u64, period: Nanos, ids: Map<Aligned> },
-    InFlight { max: u64, lease: Option<Nanos>, ids: Map<BinaryHeap<Reverse<Nanos>>> },
-    Budget { limit: u64, period: BudgetPeriod, ids: Map<Budgeted> },
+    /// `burst + (d + slack)·count/period` in any closed span of length `d`.
+    Envelope {
+        count: u128,
+        period: u128,
+        burst: u128,
+        slack: Nanos,
+        ids: Map<Envelope>,
+    },
+    Rolling {
+        limit: u64,
+        window: Nanos,
+        ids: Map<Rolling>,
+    },
+    Aligned {
+        limit: u64,
+        period: Nanos,
+        ids: Map<Aligned>,
+    },
+    InFlight {
+        max: u64,
+        lease: Option<Nanos>,
+        ids: Map<BinaryHeap<Reverse<Nanos>>>,
+    },
+    Budget {
+        limit: u64,
+        period: BudgetPeriod,
+        ids: Map<Budgeted>,
+    },
 }
 
 /// The outcome of one limit's guarantee.
@@ -183,6 +225,25 @@ impl Guarantees {
                         count: g.rate().count() as u128,
                         period: g.rate().period() as u128,
                         burst: g.burst() as u128,
+                        slack: 0,
+                        ids: Map::default(),
+                    },
+                    // Refills at interval edges: a span of `d` sees at most
+                    // `d/interval + 1` of them.
+                    Engine::TokenBucketSteps(b) => Kind::Envelope {
+                        count: b.rate().count() as u128,
+                        period: b.rate().period() as u128,
+                        burst: b.max() as u128 + b.rate().count() as u128,
+                        slack: 0,
+                        ids: Map::default(),
+                    },
+                    // Leaks over whole milliseconds, at a truncated rate: at
+                    // most `(d + 1 ms)·rate`.
+                    Engine::NginxLimitReq(n) => Kind::Envelope {
+                        count: n.rate().count() as u128,
+                        period: n.rate().period() as u128,
+                        burst: n.capacity() as u128,
+                        slack: MILLISECOND,
                         ids: Map::default(),
                     },
                     Engine::SlidingLog(w) => {
@@ -194,8 +255,23 @@ impl Guarantees {
                         }
                         Kind::Rolling { limit: w.limit(), window: w.period().saturating_sub(two), ids: Map::default() }
                     }
-                    Engine::FixedWindow(w) => {
+                    Engine::FixedWindow(w) if w.align() == WindowAlign::Epoch => {
                         Kind::Aligned { limit: w.limit(), period: w.period(), ids: Map::default() }
+                    }
+                    // Windows opened by a key's first request: any span of
+                    // one window length meets at most two of them.
+                    Engine::FixedWindow(w) => {
+                        if w.period() <= two {
+                            not_checked = Some(format!(
+                                "the tolerance is at least half the {} window",
+                                crate::time::format_duration(w.period())
+                            ));
+                        }
+                        Kind::Rolling {
+                            limit: w.limit().saturating_mul(2),
+                            window: w.period().saturating_sub(two),
+                            ids: Map::default(),
+                        }
                     }
                     Engine::SlidingCounter(w) => {
                         Kind::Aligned { limit: w.limit(), period: w.period(), ids: Map::default() }
@@ -223,7 +299,7 @@ impl Guarantees {
             let cost = limit.measure.amount(req);
             check.saw_duration |= duration > 0;
             let found = match &mut check.kind {
-                Kind::Envelope { count, period, burst, ids } => {
+                Kind::Envelope { count, period, burst, slack, ids } => {
                     let e = entry(ids, who);
                     if e.n == 0 {
                         e.base = t;
@@ -241,7 +317,7 @@ impl Guarantees {
                     e.n += 1;
                     let (_, from, sum_before, n_before) = e.best;
                     let units = e.sum - sum_before;
-                    let span = (t - from) as i128 + two as i128;
+                    let span = (t - from) as i128 + two as i128 + *slack as i128;
                     let excess = (units as i128)
                         .saturating_mul(period)
                         .saturating_sub(span.saturating_mul(count))
@@ -254,6 +330,7 @@ impl Guarantees {
                         units: units as u64,
                         excess,
                         scale: period as u128,
+                        span: SpanKind::Closed,
                     })
                 }
                 Kind::Rolling { limit, window, ids } => {
@@ -275,6 +352,7 @@ impl Guarantees {
                         units: r.sum,
                         excess: r.sum as i128 - *limit as i128,
                         scale: 1,
+                        span: SpanKind::Rolling,
                     })
                 }
                 Kind::Aligned { limit, period, ids } => {
@@ -296,6 +374,7 @@ impl Guarantees {
                             units: a.sum,
                             excess: a.sum as i128 - *limit as i128,
                             scale: 1,
+                            span: SpanKind::Aligned,
                         }
                     })
                 }
@@ -315,6 +394,7 @@ impl Guarantees {
                         units: n,
                         excess: n as i128 - *max as i128,
                         scale: 1,
+                        span: SpanKind::Instant,
                     })
                 }
                 Kind::Budget { limit, period, ids } => {
@@ -372,6 +452,8 @@ pub(crate) fn algorithm_name(engine: &Engine) -> &'static str {
         Engine::SlidingCounter(_) => "sliding-counter",
         Engine::Concurrency(_) => "concurrency",
         Engine::Budget(_) => "budget",
+        Engine::TokenBucketSteps(_) => "token-bucket-steps",
+        Engine::NginxLimitReq(_) => "nginx-limit-req",
     }
 }
 
@@ -384,9 +466,22 @@ fn rule(limit: &Limit) -> String {
             format!("at most burst + d·rate {unit} in any span d (burst {}, rate {})", g.burst(), g.rate())
         }
         Engine::SlidingLog(w) => format!("at most {} {unit} in any rolling {}", w.limit(), span(w.period())),
-        Engine::FixedWindow(w) => {
+        Engine::FixedWindow(w) if w.align() == WindowAlign::Epoch => {
             format!("at most {} {unit} in any clock-aligned {} window", w.limit(), span(w.period()))
         }
+        Engine::FixedWindow(w) => format!(
+            "at most 2 × {} {unit} in any rolling {} (windows open at a key's first request, so a span meets two)",
+            w.limit(),
+            span(w.period())
+        ),
+        Engine::TokenBucketSteps(b) => {
+            format!("at most max + per_fill + d·rate {unit} in any span d (max {}, refills {})", b.max(), b.rate())
+        }
+        Engine::NginxLimitReq(n) => format!(
+            "at most burst + 1 + (d + 1 ms)·rate {unit} in any span d (burst {}, rate {}; leaks by the millisecond)",
+            n.burst(),
+            n.rate()
+        ),
         Engine::SlidingCounter(w) => {
             format!("at most {} {unit} in any clock-aligned {} window", w.limit(), span(w.period()))
         }
@@ -477,5 +572,6 @@ fn budget_admitted(
         units: spent,
         excess: spent as i128 + estimate as i128 - limit as i128,
         scale: 1,
+        span: SpanKind::Instant,
     })
 }

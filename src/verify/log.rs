@@ -19,7 +19,8 @@
 //! | `reset_after` | seconds until the reset (as a `seconds`-format reset header) |
 //! | `retry_after_ns` | for a denial, the exact wait in ns until the request would be admitted |
 //! | `retry_after` | the `Retry-After` header in seconds (a whole number is compared with the header the policy renders, rounded up and at least 1) |
-//! | `duration_ns` | the service time in ns, instead of `duration` (as `ratesim run --decisions` writes it) |
+//! | `duration_ns` | the service time in ns, instead of `duration` (as `ratesim run --decisions` writes it); it starts when the request is served (after any `delay_ns`) |
+//! | `delay_ns` | for an admission, how long the server held the request before serving it (nginx `limit_req` without `nodelay`), compared exactly |
 //! | `request`, `attempt`, `kind`, `received_ns`, `time`, `client_request_id`, `client_retry_count` | informational (written by `ratesim run --decisions`, `ratesim serve --log` and `ratesim probe`); checked for form, not compared |
 //!
 //! Every row needs `allowed` or `status`. An empty value (or JSON `null`)
@@ -55,6 +56,7 @@ const NAMES: &[&str] = &[
     "time",
     "client_request_id",
     "client_retry_count",
+    "delay_ns",
 ];
 
 // Indices into NAMES.
@@ -76,6 +78,7 @@ const DURATION_NS: usize = 14;
 const TIME: usize = 15;
 const CLIENT_REQUEST_ID: usize = 16;
 const CLIENT_RETRY_COUNT: usize = 17;
+const DELAY_NS: usize = 18;
 
 /// A reported time value and its precision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +120,9 @@ pub struct LogDecision {
     pub retry_after: Option<Reported>,
     /// `duration_ns`: the service time in ns (instead of `duration`).
     pub duration_ns: Option<Nanos>,
+    /// `delay_ns`: how long the server held an admitted request before
+    /// serving it.
+    pub delay_ns: Option<Nanos>,
 }
 
 /// The [`ExtraColumns`] of a decision log: parses and checks each decision
@@ -229,6 +235,7 @@ impl ExtraColumns for LogColumns {
             CLIENT_RETRY_COUNT => {
                 whole(text, "the client's retry count")?;
             }
+            DELAY_NS => r.delay_ns = Some(whole(text, "the server-side delay in ns")?),
             _ => unreachable!("every name in NAMES is handled"),
         }
         Ok(())

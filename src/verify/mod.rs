@@ -16,7 +16,9 @@
 //!    later, until the two are in step again. Disagreements are classified
 //!    ([`Class`]): over-admission (the limiter admitted, the policy denies),
 //!    under-admission (the reverse), wrong status (or denying limit), wrong
-//!    remaining, wrong retry-after, wrong reset. The report gives the counts,
+//!    remaining, wrong retry-after, wrong reset, wrong delay (nginx
+//!    `limit_req` holds some admissions before serving them). The report
+//!    gives the counts,
 //!    the first example of each class, and the first divergence with the
 //!    requests around it.
 //! 2. **Guarantees** that hold whatever the implementation's internal
@@ -24,6 +26,16 @@
 //!    "admitted 61 in (3.2 s, 63.2 s] for at most 60 in any rolling 1min"),
 //!    computed from the admissions in the log alone; and the longest run of
 //!    wrongful refusals of one key.
+//!
+//! ## Dialects
+//!
+//! A limiter that implements a plan the way a known implementation does
+//! (Python `limits`, Redis `INCR` + `EXPIRE`, Envoy's local rate limit,
+//! nginx `limit_req`) is verified against [`in_dialect`]: the same plan with
+//! each limit read as that implementation enforces it
+//! ([`crate::engines::Dialect`]). The guarantees follow the engine: a
+//! window opened at a key's first request is held to `2·limit` per rolling
+//! window, nginx's bucket to its millisecond leak.
 //!
 //! ## Comparing values
 //!
@@ -59,8 +71,8 @@
 //!
 //! Rows are replayed in file order (non-decreasing time). A request's
 //! concurrency permits are released and its budgets settled `duration`
-//! after an admission, before any arrival at that instant, as in the
-//! simulator. Offsets (`t_ns`, decimal `t`) start at [`Options::start`] (as
+//! after it is served (its admission, plus the policy's delay if any),
+//! before any arrival at that instant, as in the simulator. Offsets (`t_ns`, decimal `t`) start at [`Options::start`] (as
 //! in `ratesim run --start`, default 2026-01-01T00:00:00Z: aligned windows
 //! and calendar budgets depend on it); RFC 3339 times are used as they are,
 //! and the log then starts at its first row.
@@ -76,6 +88,7 @@ pub use log::{LogDecision, LogReader};
 pub use replay::verify;
 pub use store::ReplayStore;
 
+use crate::engines::Dialect;
 use crate::policy::Plan;
 use crate::time::Nanos;
 
@@ -109,17 +122,20 @@ pub enum Class {
     WrongRetryAfter,
     /// Both agreed on admission, but the reset differs.
     WrongReset,
+    /// Both admitted, but the server-side delay differs (nginx `limit_req`).
+    WrongDelay,
 }
 
 impl Class {
     /// Every class, in report order.
-    pub const ALL: [Class; 6] = [
+    pub const ALL: [Class; 7] = [
         Class::OverAdmission,
         Class::UnderAdmission,
         Class::WrongStatus,
         Class::WrongRemaining,
         Class::WrongRetryAfter,
         Class::WrongReset,
+        Class::WrongDelay,
     ];
 
     /// The class's name in reports: `over-admission`, ...
@@ -131,6 +147,7 @@ impl Class {
             Class::WrongRemaining => "wrong remaining",
             Class::WrongRetryAfter => "wrong retry-after",
             Class::WrongReset => "wrong reset",
+            Class::WrongDelay => "wrong delay",
         }
     }
 
@@ -143,6 +160,7 @@ impl Class {
             Class::WrongRemaining => "wrong_remaining",
             Class::WrongRetryAfter => "wrong_retry_after",
             Class::WrongReset => "wrong_reset",
+            Class::WrongDelay => "wrong_delay",
         }
     }
 }
@@ -230,6 +248,8 @@ pub struct Compared {
     pub retry_after: u64,
     /// Rows with a reset compared.
     pub reset: u64,
+    /// Rows with a server-side delay compared (both admitted).
+    pub delay: u64,
 }
 
 /// What `verify` found.
@@ -241,6 +261,9 @@ pub struct Report {
     pub provider: String,
     /// The plan's name.
     pub plan: String,
+    /// The dialect the plan was read in ([`in_dialect`]), if any: set by the
+    /// caller.
+    pub dialect: Option<String>,
     /// The options used.
     pub options: Options,
     /// The instant of the log's offset 0.
@@ -282,6 +305,18 @@ impl Report {
     pub fn count(&self, class: Class) -> u64 {
         self.classes.iter().find(|c| c.class == class).map_or(0, |c| c.count)
     }
+}
+
+/// `plan` as the implementation `dialect` enforces it ([`Dialect::apply`] on
+/// every limit; concurrency caps and budgets unchanged; statuses, scopes
+/// and selectors as the policy says). The error names the limit the
+/// dialect has no limiter for.
+pub fn in_dialect(plan: &Plan, dialect: Dialect) -> Result<Plan, String> {
+    let mut out = plan.clone();
+    for limit in &mut out.limits {
+        limit.engine = dialect.apply(&limit.engine).map_err(|e| format!("limit {:?}: {e}", limit.id))?;
+    }
+    Ok(out)
 }
 
 /// The statuses `plan` denies with: a logged status among them means

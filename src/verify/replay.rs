@@ -11,7 +11,7 @@ use super::log::{LogDecision, LogReader, Reported, ResetValue};
 use super::report::{seconds, span};
 use super::store::ReplayStore;
 use super::{denial_statuses, Class, ClassCount, Compared, ContextRow, Divergence, Example, Options, Refusal, Report};
-use crate::engines::{Decision, Retry};
+use crate::engines::{Decision, Engine, Retry};
 use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tickets};
 use crate::time::{ceil_seconds, Nanos, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceTime};
@@ -135,6 +135,8 @@ struct Replay<'p> {
     plan: &'p Plan,
     options: Options,
     denials: Vec<u16>,
+    /// Whether a limit counts denied requests (its state changes on a denial).
+    counts_denied: bool,
     store: ReplayStore,
     pending: BinaryHeap<Pending>,
     seq: u64,
@@ -160,6 +162,7 @@ pub fn verify(policy: &Policy, plan: &Plan, log: &mut LogReader, options: &Optio
         plan,
         options: *options,
         denials: denial_statuses(plan),
+        counts_denied: plan.limits.iter().any(|l| matches!(&l.engine, Engine::FixedWindow(w) if w.counts_denied())),
         store: ReplayStore::new(plan),
         pending: BinaryHeap::new(),
         seq: 0,
@@ -170,6 +173,7 @@ pub fn verify(policy: &Policy, plan: &Plan, log: &mut LogReader, options: &Optio
             log: log.name().to_string(),
             provider: policy.provider.clone(),
             plan: plan.name.clone(),
+            dialect: None,
             options: *options,
             origin: options.start,
             decisions: 0,
@@ -269,7 +273,10 @@ impl Replay<'_> {
             plan.complete(&mut self.store, p.at, &p.request.request(), &p.tickets);
         }
         let req = row_request(row);
-        let before = (tol > 0 && !log_allowed).then(|| self.store.copy_for(plan, &req));
+        // Copies of the states before the decision, for what the tolerance
+        // may excuse: a refusal (checked at `t − δ`), and an admission when a
+        // limit counts denied requests (the model's denial changed it).
+        let before = (tol > 0 && (!log_allowed || self.counts_denied)).then(|| self.store.copy_for(plan, &req));
         let d = plan.check(&mut self.store, t, &req);
         if log_allowed {
             self.report.limiter_admitted += 1;
@@ -283,12 +290,16 @@ impl Replay<'_> {
         let excused_refusal = findings.iter().any(|f| f.excused && f.class == Class::UnderAdmission);
         let held = if excused_admission {
             let at = d.retry.at().expect("excused only with a retry instant");
-            Some((at, plan.check(&mut self.store, at, &req).tickets))
+            if let Some(b) = before {
+                self.store.restore(b);
+            }
+            let again = plan.check(&mut self.store, at, &req);
+            Some((at.saturating_add(again.delay), again.tickets))
         } else if excused_refusal {
             self.store.restore(before.expect("copied for a logged denial"));
             None
         } else {
-            d.allowed.then_some((t, d.tickets))
+            d.allowed.then_some((t.saturating_add(d.delay), d.tickets))
         };
         if d.allowed {
             self.report.policy_admitted += 1;
@@ -490,6 +501,21 @@ impl Replay<'_> {
                 out.push(Finding { class: Class::WrongRetryAfter, excused, detail });
             }
         }
+        if let (false, Some(v)) = (denied, log.delay_ns) {
+            self.report.compared.delay += 1;
+            if v != d.delay {
+                let how = if v < d.delay {
+                    format!("{} short", span(d.delay - v))
+                } else {
+                    format!("{} long", span(v - d.delay))
+                };
+                out.push(Finding {
+                    class: Class::WrongDelay,
+                    excused: v.abs_diff(d.delay) <= tol,
+                    detail: format!("held {} before serving; the policy holds it {}: {how}", span(v), span(d.delay)),
+                });
+            }
+        }
         out
     }
 
@@ -598,6 +624,9 @@ impl Replay<'_> {
         if let Some(r) = s.log.retry_after {
             limiter.push_str(&format!(", retry-after {}", span(r.ns)));
         }
+        if let Some(v) = s.log.delay_ns.filter(|&v| v > 0) {
+            limiter.push_str(&format!(", held {}", span(v)));
+        }
         let d = &s.decision;
         let mut policy = if d.allowed {
             "admitted".to_string()
@@ -610,6 +639,9 @@ impl Replay<'_> {
         if let Retry::At(r) = d.retry {
             let at = self.origin().saturating_add(s.t);
             policy.push_str(&format!(", retry-after {}", span(r.saturating_sub(at))));
+        }
+        if d.delay > 0 {
+            policy.push_str(&format!(", held {}", span(d.delay)));
         }
         ContextRow {
             line: s.line,

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use super::guarantees::SpanKind;
 use super::{Class, GuaranteeResult, Report};
 use crate::report::group;
 use crate::time::{format_decimal_seconds, format_rfc3339, Nanos};
@@ -65,10 +66,9 @@ pub fn describe_guarantee(g: &GuaranteeResult, origin: Nanos, tolerance: Nanos) 
     let id = who(&w.identity);
     let units = if w.units == w.requests { String::new() } else { format!(" ({} units)", w.units) };
     let (verb, worst) = if w.excess > 0 { ("violated", "") } else { ("holds", "closest: ") };
-    let what = match g.algorithm {
-        "gcra" => {
+    let what = match w.span {
+        SpanKind::Closed => {
             let from = w.from.unwrap_or(w.to);
-            let d = w.to - from;
             let allowed = w.units as f64 - w.excess_units();
             let slack = if tolerance > 0 {
                 format!(" (d widened by 2 × {} tolerance)", span(tolerance))
@@ -76,27 +76,31 @@ pub fn describe_guarantee(g: &GuaranteeResult, origin: Nanos, tolerance: Nanos) 
                 String::new()
             };
             format!(
-                "{id} admitted {}{units} in [{}, {}] ({}); burst + d·rate allows {:.3}{slack}",
+                "{id} admitted {}{units} in [{}, {}] ({}); the bound allows {:.3}{slack}",
                 w.requests,
                 rel(from),
                 rel(w.to),
-                span(d),
+                span(w.to - from),
                 allowed
             )
         }
-        "sliding-log" => {
+        SpanKind::Rolling => {
             format!("{id} admitted {}{units} in ({}, {}]", w.requests, rel(w.from.unwrap_or(w.to)), rel(w.to))
         }
-        "fixed-window" | "sliding-counter" => {
+        SpanKind::Aligned => {
             format!("{id} admitted {}{units} in [{}, {})", w.requests, rel(w.from.unwrap_or(w.to)), rel(w.to))
         }
-        "concurrency" => format!("{id} had {} in flight at {}", w.requests, rel(w.to)),
-        _ if w.excess > 0 => format!(
+        SpanKind::Instant if g.algorithm == "concurrency" => {
+            format!("{id} had {} in flight at {}", w.requests, rel(w.to))
+        }
+        SpanKind::Instant if w.excess > 0 => format!(
             "{id} was admitted at {} with {} already settled: with its reservation, over the limit",
             rel(w.to),
             w.units
         ),
-        _ => format!("{id} was admitted at {} with {} already settled, {} to spare", rel(w.to), w.units, -w.excess),
+        SpanKind::Instant => {
+            format!("{id} was admitted at {} with {} already settled, {} to spare", rel(w.to), w.units, -w.excess)
+        }
     };
     let by = if w.excess > 0 {
         if w.scale == 1 {
@@ -114,7 +118,8 @@ pub fn describe_guarantee(g: &GuaranteeResult, origin: Nanos, tolerance: Nanos) 
 pub fn text(r: &Report) -> String {
     let mut out = String::new();
     let o = &mut out;
-    let _ = writeln!(o, "{}  ·  {} / {}", r.log, r.provider, r.plan);
+    let dialect = r.dialect.as_ref().map_or(String::new(), |d| format!(" as {d} enforces it"));
+    let _ = writeln!(o, "{}  ·  {} / {}{dialect}", r.log, r.provider, r.plan);
     let tol =
         if r.options.tolerance > 0 { format!("  ·  tolerance {}", span(r.options.tolerance)) } else { String::new() };
     let _ = writeln!(o, "t = seconds since {}{tol}\n", format_rfc3339(r.origin));
@@ -148,11 +153,12 @@ pub fn text(r: &Report) -> String {
     let cmp = r.compared;
     let _ = writeln!(
         o,
-        "  compared beyond admission      status {}, remaining {}, retry-after {}, reset {}",
+        "  compared beyond admission      status {}, remaining {}, retry-after {}, reset {}{}",
         group(cmp.status),
         group(cmp.remaining),
         group(cmp.retry_after),
-        group(cmp.reset)
+        group(cmp.reset),
+        if cmp.delay > 0 { format!(", delay {}", group(cmp.delay)) } else { String::new() }
     );
 
     if let Some(d) = &r.first_divergence {
@@ -305,6 +311,7 @@ pub fn json(r: &Report) -> Value {
         "log": r.log,
         "provider": r.provider,
         "plan": r.plan,
+        "dialect": r.dialect,
         "start": format_rfc3339(r.origin),
         "tolerance_ns": r.options.tolerance,
         "decisions": r.decisions,
@@ -319,6 +326,7 @@ pub fn json(r: &Report) -> Value {
             "remaining": r.compared.remaining,
             "retry_after": r.compared.retry_after,
             "reset": r.compared.reset,
+            "delay": r.compared.delay,
         },
         "classes": classes,
         "first_divergence": divergence,
