@@ -374,7 +374,7 @@ fn malformed_logs_give_located_errors() {
         ("a.jsonl", "{\"t_ns\":0,\"key\":\"k\"}\n", "DIR/a.jsonl:1: field `allowed`: expected `allowed` (true or false) or the HTTP `status` in every row; this row gives neither"),
         ("b.jsonl", "{\"t_ns\":5,\"key\":\"k\",\"allowed\":true}\n{\"t_ns\":4,\"key\":\"k\",\"allowed\":true}\n", "DIR/b.jsonl:2:9: field `t_ns`: out of time order: t_ns = 4 comes before t_ns = 5 on line 1; rows must be in non-decreasing time order"),
         ("c.jsonl", "{\"t_ns\":5,\"key\":\"k\",\"allowed\":true}\n{\"t\":6,\"key\":\"k\",\"allowed\":true}\n", "DIR/c.jsonl:2: field `t`: this row gives its time in `t`, but the log gives `t_ns` (since line 1); use one per file"),
-        ("d.csv", "t,key,allowd\n0,k,true\n", "DIR/d.csv:1:3: field `allowd`: unknown column; the accepted columns are t, key, user, workspace, endpoint, auth, tokens, cost, duration, t_ns, allowed, status, limit, remaining, reset_ns, reset, reset_after, retry_after_ns, retry_after, request, attempt, kind, received_ns, duration_ns, time, client_request_id, client_retry_count"),
+        ("d.csv", "t,key,allowd\n0,k,true\n", "DIR/d.csv:1:3: field `allowd`: unknown column; the accepted columns are t, key, user, workspace, endpoint, auth, tokens, cost, duration, t_ns, allowed, status, limit, remaining, reset_ns, reset, reset_after, retry_after_ns, retry_after, request, attempt, kind, received_ns, duration_ns, time, client_request_id, client_retry_count, delay_ns"),
         ("e.csv", "t,t_ns,key,allowed\n0,0,k,true\n", "DIR/e.csv:1: field `t_ns`: give the time once, in `t` or in `t_ns`, not both"),
         ("f.csv", "key,allowed\nk,true\n", "DIR/f.csv:1: field `t`: missing required column; the header must name `t` (or `t_ns`) and `key`, found columns key, allowed"),
         ("g.csv", "t,key,status\n0,k,42\n", "DIR/g.csv:2:3: field `status`: expected an HTTP status (100 to 599), found \"42\""),
@@ -525,4 +525,57 @@ reserve = 5
             prop_assert_eq!(r.first_divergence.as_ref().unwrap().at.line, i as u64 + 1);
         }
     }
+}
+
+/// Every dialect of `examples/dialects.toml` against a retrying client: the
+/// simulator's decisions (with the nginx plan's delays) verify exactly.
+#[test]
+fn dialect_plans_verify_their_own_decisions() {
+    let dir = TempDir::new("dialects");
+    let policy = policy::load(&root("examples/dialects.toml")).unwrap();
+    let mut csv = String::from("t,key,duration\n");
+    for i in 0..300u64 {
+        csv.push_str(&format!("{}.{:03},k{},0.{:03}\n", i / 10, (i % 10) * 97, i % 3, (i * 37) % 1000));
+    }
+    let trace_path = dir.write("t.csv", &csv);
+    for plan in policy.plan_names() {
+        let log = decisions(&policy, plan, &trace_path, "exp-full-jitter", JAN1);
+        let r = check(&policy, plan, &dir.write("d.jsonl", &log), options(JAN1, 0));
+        assert_eq!(r.agree, r.decisions, "{plan}\n{}", verify::report::text(&r));
+        assert!(r.pass(), "{plan}");
+        assert!(r.policy_admitted < r.decisions, "{plan}: nothing denied");
+        if plan == "nginx" {
+            assert!(r.compared.delay > 0 && log.contains("\"delay_ns\":"), "nginx delays");
+        }
+    }
+}
+
+/// `verify --dialect nginx`: a log of a plan as nginx enforces it agrees
+/// with the plan read in that dialect, not with the textbook leaky bucket.
+#[test]
+fn the_dialect_option_reads_the_plan_as_that_implementation() {
+    let dir = TempDir::new("dialect-option");
+    let mut policy = policy::load(&root("policies/runinfra.toml")).unwrap();
+    let textbook = policy.plan("pro").unwrap().clone();
+    let nginx = verify::in_dialect(&textbook, ratesim::engines::Dialect::Nginx).unwrap();
+    let index = policy.plans.iter().position(|p| p.name == "pro").unwrap();
+    policy.plans[index] = nginx;
+    let mut csv = String::from("t,key\n");
+    for i in 0..400u64 {
+        csv.push_str(&format!("{}.{:09},key-1\n", i / 50, (i % 50) * 19_999_999));
+    }
+    let log = decisions(&policy, "pro", &dir.write("t.csv", &csv), "none", JAN1);
+    let path = dir.write("nginx.jsonl", &log);
+    let args = ["verify", "--policy", "policies/runinfra.toml", "--plan", "pro", path.to_str().unwrap()];
+    let (code, out, _) = ratesim(&[&args[..], &["--dialect", "nginx"]].concat());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with(&format!("{}  ·  RunInfra / pro as nginx enforces it\n", path.display())), "{out}");
+    let (code, out, _) = ratesim(&args);
+    assert_eq!(code, 1, "the textbook bucket disagrees with nginx's: {out}");
+    let (code, _, err) = ratesim(&[&args[..], &["--dialect", "haproxy"]].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("--dialect: unknown dialect \"haproxy\"; expected one of python-limits, redis-incr-expire, envoy-local, nginx"), "{err}");
+    let (code, _, err) = ratesim(&[&args[..], &["--dialect", "python-limits"]].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("limit \"rpm\": python-limits"), "{err}");
 }
