@@ -18,6 +18,7 @@
 //! - [`metrics`]: time buckets and run summaries;
 //! - [`report`]: the terminal summary, JSON/CSV files and charts;
 //! - [`verify`]: another limiter's decision log checked against a plan;
+//! - [`probe`]: a live limiter sent a trace, its answers verified;
 //! - [`cli`]: the `ratesim` command line.
 //!
 //! See ARCHITECTURE.md for the data path and the invariants.
@@ -31,6 +32,7 @@ mod ident;
 pub mod limiter;
 pub mod metrics;
 pub mod policy;
+pub mod probe;
 pub mod report;
 pub mod sim;
 #[cfg(feature = "testing")]

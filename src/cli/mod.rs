@@ -16,6 +16,7 @@ fn spec_seed(path: &std::path::Path) -> Option<u64> {
         None
     }
 }
+mod probe_cmd;
 mod trace_cmd;
 mod verify_cmd;
 
@@ -54,6 +55,9 @@ enum Command {
     /// Check another limiter's decision log against a plan: exact
     /// agreement, classified disagreements and guarantees per limit.
     Verify(verify_cmd::VerifyArgs),
+    /// Send a trace to a live limiter over HTTP at its real times, log its
+    /// answers and verify them against a plan.
+    Probe(probe_cmd::ProbeArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -66,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Sweep(args) => sweep_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
         Command::Verify(args) => verify_cmd::run(args),
+        Command::Probe(args) => probe_cmd::run(args),
     };
     ExitCode::from(code)
 }
