@@ -5,13 +5,14 @@
 //! over-admissions. Targets other than loopback are refused before anything
 //! is sent.
 
-mod common;
+#[path = "common/peer.rs"]
+mod peer;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::peer::{free_port, require, Peer};
+use peer::{free_port, require, Peer};
 use serde_json::Value;
 
 fn ratesim(args: &[&str]) -> (i32, String, String) {
