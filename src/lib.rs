@@ -40,3 +40,4 @@ pub mod testing;
 pub mod time;
 pub mod trace;
 pub mod verify;
+pub mod whatif;

@@ -645,10 +645,10 @@ fn sweep_prints_a_table_and_a_csv_independent_of_threads() {
     }
     let lines: Vec<&str> = csvs[0].lines().collect();
     assert_eq!(lines.len(), 5, "a header and four rows:\n{}", csvs[0]);
-    assert!(lines[0].starts_with("plan,client,seed,requests,"), "{}", lines[0]);
+    assert!(lines[0].starts_with("index,point,plan,scale,scale_keys,client,seed,error,requests,"), "{}", lines[0]);
     let requests = csv_rows("traces/sample.csv").len().to_string();
     for line in &lines[1..] {
-        assert_eq!(line.split(',').nth(3), Some(requests.as_str()), "every scenario sees the whole trace: {line}");
+        assert_eq!(line.split(',').nth(8), Some(requests.as_str()), "every scenario sees the whole trace: {line}");
     }
     assert_eq!(csvs[0], csvs[1], "the sweep CSV does not depend on the thread count");
 }

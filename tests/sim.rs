@@ -83,6 +83,7 @@ fn outputs(policy: &Policy, rows: Vec<TraceRow>, client: &str, seed: u64) -> (St
         start: "2026-01-01T00:00:00Z".into(),
         bucket_ns: SECOND,
         version: "test".into(),
+        ..RunInfo::default()
     };
     (
         summary_json(&info, &summary),

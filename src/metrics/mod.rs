@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::time::Nanos;
 
@@ -167,7 +167,7 @@ impl Histogram {
 }
 
 /// Time-to-success quantiles in nanoseconds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latency {
     /// Median.
     pub p50_ns: Option<Nanos>,
@@ -188,7 +188,7 @@ impl Latency {
 
 /// Admissions that waited on the server (nginx `limit_req` without
 /// `nodelay`): how many, and how long they waited.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delays {
     /// Admitted attempts held before being served.
     pub attempts: u64,
@@ -197,7 +197,7 @@ pub struct Delays {
 }
 
 /// A key and its denial count.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyDenials {
     /// The API key.
     pub key: String,
@@ -207,8 +207,9 @@ pub struct KeyDenials {
     pub attempts: u64,
 }
 
-/// Totals of a run and the ratios a planner reads.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Totals of a run and the ratios a planner reads. (`Deserialize` reads
+/// back a results file: `ratesim sweep merge`.)
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Requests (trace rows).
     pub requests: u64,
@@ -255,7 +256,7 @@ pub struct Summary {
     pub time_to_success: Latency,
     /// Delayed admissions, for a plan whose limits can delay (nginx
     /// `limit_req`); absent otherwise (and then not in `summary.json`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delayed: Option<Delays>,
     /// Most requests in flight at once.
     pub peak_in_flight: u64,

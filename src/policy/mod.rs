@@ -56,9 +56,11 @@
 //! `limit_req` zones; a denial never waits.
 
 mod explain;
+pub mod overrides;
 mod parse;
 mod response;
 
+pub use overrides::{Override, PolicyDocument};
 pub use parse::{load, parse, PolicyError};
 pub(crate) use response::status_listed;
 pub use response::{render, retry_after_header, Rendered, ResetFormat, ResponseStyle};

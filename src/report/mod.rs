@@ -16,7 +16,7 @@ use crate::metrics::{Bucket, BucketSink, Summary};
 use crate::time::{format_rfc3339, Nanos, SECOND};
 
 /// What was run: names for the report headers.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RunInfo {
     /// Provider of the policy.
     pub provider: String,
@@ -38,6 +38,18 @@ pub struct RunInfo {
     pub bucket_ns: Nanos,
     /// ratesim version.
     pub version: String,
+    /// `--set` overrides applied to the policy, in order (absent: none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// The plan's limits as run, after the overrides (absent without them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_plan: Option<Vec<serde_json::Value>>,
+    /// Offered-load factor (`--scale`; absent: 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<String>,
+    /// Key multiplier (`--scale-keys`; absent: 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_keys: Option<u32>,
 }
 
 /// `summary.json`: the run and its summary.
@@ -178,6 +190,16 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{} / {}  ·  client {}  ·  seed {}", info.provider, info.plan, info.client, info.seed);
     let _ = writeln!(o, "trace {}", info.trace);
+    let mut what_if: Vec<String> = info.overrides.clone();
+    if let Some(f) = &info.scale {
+        what_if.push(format!("load ×{f}"));
+    }
+    if let Some(k) = info.scale_keys {
+        what_if.push(format!("keys ×{k}"));
+    }
+    if !what_if.is_empty() {
+        let _ = writeln!(o, "what if {}", what_if.join(", "));
+    }
     let _ = writeln!(
         o,
         "virtual time {}  ({} → {})",
