@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::verify_cmd::{load_plan, options};
-use crate::engines::Dialect;
+use super::verify_cmd::{load_plan, options, plan_in, verify_and_print};
 use crate::probe::{self, Probe, MAX_DURATION, MAX_REQUESTS, METHODS};
 use crate::time::{format_rfc3339, parse_duration, MILLISECOND};
 use crate::trace;
-use crate::verify::{self, LogReader};
+use crate::verify;
 
 /// Arguments of `ratesim probe`.
 #[derive(Args, Debug)]
@@ -99,17 +98,9 @@ pub(super) fn run(args: ProbeArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let plan = match &args.dialect {
-        None => policy.plans[index].clone(),
-        Some(name) => match Dialect::parse(name)
-            .ok_or_else(|| format!("--dialect: unknown dialect {name:?}; expected one of {}", Dialect::names()))
-        {
-            Ok(d) => match verify::in_dialect(&policy.plans[index], d) {
-                Ok(p) => p,
-                Err(e) => return fail(format!("--dialect {name}: plan {:?}, {e}", args.plan)),
-            },
-            Err(e) => return fail(e),
-        },
+    let plan = match plan_in(&policy, index, &args.plan, args.dialect.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
     };
     if !(args.speed.is_finite() && args.speed > 0.0) {
         return fail(format!("--speed: expected a factor above 0, such as 1 or 2.5, found {}", args.speed));
@@ -217,23 +208,5 @@ pub(super) fn run(args: ProbeArgs) -> u8 {
         args.dialect.as_ref().map_or(String::new(), |d| format!(" --dialect {d}")),
         args.log.display()
     );
-    let mut reader = match LogReader::open(&args.log) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let mut report = match verify::verify(&policy, &plan, &mut reader, &options) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    report.dialect.clone_from(&args.dialect);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&verify::report::json(&report)).expect("JSON values serialize"));
-    } else {
-        print!("{}", verify::report::text(&report));
-    }
-    if report.pass() {
-        0
-    } else {
-        1
-    }
+    verify_and_print(&policy, &plan, &args.log, &options, args.dialect.as_deref(), args.json)
 }

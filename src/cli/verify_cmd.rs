@@ -77,6 +77,47 @@ pub(super) fn load_plan(path: &std::path::Path, name: &str) -> Result<(Policy, u
     }
 }
 
+/// Plan `index` of `policy` (called `name` on the command line), read in
+/// `dialect` if given.
+pub(super) fn plan_in(policy: &Policy, index: usize, name: &str, dialect: Option<&str>) -> Result<Plan, String> {
+    let plan = &policy.plans[index];
+    let Some(d) = dialect else { return Ok(plan.clone()) };
+    let dialect = Dialect::parse(d)
+        .ok_or_else(|| format!("--dialect: unknown dialect {d:?}; expected one of {}", Dialect::names()))?;
+    verify::in_dialect(plan, dialect).map_err(|e| format!("--dialect {d}: plan {name:?}, {e}"))
+}
+
+/// Verifies `log` against `plan` and prints the report (text or JSON);
+/// the exit status: 0 pass, 1 fail, 2 cannot check.
+pub(super) fn verify_and_print(
+    policy: &Policy,
+    plan: &Plan,
+    log: &std::path::Path,
+    options: &Options,
+    dialect: Option<&str>,
+    json: bool,
+) -> u8 {
+    let mut reader = match LogReader::open(log) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let mut report = match verify::verify(policy, plan, &mut reader, options) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    report.dialect = dialect.map(str::to_string);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&verify::report::json(&report)).expect("JSON values serialize"));
+    } else {
+        print!("{}", verify::report::text(&report));
+    }
+    if report.pass() {
+        0
+    } else {
+        1
+    }
+}
+
 /// Parses `--tolerance` and `--start`.
 pub(super) fn options(tolerance: &str, start: &str) -> Result<Options, String> {
     let tolerance = parse_duration(tolerance).map_err(|e| format!("--tolerance: {e}"))?;
@@ -89,38 +130,13 @@ pub(super) fn run(args: VerifyArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let plan = match &args.dialect {
-        None => policy.plans[index].clone(),
-        Some(name) => match Dialect::parse(name) {
-            None => return fail(format!("--dialect: unknown dialect {name:?}; expected one of {}", Dialect::names())),
-            Some(d) => match verify::in_dialect(&policy.plans[index], d) {
-                Ok(p) => p,
-                Err(e) => return fail(format!("--dialect {name}: plan {:?}, {e}", args.plan)),
-            },
-        },
+    let plan = match plan_in(&policy, index, &args.plan, args.dialect.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
     };
-    let plan: &Plan = &plan;
     let options = match options(&args.tolerance, &args.start) {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    let mut log = match LogReader::open(&args.log) {
-        Ok(l) => l,
-        Err(e) => return fail(e),
-    };
-    let mut report = match verify::verify(&policy, plan, &mut log, &options) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    report.dialect.clone_from(&args.dialect);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&verify::report::json(&report)).expect("JSON values serialize"));
-    } else {
-        print!("{}", verify::report::text(&report));
-    }
-    if report.pass() {
-        0
-    } else {
-        1
-    }
+    verify_and_print(&policy, &plan, &args.log, &options, args.dialect.as_deref(), args.json)
 }
