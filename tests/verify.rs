@@ -300,6 +300,33 @@ fn a_window_boundary_off_by_one_fails_and_is_named() {
     assert_eq!((r.excused, r.agree, r.classes[0].excused), (1, 5, 1));
 }
 
+/// A sliding log's guarantee is exact at its boundary: an admission exactly
+/// one period after an entry is within `limit` per `(t − P, t]` (that entry
+/// has left), one nanosecond earlier it is a window over its limit.
+#[test]
+fn a_rolling_window_guarantee_is_exact_at_its_boundary() {
+    let dir = TempDir::new("rolling");
+    let toml = "provider = \"W\"\n[[plan]]\nname = \"p\"\n[[plan.limit]]\nid = \"w\"\nalgorithm = \"sliding-log\"\nrate = \"3/10s\"\n";
+    let policy = policy::parse(toml, "w.toml").unwrap();
+    let good = "t,key,allowed\n0,k,true\n1,k,true\n2,k,true\n3,k,false\n10,k,true\n10,k,false\n";
+    let r = check(&policy, "p", &dir.write("good.csv", good), options(JAN1, 0));
+    assert!(r.pass() && r.agree == 6, "{}", verify::report::text(&r));
+    let w = r.guarantees[0].worst.as_ref().unwrap();
+    assert_eq!((w.requests, w.excess), (3, 0), "{w:?}");
+    // One nanosecond early: the window (−1 ns, 9.999999999 s] holds four
+    // (shown from the log's start).
+    let early = "t,key,allowed\n0,k,true\n1,k,true\n2,k,true\n9.999999999,k,true\n";
+    let r = check(&policy, "p", &dir.write("early.csv", early), options(JAN1, 0));
+    assert_eq!((r.disagree, r.count(Class::OverAdmission)), (1, 1));
+    let g = &r.guarantees[0];
+    let w = g.worst.as_ref().unwrap();
+    assert!(!g.holds());
+    assert_eq!((w.requests, w.excess, w.to), (4, 1, r.origin + 10 * SECOND - 1), "{w:?}");
+    let text = verify::report::text(&r);
+    println!("{text}");
+    assert!(text.contains("k admitted 4 in [0 s, 9.999999999 s]: exceeded by 1"), "{text}");
+}
+
 /// A limiter that wrongly refuses a run of requests: under-admissions, and
 /// the longest wrongful refusal names the key and the span.
 #[test]

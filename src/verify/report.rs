@@ -84,9 +84,12 @@ pub fn describe_guarantee(g: &GuaranteeResult, origin: Nanos, tolerance: Nanos) 
                 allowed
             )
         }
-        SpanKind::Rolling => {
-            format!("{id} admitted {}{units} in ({}, {}]", w.requests, rel(w.from.unwrap_or(w.to)), rel(w.to))
-        }
+        // A window reaching before the log's start holds what the log has
+        // from its start: shown as `[0 s, t]`, not a misleading `(0 s, t]`.
+        SpanKind::Rolling => match w.from.unwrap_or(w.to) {
+            from if from < origin => format!("{id} admitted {}{units} in [0 s, {}]", w.requests, rel(w.to)),
+            from => format!("{id} admitted {}{units} in ({}, {}]", w.requests, rel(from), rel(w.to)),
+        },
         SpanKind::Aligned => {
             format!("{id} admitted {}{units} in [{}, {})", w.requests, rel(w.from.unwrap_or(w.to)), rel(w.to))
         }
