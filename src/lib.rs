@@ -38,6 +38,7 @@ pub mod sim;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
+pub mod toml_input;
 pub mod trace;
 pub mod verify;
 pub mod whatif;
