@@ -4,6 +4,7 @@
 //! are printed for people (file, line, field, what was expected), never as a
 //! panic or a debug dump.
 
+mod client_cmd;
 mod inputs;
 mod interrupt;
 mod outputs;
@@ -66,6 +67,9 @@ enum Command {
     /// Send a trace to a live limiter over HTTP at its real times, log its
     /// answers and verify them against a plan.
     Probe(probe_cmd::ProbeArgs),
+    /// List client presets and explain a client's retry schedule.
+    #[command(subcommand)]
+    Client(client_cmd::ClientCommand),
 }
 
 /// Parses the arguments and runs the command.
@@ -80,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Trace(cmd) => trace_cmd::run(cmd),
         Command::Verify(args) => verify_cmd::run(args),
         Command::Probe(args) => probe_cmd::run(args),
+        Command::Client(cmd) => client_cmd::run(cmd),
     };
     ExitCode::from(code)
 }

@@ -1,12 +1,14 @@
 //! What the simulator keeps per client (API key): its random stream, the
-//! one-minute windows behind retry budgets and adaptive throttling, and its
-//! own pacing state and queue.
+//! one-minute windows behind retry budgets and adaptive throttling, its own
+//! pacing state and queue, its retry quota and CUBIC limiter.
 
 use std::collections::VecDeque;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::client::cubic::Cubic;
+use crate::client::quota::QuotaState;
 use crate::engines::EngineState;
 use crate::time::{Nanos, MINUTE};
 
@@ -50,7 +52,13 @@ pub(super) struct ClientState {
     /// The client's own limiter state, when it paces itself.
     pub(super) pace: Option<Box<EngineState>>,
     pub(super) in_flight: u64,
+    /// Sends waiting for the client's own limiter, in order (semaphore or
+    /// CUBIC pacing).
     pub(super) queue: VecDeque<u32>,
+    /// Its AWS retry quota, when it keeps one (created full on first use).
+    pub(super) quota: Option<QuotaState>,
+    /// Its adaptive CUBIC limiter (`pace=cubic`), created at its first send.
+    pub(super) cubic: Option<Box<Cubic>>,
     pub(super) denied: u64,
     pub(super) sent: u64,
 }

@@ -12,7 +12,7 @@ use super::report::{seconds, span};
 use super::store::ReplayStore;
 use super::{denial_statuses, Class, ClassCount, Compared, ContextRow, Divergence, Example, Options, Refusal, Report};
 use crate::engines::{Decision, Engine, Retry};
-use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tickets};
+use crate::policy::{retry_headers, Plan, PlanDecision, Policy, Request, RetryAfterValue, Tickets};
 use crate::time::{ceil_seconds, Nanos, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceTime};
 
@@ -467,7 +467,11 @@ impl Replay<'_> {
         if let (true, Some(r)) = (denied, log.retry_after) {
             self.report.compared.retry_after += 1;
             let exact = d.retry.at().map(|at| at - t);
-            let header = retry_after_header(&self.policy.response, d, t);
+            // The policy's `Retry-After` in whole seconds, if it sends that.
+            let header = match retry_headers(&self.policy.response, d, t).retry_after {
+                Some(RetryAfterValue::Seconds(s)) => Some(s),
+                _ => None,
+            };
             let agrees =
                 Some(r.ns) == exact || (r.whole_seconds && r.ns % SECOND == 0 && Some(r.ns / SECOND) == header);
             if !agrees {
