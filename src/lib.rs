@@ -19,6 +19,7 @@
 //! - [`report`]: the terminal summary, JSON/CSV files and charts;
 //! - [`verify`]: another limiter's decision log checked against a plan;
 //! - [`probe`]: a live limiter sent a trace, its answers verified;
+//! - [`serve`]: `ratesim serve`, a live HTTP emulator of a plan;
 //! - [`cli`]: the `ratesim` command line.
 //!
 //! See ARCHITECTURE.md for the data path and the invariants.
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod policy;
 pub mod probe;
 pub mod report;
+pub mod serve;
 pub mod sim;
 #[cfg(feature = "testing")]
 pub mod testing;
