@@ -91,6 +91,48 @@ fn outputs(policy: &Policy, rows: Vec<TraceRow>, client: &str, seed: u64) -> (St
     )
 }
 
+/// Issue 9, point 12: two rows of 2^63 tokens and money each gave a summary
+/// of 0 (the u64 total wrapped) while the time series showed both.
+#[test]
+fn token_and_spend_totals_never_wrap() {
+    let p = policy::parse(
+        "provider = \"t\"\n[[plan]]\nname = \"pro\"\n[[plan.limit]]\nid = \"rpm\"\nalgorithm = \"gcra\"\nrate = \"500/min\"\nburst = 50\n",
+        "t.toml",
+    )
+    .unwrap();
+    let half = 1u64 << 63;
+    let rows: Vec<TraceRow> = [(0, "a"), (SECOND / 2, "b")]
+        .into_iter()
+        .map(|(t, key)| TraceRow { tokens: half, cost: half, ..row(t, key) })
+        .collect();
+    let mut buckets = KeepBuckets::default();
+    let s = Simulation::new(&p, p.plan("pro").unwrap(), SimConfig::default())
+        .run(&mut MemoryTrace::new(rows), &mut buckets, &mut NoDecisions)
+        .unwrap();
+    assert_eq!((s.tokens, s.spend), (1 << 64, 1 << 64));
+    assert_eq!((buckets.0[0].tokens, buckets.0[0].spend), (1 << 64, 1 << 64));
+    let info = RunInfo {
+        provider: "t".into(),
+        policy: "t.toml".into(),
+        plan: "pro".into(),
+        trace: "memory".into(),
+        client: "none".into(),
+        client_behaviour: String::new(),
+        seed: 0,
+        start: "2026-01-01T00:00:00Z".into(),
+        bucket_ns: SECOND,
+        version: "test".into(),
+    };
+    let json = summary_json(&info, &s);
+    assert!(json.contains("\"tokens\": 18446744073709551616,"), "{json}");
+    assert!(json.contains("\"spend\": 18446744073709551616,"), "{json}");
+    let mut csv = TimeseriesCsv::new(Vec::new(), vec!["rpm".into()]);
+    use ratesim::metrics::BucketSink;
+    csv.bucket(&buckets.0[0]).unwrap();
+    let csv = String::from_utf8(csv.into_inner().unwrap()).unwrap();
+    assert!(csv.ends_with(",18446744073709551616,18446744073709551616,0\n"), "{csv}");
+}
+
 fn bursty_rows(n: usize, seed: u64) -> Vec<TraceRow> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut t = 0u64;

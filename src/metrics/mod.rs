@@ -45,10 +45,10 @@ pub struct Bucket {
     pub successes: u64,
     /// Requests in flight at the bucket's end.
     pub in_flight: u64,
-    /// Money settled (minor units).
-    pub spend: u64,
-    /// Tokens settled.
-    pub tokens: u64,
+    /// Money settled (minor units). A `u128`: a sum of `u64` amounts never wraps.
+    pub spend: u128,
+    /// Tokens settled (`u128`, as `spend`).
+    pub tokens: u128,
 }
 
 /// Receives time buckets in order as they close.
@@ -247,10 +247,11 @@ pub struct Summary {
     pub peak_outstanding: u64,
     /// Most attempts in one time bucket (the height of a retry wave).
     pub peak_bucket_attempts: u64,
-    /// Money settled, minor units.
-    pub spend: u64,
-    /// Tokens settled.
-    pub tokens: u64,
+    /// Money settled, minor units. A `u128`: the sum of any number of `u64`
+    /// amounts a run can settle never wraps.
+    pub spend: u128,
+    /// Tokens settled (`u128`, as `spend`).
+    pub tokens: u128,
     /// Largest budget settle overshoot seen.
     pub max_budget_overshoot: u64,
     /// Keys with the most denials (most first, then by name).

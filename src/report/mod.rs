@@ -116,6 +116,11 @@ impl<W: Write> BucketSink for TimeseriesCsv<W> {
 
 /// Thousands separators: `12345` → `12,345`.
 pub fn group(n: u64) -> String {
+    group_wide(n as u128)
+}
+
+/// [`group`] for the `u128` totals (tokens, spend).
+pub fn group_wide(n: u128) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -220,10 +225,10 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
         format!("per {}", human_duration(info.bucket_ns)),
     );
     if s.spend > 0 {
-        row(&mut o, "spend (minor units)", group(s.spend), String::new());
+        row(&mut o, "spend (minor units)", group_wide(s.spend), String::new());
     }
     if s.tokens > 0 {
-        row(&mut o, "tokens", group(s.tokens), String::new());
+        row(&mut o, "tokens", group_wide(s.tokens), String::new());
     }
     let denials: Vec<String> =
         s.denied_by_limit.iter().filter(|(_, n)| **n > 0).map(|(id, n)| format!("{id} {}", group(*n))).collect();

@@ -669,10 +669,11 @@ impl<'p> Simulation<'p> {
     }
 
     fn settle_amounts(&mut self, info: &ReqInfo) {
-        self.summary.spend += info.money;
-        self.summary.tokens += info.tokens;
-        self.bucket.spend += info.money;
-        self.bucket.tokens += info.tokens;
+        // u128 totals: sums of u64 amounts cannot wrap.
+        self.summary.spend += info.money as u128;
+        self.summary.tokens += info.tokens as u128;
+        self.bucket.spend += info.money as u128;
+        self.bucket.tokens += info.tokens as u128;
     }
 
     fn succeed(&mut self, slot: u32) {
