@@ -133,6 +133,25 @@ fn token_and_spend_totals_never_wrap() {
     assert!(csv.ends_with(",18446744073709551616,18446744073709551616,0\n"), "{csv}");
 }
 
+/// Issue 9, point 5: retry amplification counted polls (12.82× on the
+/// async-jobs run with 178 retries for 386 requests). It is (first attempts
+/// + retries) / requests; polls are the separate polling load.
+#[test]
+fn retry_amplification_leaves_polls_to_the_polling_load() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let p = policy::load(&Path::new(root).join("policies/predictions-api.toml")).unwrap();
+    let config = SimConfig { seed: 7, client: ClientSpec::parse("predictions-node").unwrap(), ..SimConfig::default() };
+    let mut trace = ratesim::trace::open(&Path::new(root).join("traces/async-jobs-polling.toml"), Some(7)).unwrap();
+    let s = Simulation::new(&p, p.plan("default").unwrap(), config)
+        .run(&mut *trace, &mut NoBuckets, &mut NoDecisions)
+        .unwrap();
+    assert!(s.polls > 10 * s.retries && s.retries > 0, "{} polls, {} retries", s.polls, s.retries);
+    assert_eq!(s.attempts, s.requests + s.retries + s.polls, "no attempt was held back");
+    assert_eq!(s.retry_amplification, (s.requests + s.retries) as f64 / s.requests as f64);
+    assert!(s.retry_amplification < 2.0, "{}", s.retry_amplification);
+    assert_eq!(s.polls_per_request, s.polls as f64 / s.requests as f64);
+}
+
 fn bursty_rows(n: usize, seed: u64) -> Vec<TraceRow> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut t = 0u64;

@@ -231,8 +231,12 @@ pub struct Summary {
     pub first_attempt_denial_rate: f64,
     /// 429 denials / attempts.
     pub rate_429: f64,
-    /// attempts / requests.
+    /// (first attempts + retries) / requests: what retries add to the
+    /// traffic; 1 when nothing is retried. Polls are not counted (see
+    /// `polls_per_request`).
     pub retry_amplification: f64,
+    /// polls / requests: the polling load of asynchronous jobs.
+    pub polls_per_request: f64,
     /// give-ups / requests.
     pub give_up_ratio: f64,
     /// Time from a request's arrival to its admitted attempt (for a polled

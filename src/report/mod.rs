@@ -183,7 +183,7 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
     row(&mut o, "attempts", group(s.attempts), format!("{:.2}× retry amplification", s.retry_amplification));
     row(&mut o, "  retries", group(s.retries), String::new());
     if s.polls > 0 {
-        row(&mut o, "  polls", group(s.polls), String::new());
+        row(&mut o, "  polls", group(s.polls), format!("{:.2} per request (polling load)", s.polls_per_request));
     }
     row(&mut o, "admitted", group(s.admitted), String::new());
     for (status, n) in &s.denied_by_status {

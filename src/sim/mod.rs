@@ -766,7 +766,8 @@ impl<'p> Simulation<'p> {
         s.first_attempt_denial_rate = ratio(s.first_attempt_denied, s.requests);
         let denied_429 = self.denied_by_status.iter().find(|(status, _)| *status == 429).map_or(0, |&(_, n)| n);
         s.rate_429 = ratio(denied_429, s.attempts);
-        s.retry_amplification = ratio(s.attempts, s.requests);
+        s.retry_amplification = ratio(s.attempts - s.polls, s.requests);
+        s.polls_per_request = ratio(s.polls, s.requests);
         s.give_up_ratio = ratio(s.give_ups, s.requests);
         s.time_to_success = Latency::of(&self.latency);
         s.denied_by_status = self.denied_by_status.into_iter().collect();
