@@ -652,3 +652,57 @@ fn sweep_prints_a_table_and_a_csv_independent_of_threads() {
     }
     assert_eq!(csvs[0], csvs[1], "the sweep CSV does not depend on the thread count");
 }
+
+// ---------------------------------------------------------------------------
+// Issue 9: reports of the simulator (start, empty traces, denials, limits)
+// ---------------------------------------------------------------------------
+
+/// Point 2: a trace of RFC 3339 times starts at its first row in every
+/// report (the terminal header, summary.json `run.start`, the chart), and
+/// `--start` is refused with it rather than silently ignored.
+#[test]
+fn rfc3339_traces_report_their_real_start() {
+    let dir = TempDir::new("abs");
+    let trace =
+        dir.write("abs.csv", "t,key\n2026-03-05T10:00:30.000Z,k\n2026-03-05T10:00:31.000Z,k\n2026-03-05T10:01:05Z,k\n");
+    let (out, svg) = (dir.path("out"), dir.path("chart.svg"));
+    let stdout = ok(&["run", "--trace", &trace, "--client", "none", "--out", &out, "--chart", &svg]).stdout;
+    assert_mentions(&stdout, &["virtual time 35 s  (2026-03-05T10:00:30Z → 2026-03-05T10:01:05Z)"], "the header");
+    let summary = json(Path::new(&out).join("summary.json"));
+    assert_eq!(summary["run"]["start"], "2026-03-05T10:00:30Z");
+    assert_eq!(summary["summary"]["duration_ns"], 35_000_000_000u64);
+    assert_mentions(&read(&svg), &["start 2026-03-05T10:00:30Z"], "the chart subtitle");
+
+    let err = fails(&["run", "--trace", &trace, "--client", "none", "--start", "2026-01-01T00:00:00Z"]);
+    assert_mentions(&err, &["--start", "RFC 3339 times", "2026-03-05T10:00:30Z", "leave it out"], "the refusal");
+    // A trace of offsets still starts at --start.
+    let offsets = dir.write("rel.csv", "t,key\n0.5,k\n");
+    let stdout = ok(&["run", "--trace", &offsets, "--client", "none", "--start", "2026-02-01T00:00:00Z"]).stdout;
+    assert_mentions(&stdout, &["(2026-02-01T00:00:00Z → 2026-02-01T00:00:00.5Z)"], "the header");
+}
+
+/// Point 6: a header-only CSV, an empty or blank JSONL file and a 0-byte CSV
+/// are all refused, by `run` (before any output is created), `sweep` and
+/// `trace check` alike; none of them runs with all-zero results.
+#[test]
+fn traces_without_rows_are_refused_everywhere() {
+    let dir = TempDir::new("empty");
+    let cases = [
+        (dir.write("header.csv", "t,key\n"), "no rows after the header"),
+        (dir.write("empty.jsonl", ""), "no rows (the file is empty or blank)"),
+        (dir.write("blank.jsonl", "\n\n"), "no rows (the file is empty or blank)"),
+        (dir.write("zero.csv", ""), "the file is empty"),
+    ];
+    for (trace, reason) in &cases {
+        let out = dir.path("out");
+        let err = fails(&["run", "--trace", trace, "--client", "none", "--out", &out]);
+        assert_mentions(&err, &[trace.as_str(), reason], "run");
+        assert!(!Path::new(&out).exists(), "run created outputs for {trace}");
+        let err = ratesim(&["sweep", "--trace", trace, "--plans", "pro", "--clients", "none"]);
+        assert_eq!(err.code, 1, "{}", err.context());
+        assert_mentions(&err.stdout, &[reason], "sweep");
+        let check = ratesim(&["trace", "check", trace]);
+        assert_eq!(check.code, 1, "{}", check.context());
+        assert_mentions(&check.stdout, &["error", reason], "trace check");
+    }
+}

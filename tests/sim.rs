@@ -152,6 +152,18 @@ fn retry_amplification_leaves_polls_to_the_polling_load() {
     assert_eq!(s.polls_per_request, s.polls as f64 / s.requests as f64);
 }
 
+/// Issue 9, point 6: a trace without rows is an error, not a run of zeros.
+#[test]
+fn a_trace_without_rows_is_an_error() {
+    let p = runinfra();
+    let r = Simulation::new(&p, p.plan("pro").unwrap(), SimConfig::default()).run(
+        &mut MemoryTrace::new(Vec::new()),
+        &mut NoBuckets,
+        &mut NoDecisions,
+    );
+    assert!(matches!(r, Err(ratesim::sim::SimError::EmptyTrace)), "{r:?}");
+}
+
 fn bursty_rows(n: usize, seed: u64) -> Vec<TraceRow> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut t = 0u64;

@@ -12,9 +12,9 @@ use crate::metrics::NoBuckets;
 use crate::policy;
 use crate::report::chart::{write_chart, ChartLabels, ChartSeries, Tee};
 use crate::report::{self, RunInfo, TimeseriesCsv};
-use crate::sim::{DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation};
+use crate::sim::{self, DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation, DEFAULT_START};
 use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, MILLISECOND, SECOND};
-use crate::trace;
+use crate::trace::{self, TraceError, TraceRow, TraceSource, TraceTime};
 
 /// Arguments of `ratesim run`.
 #[derive(Args, Debug)]
@@ -39,9 +39,11 @@ pub(super) struct RunArgs {
     /// seed, else 42.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
-    /// Virtual instant of trace offset 0 (RFC 3339).
-    #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
-    start: String,
+    /// Virtual instant of trace offset 0 (RFC 3339). Default:
+    /// 2026-01-01T00:00:00Z. A trace of RFC 3339 times starts at its first
+    /// row; --start is refused with it.
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
     /// Stop after this much virtual time (e.g. 24h); requests still waiting
     /// to retry then count as unresolved. Default: run until every retry,
     /// poll and completion has happened.
@@ -63,6 +65,24 @@ pub(super) struct RunArgs {
     /// Print only the summary table (no progress line).
     #[arg(long)]
     quiet: bool,
+}
+
+/// A trace whose first row was read ahead: gives that row again, then the rest.
+struct FirstRowAgain {
+    first: Option<TraceRow>,
+    rest: Box<dyn TraceSource>,
+}
+
+impl TraceSource for FirstRowAgain {
+    fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, TraceError> {
+        match self.first.take() {
+            Some(first) => {
+                *row = first;
+                Ok(true)
+            }
+            None => self.rest.next_row(row),
+        }
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
@@ -107,9 +127,10 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return fail(format!("--client: {e}")),
     };
-    let start = match parse_rfc3339(&args.start) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("--start: {e}")),
+    let start = match args.start.as_deref().map(parse_rfc3339) {
+        None => DEFAULT_START,
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return fail(format!("--start: {e}")),
     };
     let bucket = match parse_duration(&args.bucket) {
         Ok(b) if b >= MILLISECOND => b,
@@ -135,6 +156,25 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    // The first row, read ahead: a trace without rows is refused and the
+    // real start is known before any output is created.
+    let mut first = TraceRow::default();
+    match source.next_row(&mut first) {
+        Ok(true) => {}
+        Ok(false) => return fail(TraceError::no_rows(&args.trace)),
+        Err(e) => return fail(e),
+    }
+    if let (TraceTime::Absolute(at), Some(given)) = (first.t, &args.start) {
+        return fail(format!(
+            "--start {}: {} has RFC 3339 times, which are used as they are (it starts at its first row, {}); \
+             --start applies only to traces of offsets: leave it out",
+            given.trim(),
+            args.trace.display(),
+            format_rfc3339(at)
+        ));
+    }
+    let trace_start = sim::trace_start(first.t, start);
+    let mut source = FirstRowAgain { first: Some(first), rest: source };
     let config = SimConfig { start, seed, bucket, client: client.clone(), until, ..SimConfig::default() };
     let info = RunInfo {
         provider: policy.provider.clone(),
@@ -144,7 +184,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         client: client.name.clone(),
         client_behaviour: client.describe(),
         seed,
-        start: format_rfc3339(start),
+        start: format_rfc3339(trace_start),
         bucket_ns: bucket,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
@@ -212,7 +252,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
             return fail(format!("cannot write {}: {e}", p.display()));
         }
     }
-    print!("{}", report::terminal_summary(&info, &summary, start));
+    print!("{}", report::terminal_summary(&info, &summary, trace_start));
     if let Some(dir) = &args.out {
         let path = dir.join("summary.json");
         if let Err(e) = std::fs::write(&path, report::summary_json(&info, &summary)) {

@@ -242,6 +242,9 @@ fn check_one(path: &Path, seed: Option<u64>) -> Result<String, TraceError> {
         while source.next_row(&mut row)? {
             tally.add(&row);
         }
+        if tally.rows == 0 {
+            return Err(TraceError::no_rows(path));
+        }
         Ok(format!(
             "{} (synthetic: {}, {}, horizon {}, seed {seed})",
             tally.describe(),
@@ -253,6 +256,9 @@ fn check_one(path: &Path, seed: Option<u64>) -> Result<String, TraceError> {
         let mut source = trace::open(path, None)?;
         while source.next_row(&mut row)? {
             tally.add(&row);
+        }
+        if tally.rows == 0 {
+            return Err(TraceError::no_rows(path));
         }
         Ok(tally.describe())
     }

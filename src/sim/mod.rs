@@ -98,6 +98,9 @@ impl Default for SimConfig {
 pub enum SimError {
     /// The trace could not be read.
     Trace(TraceError),
+    /// The trace has no rows: there is nothing to simulate (and no start).
+    /// [`TraceError::no_rows`] says so about a named file.
+    EmptyTrace,
     /// An output could not be written.
     Io(std::io::Error),
 }
@@ -106,6 +109,7 @@ impl std::fmt::Display for SimError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SimError::Trace(e) => write!(f, "{e}"),
+            SimError::EmptyTrace => write!(f, "the trace has no rows: there is nothing to simulate"),
             SimError::Io(e) => write!(f, "cannot write output: {e}"),
         }
     }
@@ -198,6 +202,17 @@ impl queue::Keyed for Event {
 }
 
 const CLASS_SHIFT: u32 = 62;
+
+/// The instant a trace starts, given its first row's time: `start` (the
+/// instant of offset 0, [`SimConfig::start`]) for a trace of offsets, the
+/// row's own instant for a trace of RFC 3339 times. Reports (duration,
+/// decision and bucket times) count from it.
+pub fn trace_start(first_row: TraceTime, start: Nanos) -> Nanos {
+    match first_row {
+        TraceTime::Offset(_) => start,
+        TraceTime::Absolute(a) => a,
+    }
+}
 
 /// How far a running simulation has come (for progress displays).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -316,7 +331,10 @@ impl<'p> Simulation<'p> {
         self.recording = decisions.enabled();
         let mut row = TraceRow::default();
         let mut have_row = trace.next_row(&mut row)?;
-        let mut row_time = if have_row { self.absolute(row.t) } else { 0 };
+        if !have_row {
+            return Err(SimError::EmptyTrace);
+        }
+        let mut row_time = self.absolute(row.t);
         let mut last_row_time = row_time;
         let mut events = 0u64;
         loop {
@@ -370,21 +388,13 @@ impl<'p> Simulation<'p> {
     }
 
     fn absolute(&mut self, t: TraceTime) -> Nanos {
+        if self.origin.is_none() {
+            self.origin = Some(trace_start(t, self.config.start));
+            self.next_bucket_at = 0;
+        }
         match t {
-            TraceTime::Offset(o) => {
-                if self.origin.is_none() {
-                    self.origin = Some(self.config.start);
-                    self.next_bucket_at = 0;
-                }
-                self.config.start.saturating_add(o)
-            }
-            TraceTime::Absolute(a) => {
-                if self.origin.is_none() {
-                    self.origin = Some(a);
-                    self.next_bucket_at = 0;
-                }
-                a
-            }
+            TraceTime::Offset(o) => self.config.start.saturating_add(o),
+            TraceTime::Absolute(a) => a,
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use super::{NoDecisions, SimConfig, Simulation};
+use super::{NoDecisions, SimConfig, SimError, Simulation};
 use crate::metrics::{NoBuckets, Summary};
 use crate::policy::Policy;
 use crate::trace;
@@ -35,9 +35,12 @@ pub fn run_scenario(s: &Scenario) -> Result<Summary, String> {
         .plan(&s.plan)
         .ok_or_else(|| format!("no plan named {:?}; plans: {}", s.plan, s.policy.plan_names().join(", ")))?;
     let mut source = trace::open(&s.trace, Some(s.config.seed)).map_err(|e| e.to_string())?;
-    Simulation::new(&s.policy, plan, s.config.clone())
-        .run(&mut source, &mut NoBuckets, &mut NoDecisions)
-        .map_err(|e| e.to_string())
+    Simulation::new(&s.policy, plan, s.config.clone()).run(&mut source, &mut NoBuckets, &mut NoDecisions).map_err(|e| {
+        match e {
+            SimError::EmptyTrace => trace::TraceError::no_rows(&s.trace).to_string(),
+            e => e.to_string(),
+        }
+    })
 }
 
 /// Runs every scenario on `threads` threads (0: one per core); results in
