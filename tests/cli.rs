@@ -706,3 +706,21 @@ fn traces_without_rows_are_refused_everywhere() {
         assert_mentions(&check.stdout, &["error", reason], "trace check");
     }
 }
+
+/// Point 15: a row at t = 9999999999.5 s before an out-of-order row made
+/// `run` write one time-series row per empty second (hundreds of
+/// megabytes) before it reported the order error. The quiet stretch is two
+/// rows now, so the error comes at once with a few hundred bytes written.
+#[test]
+fn a_far_row_before_an_order_error_writes_almost_nothing() {
+    let dir = TempDir::new("far");
+    let trace = dir.write(
+        "far.jsonl",
+        "{\"t\": 0, \"key\": \"a\"}\n{\"t\": 9999999999.5, \"key\": \"a\"}\n{\"t\": 1, \"key\": \"a\"}\n",
+    );
+    let out = dir.path("out");
+    let err = fails(&["run", "--trace", &trace, "--client", "none", "--out", &out]);
+    assert_mentions(&err, &["far.jsonl:3", "order"], "the order error");
+    let written = std::fs::metadata(Path::new(&out).join("timeseries.csv")).expect("timeseries.csv").len();
+    assert!(written < 1_000, "{written} bytes of time series");
+}

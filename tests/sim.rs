@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ratesim::client::ClientSpec;
-use ratesim::metrics::{KeepBuckets, NoBuckets, Summary};
+use ratesim::metrics::{Bucket, BucketSink, KeepBuckets, NoBuckets, Summary};
 use ratesim::policy::{self, Policy};
 use ratesim::report::{summary_json, RunInfo, TimeseriesCsv};
 use ratesim::sim::sweep::{run_sweep, Scenario};
@@ -127,7 +127,6 @@ fn token_and_spend_totals_never_wrap() {
     assert!(json.contains("\"tokens\": 18446744073709551616,"), "{json}");
     assert!(json.contains("\"spend\": 18446744073709551616,"), "{json}");
     let mut csv = TimeseriesCsv::new(Vec::new(), vec!["rpm".into()]);
-    use ratesim::metrics::BucketSink;
     csv.bucket(&buckets.0[0]).unwrap();
     let csv = String::from_utf8(csv.into_inner().unwrap()).unwrap();
     assert!(csv.ends_with(",18446744073709551616,18446744073709551616,0\n"), "{csv}");
@@ -162,6 +161,120 @@ fn a_trace_without_rows_is_an_error() {
         &mut NoDecisions,
     );
     assert!(matches!(r, Err(ratesim::sim::SimError::EmptyTrace)), "{r:?}");
+}
+
+/// Issue 9, point 14: `pace=window:1:36525day` held the seventh request
+/// beyond the last instant a u64 of nanoseconds holds; the run wrapped
+/// round and reported "virtual time 0 ms" with decisions at
+/// `t_ns` 16679518473709551615. Such a run is now an error that says so,
+/// and with `until` a run that simply stops before it.
+#[test]
+fn virtual_time_never_wraps_past_u64() {
+    use ratesim::sim::SimError;
+    let p = runinfra();
+    let rows = || MemoryTrace::new((0..8).map(|_| row(0, "k")).collect());
+    let paced = |until| SimConfig {
+        client: ClientSpec::parse("none,pace=window:1:36525day").unwrap(),
+        until,
+        ..SimConfig::default()
+    };
+    let mut times = Vec::new();
+    let r = Simulation::new(&p, p.plan("pro").unwrap(), paced(None)).run(
+        &mut rows(),
+        &mut NoBuckets,
+        &mut Collect(&mut times),
+    );
+    match r {
+        Err(e @ SimError::TimeOverflow(_)) => {
+            let text = e.to_string();
+            for part in ["2554-07-21T23:34:33.709551615Z", "request 6 (key k)", "pace", "--until"] {
+                assert!(text.contains(part), "{part:?} missing from: {text}");
+            }
+        }
+        other => panic!("expected a time overflow, got {other:?}"),
+    }
+    // Six sends, 100 years apart, all at their real instants.
+    let year100 = 36_525 * 86_400 * SECOND;
+    assert_eq!(times, (0..6).map(|i| i * year100).collect::<Vec<_>>());
+
+    // With `until` the run stops at its end, whatever lies beyond u64.
+    let mut times = Vec::new();
+    let s = Simulation::new(&p, p.plan("pro").unwrap(), paced(Some(3 * year100 - 1)))
+        .run(&mut rows(), &mut NoBuckets, &mut Collect(&mut times))
+        .unwrap();
+    assert_eq!((s.admitted, s.unresolved, s.duration_ns), (3, 5, 3 * year100 - 1));
+    assert_eq!(times, vec![0, year100, 2 * year100]);
+
+    // A service time past the end: the same error, naming the completion.
+    let long = TraceRow { duration: u64::MAX - 1, ..row(0, "k") };
+    let r = Simulation::new(&p, p.plan("pro").unwrap(), SimConfig::default()).run(
+        &mut MemoryTrace::new(vec![long]),
+        &mut NoBuckets,
+        &mut NoDecisions,
+    );
+    assert!(matches!(&r, Err(SimError::TimeOverflow(w)) if w.contains("complete")), "{r:?}");
+}
+
+/// Collects each attempt's `t_ns`.
+struct Collect<'a>(&'a mut Vec<u64>);
+
+impl ratesim::sim::DecisionSink for Collect<'_> {
+    fn decision(&mut self, d: &ratesim::sim::DecisionRecord<'_>) -> std::io::Result<()> {
+        self.0.push(d.t_ns);
+        Ok(())
+    }
+}
+
+/// Counts what a simulation hands its bucket sink.
+#[derive(Default)]
+struct SinkCalls {
+    buckets: u64,
+    idle_calls: u64,
+    idle_buckets: u64,
+}
+
+impl BucketSink for SinkCalls {
+    fn bucket(&mut self, _: &Bucket) -> std::io::Result<()> {
+        self.buckets += 1;
+        Ok(())
+    }
+
+    fn idle(&mut self, _: &Bucket, count: u64, _: u64) -> std::io::Result<()> {
+        self.idle_calls += 1;
+        self.idle_buckets += count;
+        Ok(())
+    }
+}
+
+/// Issue 9, point 15: the simulator walked every empty bucket up to the
+/// next event (a row 30 days after another, with 1 ms buckets, is 2.6
+/// billion buckets). A quiet stretch is now one `idle` call, and
+/// `timeseries.csv` writes it as its first and last rows.
+#[test]
+fn quiet_stretches_cost_one_call_and_two_rows() {
+    let p = runinfra();
+    let month = 30 * 86_400 * SECOND;
+    let rows = || MemoryTrace::new(vec![row(0, "k"), row(2 * MILLISECOND, "k"), row(month, "k")]);
+    let config = SimConfig { bucket: MILLISECOND, ..SimConfig::default() };
+    let mut calls = SinkCalls::default();
+    let s = Simulation::new(&p, p.plan("pro").unwrap(), config.clone())
+        .run(&mut rows(), &mut calls, &mut NoDecisions)
+        .unwrap();
+    assert_eq!(s.requests, 3);
+    // Buckets 0, 2 and the last with a row each; 1 and 3.. idle, in two calls.
+    assert_eq!((calls.buckets, calls.idle_calls), (3, 2));
+    assert_eq!(calls.buckets + calls.idle_buckets, month / MILLISECOND + 1);
+
+    let mut csv = TimeseriesCsv::new(Vec::new(), vec!["rpm".into()]);
+    Simulation::new(&p, p.plan("pro").unwrap(), config).run(&mut rows(), &mut csv, &mut NoDecisions).unwrap();
+    let csv = String::from_utf8(csv.into_inner().unwrap()).unwrap();
+    let times: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    // Bucket 1 and the stretch after bucket 2 are quiet: first and last rows.
+    assert_eq!(times, ["0", "0.001", "0.002", "0.003", "2591999.999", "2592000"], "{csv}");
+    assert!(
+        csv.contains("\n0.003,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0\n2591999.999,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0\n"),
+        "{csv}"
+    );
 }
 
 fn bursty_rows(n: usize, seed: u64) -> Vec<TraceRow> {

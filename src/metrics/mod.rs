@@ -55,6 +55,53 @@ pub struct Bucket {
 pub trait BucketSink {
     /// One closed bucket.
     fn bucket(&mut self, bucket: &Bucket) -> std::io::Result<()>;
+
+    /// `count` consecutive buckets in which nothing happened, `width` apart:
+    /// `first` is the earliest (every counter 0; `start_ns` and `in_flight`
+    /// set, and the same `in_flight` for all). The simulator hands a quiet
+    /// stretch over in one call, so a long stretch costs a sink no more than
+    /// it chooses to spend on it. The default passes each bucket to
+    /// [`BucketSink::bucket`].
+    fn idle(&mut self, first: &Bucket, count: u64, width: Nanos) -> std::io::Result<()> {
+        let mut b = first.clone();
+        for i in 0..count {
+            b.start_ns = first.start_ns + i * width;
+            self.bucket(&b)?;
+        }
+        Ok(())
+    }
+}
+
+impl Bucket {
+    /// Whether nothing was counted in the bucket (`in_flight` aside).
+    pub fn is_quiet(&self) -> bool {
+        let Bucket {
+            start_ns: _,
+            requests,
+            attempts,
+            retries,
+            polls,
+            admitted,
+            denied_429,
+            denied_402,
+            denied_503,
+            denied_other,
+            throttled,
+            denied_by_limit,
+            give_ups,
+            successes,
+            in_flight: _,
+            spend,
+            tokens,
+        } = self;
+        [requests, attempts, retries, polls, admitted, denied_429, denied_402, denied_503, denied_other, throttled]
+            .into_iter()
+            .chain([give_ups, successes])
+            .all(|&n| n == 0)
+            && *spend == 0
+            && *tokens == 0
+            && denied_by_limit.iter().all(|&n| n == 0)
+    }
 }
 
 /// Keeps every bucket in memory (tests, charts of short runs).
@@ -74,6 +121,10 @@ pub struct NoBuckets;
 
 impl BucketSink for NoBuckets {
     fn bucket(&mut self, _: &Bucket) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn idle(&mut self, _: &Bucket, _: u64, _: Nanos) -> std::io::Result<()> {
         Ok(())
     }
 }

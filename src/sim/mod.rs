@@ -48,7 +48,7 @@ use crate::client::{ClientSpec, Pacing, RetryChoice};
 use crate::engines::{Engine, Gcra, SlidingLog};
 use crate::metrics::{ratio, Bucket, BucketSink, Histogram, KeyDenials, Latency, Summary};
 use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tickets};
-use crate::time::{Nanos, Rate, SECOND};
+use crate::time::{format_decimal_seconds, format_rfc3339, Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
 use client_state::{client_of, rng_of, ClientState};
@@ -101,6 +101,12 @@ pub enum SimError {
     /// The trace has no rows: there is nothing to simulate (and no start).
     /// [`TraceError::no_rows`] says so about a named file.
     EmptyTrace,
+    /// An event would happen at or after [`Nanos::MAX`]
+    /// (2554-07-21T23:34:33.709551615Z), past the last instant a `u64` of
+    /// nanoseconds since 1970 holds; the text says which. Without
+    /// [`SimConfig::until`] this ends the run; with it, such an event is
+    /// never reached and its request ends unresolved.
+    TimeOverflow(String),
     /// An output could not be written.
     Io(std::io::Error),
 }
@@ -110,6 +116,12 @@ impl std::fmt::Display for SimError {
         match self {
             SimError::Trace(e) => write!(f, "{e}"),
             SimError::EmptyTrace => write!(f, "the trace has no rows: there is nothing to simulate"),
+            SimError::TimeOverflow(what) => write!(
+                f,
+                "virtual time would reach {}, the last instant ratesim can represent (u64 nanoseconds since \
+                 1970): {what}; stop the run before it with --until (requests still waiting then count as unresolved)",
+                format_rfc3339(Nanos::MAX)
+            ),
             SimError::Io(e) => write!(f, "cannot write output: {e}"),
         }
     }
@@ -334,7 +346,7 @@ impl<'p> Simulation<'p> {
         if !have_row {
             return Err(SimError::EmptyTrace);
         }
-        let mut row_time = self.absolute(row.t);
+        let mut row_time = self.absolute(row.t, 1)?;
         let mut last_row_time = row_time;
         let mut events = 0u64;
         loop {
@@ -366,7 +378,7 @@ impl<'p> Simulation<'p> {
                 self.arrive(&row, decisions)?;
                 have_row = trace.next_row(&mut row)?;
                 if have_row {
-                    row_time = self.absolute(row.t);
+                    row_time = self.absolute(row.t, self.summary.requests + 1)?;
                     if row_time < last_row_time {
                         return Err(SimError::Trace(TraceError {
                             file: String::new(),
@@ -387,15 +399,48 @@ impl<'p> Simulation<'p> {
         self.finish(buckets)
     }
 
-    fn absolute(&mut self, t: TraceTime) -> Nanos {
+    /// The instant of row number `n` (1-based), whose time is `t`.
+    fn absolute(&mut self, t: TraceTime, n: u64) -> Result<Nanos, SimError> {
         if self.origin.is_none() {
             self.origin = Some(trace_start(t, self.config.start));
             self.next_bucket_at = 0;
         }
         match t {
-            TraceTime::Offset(o) => self.config.start.saturating_add(o),
-            TraceTime::Absolute(a) => a,
+            TraceTime::Offset(o) => self.instant(self.config.start, o, || {
+                format!(
+                    "trace row {n} is {} s after the start, {}",
+                    format_decimal_seconds(o),
+                    format_rfc3339(self.config.start)
+                )
+            }),
+            TraceTime::Absolute(a) => Ok(a),
         }
+    }
+
+    /// `from + wait`, if that is before [`Nanos::MAX`]. Past it: with
+    /// `--until` (which ends the run before), `Nanos::MAX`, an instant never
+    /// reached; without, [`SimError::TimeOverflow`] saying `what`.
+    fn instant(&self, from: Nanos, wait: Nanos, what: impl FnOnce() -> String) -> Result<Nanos, SimError> {
+        match from.checked_add(wait) {
+            Some(t) if t < Nanos::MAX => Ok(t),
+            _ if self.config.until.is_some() => Ok(Nanos::MAX),
+            _ => Err(SimError::TimeOverflow(what())),
+        }
+    }
+
+    /// `now + wait` for an event of request `slot` (see [`Self::instant`]);
+    /// `what` names the event, e.g. "retry".
+    fn later(&self, wait: Nanos, slot: u32, what: &str) -> Result<Nanos, SimError> {
+        self.instant(self.now, wait, || {
+            let info = &self.slots[slot as usize].info;
+            format!(
+                "request {} (key {}) would {what} {} s after {}",
+                info.index,
+                self.keys.names[info.key as usize].as_str(),
+                format_decimal_seconds(wait),
+                format_rfc3339(self.now)
+            )
+        })
     }
 
     fn origin(&self) -> Nanos {
@@ -409,8 +454,20 @@ impl<'p> Simulation<'p> {
             return Ok(());
         }
         let idx = (t - self.origin()) / self.config.bucket;
-        while self.bucket_index < idx {
+        if self.bucket_index < idx {
             self.close_bucket(buckets)?;
+        }
+        if self.bucket_index < idx {
+            // Nothing happened in the buckets up to `idx`: one call for all.
+            let n = self.plan.limits.len();
+            let quiet = Bucket {
+                start_ns: self.bucket_index * self.config.bucket,
+                in_flight: self.in_flight,
+                denied_by_limit: vec![0; n],
+                ..Bucket::default()
+            };
+            buckets.idle(&quiet, idx - self.bucket_index, self.config.bucket)?;
+            self.bucket_index = idx;
         }
         self.next_bucket_at = self.origin().saturating_add((self.bucket_index + 1).saturating_mul(self.config.bucket));
         Ok(())
@@ -530,9 +587,11 @@ impl<'p> Simulation<'p> {
                 &mut **client_of(&mut self.clients, key).pace.get_or_insert_with(|| Box::new(engine.new_state()));
             let (d, _) = engine.acquire(state, now, 1);
             if !d.allowed {
-                // Wait until the client's own limiter admits the send.
-                let wait = d.retry.at().unwrap_or(now + SECOND).max(now + 1);
-                self.schedule(wait, EventKind::Send, slot);
+                // Wait until the client's own limiter admits the send (an
+                // engine's instant of Nanos::MAX stands for one beyond it).
+                let wait = d.retry.at().map_or(SECOND, |t| t.saturating_sub(now).max(1));
+                let at = self.later(wait, slot, "be sent by its client's own limiter (pace)")?;
+                self.schedule(at, EventKind::Send, slot);
                 return Ok(());
             }
         }
@@ -591,8 +650,7 @@ impl<'p> Simulation<'p> {
             self.summary.admitted += 1;
             self.bucket.admitted += 1;
             let tickets = self.decision.tickets;
-            self.admitted(slot, kind, tickets);
-            return Ok(());
+            return self.admitted(slot, kind, tickets);
         }
         c.denied += 1;
         if attempt_no == 0 {
@@ -614,7 +672,8 @@ impl<'p> Simulation<'p> {
         }
         if poll {
             // A denied poll: the client polls again next interval.
-            self.schedule(now + poll_every, EventKind::Poll, slot);
+            let at = self.later(poll_every, slot, "poll its job")?;
+            self.schedule(at, EventKind::Poll, slot);
             return Ok(());
         }
         let header = retry_after_header(&self.policy.response, &self.decision, now);
@@ -650,32 +709,36 @@ impl<'p> Simulation<'p> {
         })
     }
 
-    fn admitted(&mut self, slot: u32, kind: AttemptKind, tickets: Tickets) {
+    fn admitted(&mut self, slot: u32, kind: AttemptKind, tickets: Tickets) -> Result<(), SimError> {
         let now = self.now;
         let info = self.slots[slot as usize].info;
         if kind == AttemptKind::Poll {
             if self.slots[slot as usize].job_done.is_some_and(|done| now >= done) {
                 self.succeed(slot);
             } else {
-                self.schedule(now + info.poll_every, EventKind::Poll, slot);
+                let at = self.later(info.poll_every, slot, "poll its job")?;
+                self.schedule(at, EventKind::Poll, slot);
             }
-            return;
+            return Ok(());
         }
         self.slots[slot as usize].tickets = tickets;
+        let done = self.later(info.duration, slot, "complete (its service time)")?;
         if info.duration > 0 || !tickets.is_empty() {
             self.in_flight += 1;
             self.summary.peak_in_flight = self.summary.peak_in_flight.max(self.in_flight);
-            self.schedule(now + info.duration, EventKind::Complete, slot);
+            self.schedule(done, EventKind::Complete, slot);
         } else {
             self.settle_amounts(&info);
             self.release_client_slot(slot);
         }
         if info.poll_every > 0 {
-            self.slots[slot as usize].job_done = Some(now + info.duration);
-            self.schedule(now + info.poll_every, EventKind::Poll, slot);
+            self.slots[slot as usize].job_done = Some(done);
+            let at = self.later(info.poll_every, slot, "poll its job")?;
+            self.schedule(at, EventKind::Poll, slot);
         } else {
             self.succeed(slot);
         }
+        Ok(())
     }
 
     fn settle_amounts(&mut self, info: &ReqInfo) {
@@ -752,7 +815,8 @@ impl<'p> Simulation<'p> {
             RetryChoice::After(delay) => {
                 client_of(&mut self.clients, key).retries[1] += 1;
                 self.slots[slot as usize].prev_delay = delay;
-                self.schedule(now.saturating_add(delay), EventKind::Retry, slot);
+                let at = self.later(delay, slot, "retry")?;
+                self.schedule(at, EventKind::Retry, slot);
             }
             RetryChoice::GiveUp => {
                 self.slots[slot as usize].resolved = true;
