@@ -49,7 +49,13 @@ pub(super) struct ClientState {
     pub(super) accepts: [u64; 2],
     /// The client's own limiter state, when it paces itself.
     pub(super) pace: Option<Box<EngineState>>,
+    /// Whether a send waits for that limiter's next admission (an event
+    /// is scheduled for it); sends after it wait in `queue`.
+    pub(super) pace_waiting: bool,
+    /// Requests in flight under `pace=semaphore`.
     pub(super) in_flight: u64,
+    /// Requests the client holds back, in arrival order: waiting for a
+    /// semaphore slot, or behind the send that waits for the limiter.
     pub(super) queue: VecDeque<u32>,
     pub(super) denied: u64,
     pub(super) sent: u64,
