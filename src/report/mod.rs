@@ -268,6 +268,9 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
             human_duration(p99),
             human_duration(max)
         );
+        if !lat.exact {
+            let _ = writeln!(o, "  {:<24}(from a histogram: each at most 0.1% below the exact quantile)", "");
+        }
     }
     row(&mut o, "peak in flight", group(s.peak_in_flight), String::new());
     row(&mut o, "peak outstanding", group(s.peak_outstanding), "in service, waiting to retry or queued".to_string());

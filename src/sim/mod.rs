@@ -48,7 +48,7 @@ use rand::Rng;
 
 use crate::client::{ClientSpec, Pacing, RetryChoice};
 use crate::engines::{Engine, Gcra, SlidingLog};
-use crate::metrics::{ratio, Bucket, BucketSink, Histogram, KeyDenials, Latency, Summary};
+use crate::metrics::{ratio, Bucket, BucketSink, KeyDenials, Latencies, Summary};
 use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tickets};
 use crate::time::{format_decimal_seconds, format_rfc3339, Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
@@ -283,7 +283,7 @@ pub struct Simulation<'p> {
     next_bucket_at: Nanos,
     in_flight: u64,
     summary: Summary,
-    latency: Histogram,
+    latency: Latencies,
     denied_by_limit: Vec<u64>,
     /// Denials per status, in first-seen order (a handful of statuses: a
     /// list is faster than a map).
@@ -331,7 +331,7 @@ impl<'p> Simulation<'p> {
             next_bucket_at: 0,
             in_flight: 0,
             summary: Summary::default(),
-            latency: Histogram::default(),
+            latency: Latencies::default(),
             denied_by_limit: vec![0; n],
             denied_by_status: Default::default(),
             config,
@@ -909,7 +909,7 @@ impl<'p> Simulation<'p> {
         s.retry_amplification = ratio(s.attempts - s.polls, s.requests);
         s.polls_per_request = ratio(s.polls, s.requests);
         s.give_up_ratio = ratio(s.give_ups, s.requests);
-        s.time_to_success = Latency::of(&self.latency);
+        s.time_to_success = self.latency.summary();
         s.denied_by_status = self.denied_by_status.into_iter().collect();
         s.denied_by_limit =
             self.plan.limits.iter().zip(&self.denied_by_limit).map(|(l, &n)| (l.id.clone(), n)).collect();
