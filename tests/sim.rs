@@ -257,6 +257,76 @@ fn time_to_success_quantiles_are_exact() {
     assert_eq!((t.p50_ns, t.p90_ns, t.p99_ns, t.max_ns), (exact(0.5), exact(0.9), exact(0.99), waits.last().copied()));
 }
 
+/// Issue 9, point 4 (the summary's side): every denial status is shown
+/// where the run summary shows denials: a line per status on the terminal
+/// (402 and 503 as well as 429), `denied_by_status` in summary.json, and the
+/// time series' per-status columns.
+#[test]
+fn every_denial_status_is_in_the_summaries() {
+    let p = policy::parse(
+        r#"
+provider = "t"
+[[plan]]
+name = "p"
+[[plan.limit]]
+id = "rps"
+algorithm = "fixed-window"
+rate = "4/s"
+[[plan.limit]]
+id = "inflight"
+algorithm = "concurrency"
+max = 3
+status = 503
+[[plan.limit]]
+id = "spend"
+algorithm = "budget"
+unit = "USD"
+limit = 10
+period = "lifetime"
+status = 402
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    // Four one-second requests at once: the fourth finds 3 in flight (503).
+    // Five at 2 s: the fifth is over the window (429). Three of 6 cents at
+    // 4 s: the third finds 12 cents spent (402).
+    let mut rows: Vec<TraceRow> = (0..4).map(|_| TraceRow { duration: SECOND, ..row(0, "k") }).collect();
+    rows.extend((0..5).map(|_| row(2 * SECOND, "k")));
+    rows.extend((0..3).map(|_| TraceRow { cost: 6, ..row(4 * SECOND, "k") }));
+    let mut buckets = KeepBuckets::default();
+    let s = Simulation::new(&p, &p.plans[0], SimConfig::default())
+        .run(&mut MemoryTrace::new(rows), &mut buckets, &mut NoDecisions)
+        .unwrap();
+    let by_status: Vec<(u16, u64)> = s.denied_by_status.iter().map(|(&k, &v)| (k, v)).collect();
+    assert_eq!(by_status, [(402, 1), (429, 1), (503, 1)]);
+    let info = RunInfo {
+        provider: "t".into(),
+        policy: "t.toml".into(),
+        plan: "p".into(),
+        trace: "memory".into(),
+        client: "none".into(),
+        client_behaviour: String::new(),
+        seed: 0,
+        start: "2026-01-01T00:00:00Z".into(),
+        bucket_ns: SECOND,
+        version: "test".into(),
+    };
+    let text = ratesim::report::terminal_summary(&info, &s, ratesim::sim::DEFAULT_START);
+    for (status, n) in &by_status {
+        let line = text.lines().find(|l| l.trim_start().starts_with(&format!("denied {status}")));
+        let line = line.unwrap_or_else(|| panic!("no `denied {status}` line:\n{text}"));
+        assert!(line.contains(&n.to_string()) && line.ends_with("of attempts"), "{line}");
+    }
+    let json = summary_json(&info, &s);
+    for (status, n) in &by_status {
+        assert!(json.contains(&format!("\"{status}\": {n}")), "{json}");
+    }
+    let sum = |f: fn(&Bucket) -> u64| buckets.0.iter().map(f).sum::<u64>();
+    let statuses = [(402, sum(|b| b.denied_402)), (429, sum(|b| b.denied_429)), (503, sum(|b| b.denied_503))];
+    assert_eq!(statuses.to_vec(), by_status);
+}
+
 /// Counts what a simulation hands its bucket sink.
 #[derive(Default)]
 struct SinkCalls {
