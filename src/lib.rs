@@ -34,3 +34,4 @@ pub mod report;
 pub mod sim;
 pub mod time;
 pub mod trace;
+pub mod whatif;

@@ -645,10 +645,10 @@ fn sweep_prints_a_table_and_a_csv_independent_of_threads() {
     }
     let lines: Vec<&str> = csvs[0].lines().collect();
     assert_eq!(lines.len(), 5, "a header and four rows:\n{}", csvs[0]);
-    assert!(lines[0].starts_with("plan,client,seed,requests,"), "{}", lines[0]);
+    assert!(lines[0].starts_with("index,point,plan,scale,scale_keys,client,seed,error,requests,"), "{}", lines[0]);
     let requests = csv_rows("traces/sample.csv").len().to_string();
     for line in &lines[1..] {
-        assert_eq!(line.split(',').nth(3), Some(requests.as_str()), "every scenario sees the whole trace: {line}");
+        assert_eq!(line.split(',').nth(8), Some(requests.as_str()), "every scenario sees the whole trace: {line}");
     }
     assert_eq!(csvs[0], csvs[1], "the sweep CSV does not depend on the thread count");
 }
@@ -681,6 +681,29 @@ fn rfc3339_traces_report_their_real_start() {
     assert_mentions(&stdout, &["(2026-02-01T00:00:00Z → 2026-02-01T00:00:00.5Z)"], "the header");
 }
 
+/// Point 2 in the what-if commands: a sweep records the trace's real start
+/// (results.json `sweep.start`), `solve`'s verification run reports it, and
+/// both refuse `--start` with such a trace as `run` does.
+#[test]
+fn sweeps_and_solves_of_rfc3339_traces_report_their_real_start() {
+    let dir = TempDir::new("abs-whatif");
+    let trace =
+        dir.write("abs.csv", "t,key\n2026-03-05T10:00:30.000Z,k\n2026-03-05T10:00:31.000Z,k\n2026-03-05T10:01:05Z,k\n");
+    let out = dir.path("sweep");
+    ok(&["sweep", "--trace", &trace, "--plans", "pro", "--clients", "none", "--out", &out, "--quiet"]);
+    assert_eq!(json(Path::new(&out).join("results.json"))["sweep"]["start"], "2026-03-05T10:00:30Z");
+    let solve = ["solve", "--trace", &trace, "--client", "none", "--vary", "pro.rpm.rate", "--range", "1..10"];
+    let target = ["--target", "success_ratio >= 0.5"];
+    let stdout = ok(&[&solve[..], &target].concat()).stdout;
+    assert_mentions(&stdout, &["(2026-03-05T10:00:30Z → 2026-03-05T10:01:05Z)"], "the verification run");
+    for cmd in
+        [&["sweep", "--trace", &trace, "--plans", "pro", "--clients", "none"][..], &[&solve[..], &target].concat()]
+    {
+        let err = fails(&[cmd, &["--start", "2026-01-01T00:00:00Z"]].concat());
+        assert_mentions(&err, &["--start", "RFC 3339 times", "2026-03-05T10:00:30Z", "leave it out"], cmd[0]);
+    }
+}
+
 /// Point 6: a header-only CSV, an empty or blank JSONL file and a 0-byte CSV
 /// are all refused, by `run` (before any output is created), `sweep` and
 /// `trace check` alike; none of them runs with all-zero results.
@@ -698,9 +721,8 @@ fn traces_without_rows_are_refused_everywhere() {
         let err = fails(&["run", "--trace", trace, "--client", "none", "--out", &out]);
         assert_mentions(&err, &[trace.as_str(), reason], "run");
         assert!(!Path::new(&out).exists(), "run created outputs for {trace}");
-        let err = ratesim(&["sweep", "--trace", trace, "--plans", "pro", "--clients", "none"]);
-        assert_eq!(err.code, 1, "{}", err.context());
-        assert_mentions(&err.stdout, &[reason], "sweep");
+        let err = fails(&["sweep", "--trace", trace, "--plans", "pro", "--clients", "none"]);
+        assert_mentions(&err, &[trace.as_str(), reason], "sweep");
         let check = ratesim(&["trace", "check", trace]);
         assert_eq!(check.code, 1, "{}", check.context());
         assert_mentions(&check.stdout, &["error", reason], "trace check");
@@ -723,4 +745,27 @@ fn a_far_row_before_an_order_error_writes_almost_nothing() {
     assert_mentions(&err, &["far.jsonl:3", "order"], "the order error");
     let written = std::fs::metadata(Path::new(&out).join("timeseries.csv")).expect("timeseries.csv").len();
     assert!(written < 1_000, "{written} bytes of time series");
+}
+
+/// Point 12 (the simulator's side): two rows of 2^63 tokens total 2^64, in
+/// `run`'s summary (every digit) and in a sweep's results (no panic turning
+/// the total into a JSON value: the nearest float).
+#[test]
+fn token_totals_beyond_u64_are_reported_not_wrapped() {
+    let dir = TempDir::new("huge");
+    let trace = dir.write("huge.csv", "t,key,tokens\n0,a,9223372036854775808\n1,b,9223372036854775808\n");
+    let out = dir.path("out");
+    let stdout = ok(&["run", "--trace", &trace, "--client", "none", "--out", &out]).stdout;
+    assert_mentions(&stdout, &["tokens                  18,446,744,073,709,551,616"], "the terminal");
+    assert_mentions(
+        &read(Path::new(&out).join("summary.json")),
+        &["\"tokens\": 18446744073709551616,"],
+        "summary.json",
+    );
+    let sweep = dir.path("sweep");
+    ok(&["sweep", "--trace", &trace, "--plans", "pro", "--clients", "none", "--out", &sweep, "--quiet"]);
+    let csv = read(Path::new(&sweep).join("results.csv"));
+    let (header, row) = csv.split_once('\n').expect("a header and a row");
+    let column = header.split(',').position(|c| c == "tokens").expect("a tokens column");
+    assert_eq!(row.split(',').nth(column), Some("1.8446744073709552e+19"), "{csv}");
 }

@@ -26,9 +26,18 @@
 //!    limits together: on a copy of the store with nothing else happening,
 //!    the same request is admitted at `t` and denied at `t - 1`.
 //!
-//! Three further tests run the same properties against deliberately broken
-//! plan checks (a leaking one, one that forgets a limit, one whose retry is
-//! a nanosecond early) and require the properties to catch each.
+//! Limits include the dialects (`ratesim::engines::dialect`): fixed windows
+//! that count denied requests (the `INCR`-then-compare counters, which a
+//! plan charges even for a request another limit denies: property 1 expects
+//! exactly those counts, and property 3 takes the denial's figures and retry
+//! after them), the python-limits rolling windows, token buckets with
+//! steps, and nginx `limit_req`, whose admissions may wait (the plan's delay
+//! is the longest of its limits').
+//!
+//! Further tests run the same properties against deliberately broken plan
+//! checks (a leaking one, one that forgets a limit, one whose retry is a
+//! nanosecond early, one that does not count denials, one that drops
+//! delays) and require the properties to catch each.
 //!
 //! Set `RATESIM_SOAK` (to anything, or to a number of cases) for a long run:
 //! `RATESIM_SOAK=1 cargo test --release --test composition`.
@@ -47,7 +56,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
-use ratesim::engines::{Decision, Retry, Ticket};
+use ratesim::engines::{Decision, Engine, Retry, Ticket};
 use ratesim::policy::{self, Plan, PlanDecision, Request};
 use ratesim::time::{Nanos, DAY, SECOND};
 
@@ -82,12 +91,18 @@ enum BudgetPeriodSpec {
 enum Algo {
     /// `rate = "count/{period}s"`, `burst`.
     Gcra { count: u64, period: u64, burst: u64 },
-    /// `rate = "limit/{period}s"`.
-    FixedWindow { limit: u64, period: u64 },
-    /// `limit`, `period = "{period}s"`.
-    SlidingLog { limit: u64, period: u64 },
-    /// `rate = "limit/{period}s"`.
-    SlidingCounter { limit: u64, period: u64 },
+    /// `rate = "limit/{period}s"`; `counting`: 0 textbook, 1
+    /// `count_denied = true`, 2 `dialect = "python-limits"`, 3
+    /// `dialect = "redis-incr-expire"` (the last three count denials).
+    FixedWindow { limit: u64, period: u64, counting: u8 },
+    /// `limit`, `period = "{period}s"`; `python`: the python-limits dialect.
+    SlidingLog { limit: u64, period: u64, python: bool },
+    /// `rate = "limit/{period}s"`; `python`: the python-limits dialect.
+    SlidingCounter { limit: u64, period: u64, python: bool },
+    /// `algorithm = "token-bucket-steps"`, `rate = "count/{period}s"`, `burst = max`.
+    Steps { count: u64, period: u64, max: u64 },
+    /// `dialect = "nginx"`, `rate = "count/s"`, `burst`, `delay` (`None`: nodelay).
+    Nginx { count: u64, burst: u64, delay: Option<u64> },
     /// `max`, optional `lease = "{lease}s"`.
     Concurrency { max: u64, lease: Option<u64> },
     /// Requests budget with a fixed reservation.
@@ -98,6 +113,8 @@ impl Algo {
     fn capacity(self) -> u64 {
         match self {
             Algo::Gcra { burst, .. } => burst,
+            Algo::Steps { max, .. } => max,
+            Algo::Nginx { burst, .. } => burst + 1,
             Algo::FixedWindow { limit, .. }
             | Algo::SlidingLog { limit, .. }
             | Algo::SlidingCounter { limit, .. }
@@ -188,16 +205,40 @@ impl LimitSpec {
                 t.push_str(&format!("algorithm = \"gcra\"\nrate = \"{count}/{period}s\"\nburst = {burst}\n"));
                 costs(&mut t);
             }
-            Algo::FixedWindow { limit, period } => {
+            Algo::FixedWindow { limit, period, counting } => {
                 t.push_str(&format!("algorithm = \"fixed-window\"\nrate = \"{limit}/{period}s\"\n"));
+                t.push_str(
+                    ["", "count_denied = true\n", "dialect = \"python-limits\"\n", "dialect = \"redis-incr-expire\"\n"]
+                        [counting as usize],
+                );
                 costs(&mut t);
             }
-            Algo::SlidingLog { limit, period } => {
+            Algo::SlidingLog { limit, period, python } => {
                 t.push_str(&format!("algorithm = \"sliding-log\"\nlimit = {limit}\nperiod = \"{period}s\"\n"));
+                if python {
+                    t.push_str("dialect = \"python-limits\"\n");
+                }
                 costs(&mut t);
             }
-            Algo::SlidingCounter { limit, period } => {
+            Algo::SlidingCounter { limit, period, python } => {
                 t.push_str(&format!("algorithm = \"sliding-counter\"\nrate = \"{limit}/{period}s\"\n"));
+                if python {
+                    t.push_str("dialect = \"python-limits\"\n");
+                }
+                costs(&mut t);
+            }
+            Algo::Steps { count, period, max } => {
+                t.push_str(&format!(
+                    "algorithm = \"token-bucket-steps\"\nrate = \"{count}/{period}s\"\nburst = {max}\n"
+                ));
+                costs(&mut t);
+            }
+            Algo::Nginx { count, burst, delay } => {
+                t.push_str(&format!("dialect = \"nginx\"\nrate = \"{count}/s\"\nburst = {burst}\n"));
+                match delay {
+                    Some(k) => t.push_str(&format!("delay = {k}\n")),
+                    None => t.push_str("nodelay = true\n"),
+                }
                 costs(&mut t);
             }
             Algo::Concurrency { max, lease } => {
@@ -236,9 +277,24 @@ fn algo() -> impl Strategy<Value = Algo> {
     let period = prop_oneof![Just(10u64), Just(5), 1..=20u64];
     prop_oneof![
         (1..=7u64, period.clone(), 1..=5u64).prop_map(|(count, period, burst)| Algo::Gcra { count, period, burst }),
-        (1..=6u64, period.clone()).prop_map(|(limit, period)| Algo::FixedWindow { limit, period }),
-        (1..=6u64, period.clone()).prop_map(|(limit, period)| Algo::SlidingLog { limit, period }),
-        (1..=6u64, period).prop_map(|(limit, period)| Algo::SlidingCounter { limit, period }),
+        (1..=6u64, period.clone(), prop_oneof![2 => Just(0u8), 1 => 1..=3u8])
+            .prop_map(|(limit, period, counting)| Algo::FixedWindow { limit, period, counting }),
+        (1..=6u64, period.clone(), any::<bool>()).prop_map(|(limit, period, python)| Algo::SlidingLog {
+            limit,
+            period,
+            python
+        }),
+        (1..=6u64, period.clone(), any::<bool>()).prop_map(|(limit, period, python)| Algo::SlidingCounter {
+            limit,
+            period,
+            python
+        }),
+        (1..=4u64, period, 1..=6u64).prop_map(|(count, period, max)| Algo::Steps { count, period, max }),
+        (1..=5u64, 0..=4u64, prop::option::of(0..=3u64)).prop_map(|(count, burst, delay)| Algo::Nginx {
+            count,
+            burst,
+            delay
+        }),
         (1..=3u64, prop::option::of(prop_oneof![Just(3u64), Just(7), 1..=15u64]))
             .prop_map(|(max, lease)| Algo::Concurrency { max, lease }),
         (2..=8u64, 0..=2u64, prop_oneof![Just(BudgetPeriodSpec::Day), (5..=30u64).prop_map(BudgetPeriodSpec::Rolling)])
@@ -417,8 +473,10 @@ fn own_answers(plan: &Plan, specs: &[LimitSpec], store: &MapStore, now: Nanos, a
 
 /// Property 1: after a denial at `now`, the store equals the one before,
 /// except that the states the request looked at may have forgotten what
-/// expired by `now`; so those are compared after both copies are brought to
-/// `now` by a `decide` (which consumes nothing).
+/// expired by `now` (so those are compared after both copies are brought to
+/// `now` by a `decide`, which consumes nothing), and that every applicable
+/// limit that counts denied requests has counted this one, as its engine's
+/// own `deny` does.
 fn assert_unchanged(
     plan: &Plan,
     specs: &[LimitSpec],
@@ -429,6 +487,14 @@ fn assert_unchanged(
     d: &PlanDecision,
 ) -> TestResult {
     prop_assert!(d.tickets.is_empty(), "denied at {now}, yet tickets were handed out: {d:?}");
+    let mut before = before.clone();
+    for (i, spec) in specs.iter().enumerate() {
+        if spec.sel.matches(a.endpoint) && plan.limits[i].engine.counts_denied() {
+            let engine = &plan.limits[i].engine;
+            before.with_state(i, spec.who(a.key), |s| engine.deny(s, now, spec.admission_cost(a.endpoint)));
+        }
+    }
+    let before = &before;
     let looked_at: BTreeSet<(usize, String)> = specs
         .iter()
         .enumerate()
@@ -448,7 +514,7 @@ fn assert_unchanged(
             prop_assert_eq!(
                 &b,
                 &x,
-                "denied at {}: the state of limit {} for {:?} changed (beyond expiry)",
+                "denied at {}: the state of limit {} for {:?} changed (beyond expiry and counting the denial)",
                 now,
                 plan.limits[*i].id,
                 who
@@ -492,6 +558,8 @@ fn assert_conjunction(
         if d.allowed { "admits" } else { "denies" },
         own.iter().map(|o| o.map(|o| o.allowed)).collect::<Vec<_>>()
     );
+    let delay = if d.allowed { own.iter().flatten().map(|o| o.delay).max().unwrap_or(0) } else { 0 };
+    prop_assert_eq!(d.delay, delay, "at {}: the plan's delay is not the longest of the limits'", now);
     if d.allowed {
         prop_assert_eq!(d.status, 200);
         prop_assert_eq!(d.denied_by, None);
@@ -518,13 +586,18 @@ fn assert_conjunction(
     Ok(())
 }
 
-/// Property 3: the denial names the binding denying limit and carries its
-/// answer; the plan's retry combines every limit's, and a `Retry::At(t)` is
-/// exact for the plan as a whole (checked on copies of the store).
+/// Property 3: the denial names the binding denying limit (chosen on the
+/// limits' answers before the denial was counted) and carries its answer
+/// (after the count, where it counts); the plan's retry combines every
+/// limit's answer after the counts, and a `Retry::At(t)` is exact for the
+/// plan as a whole with nothing else happening (checked on copies of the
+/// store after the denial).
+#[allow(clippy::too_many_arguments)]
 fn assert_binding_and_retry(
     plan: &Plan,
+    specs: &[LimitSpec],
     own: &[Option<Decision>],
-    before: &MapStore,
+    after: &MapStore,
     now: Nanos,
     a: &Arrival,
     d: &PlanDecision,
@@ -533,6 +606,7 @@ fn assert_binding_and_retry(
     if d.allowed {
         return Ok(());
     }
+    let counted = own_answers(plan, specs, after, now, a);
     let Some(i) = d.denied_by else {
         return Err(TestCaseError::fail(format!("denied at {now} without naming a limit: {d:?}")));
     };
@@ -540,7 +614,7 @@ fn assert_binding_and_retry(
         return Err(TestCaseError::fail(format!("denied at {now} by limit {i}, which does not apply: {d:?}")));
     };
     prop_assert!(!mine.allowed, "denied at {} by limit {}, which itself admits: {:?}", now, plan.limits[i].id, mine);
-    prop_assert_eq!(d.denial, Some(*mine), "at {}: the denial is not the binding limit's own decision", now);
+    prop_assert_eq!(d.denial, counted[i], "at {}: the denial is not the binding limit's own decision", now);
     prop_assert_eq!(d.status, plan.limits[i].status, "at {}: status of the binding limit", now);
     for (j, o) in own.iter().enumerate() {
         let Some(o) = o.filter(|o| !o.allowed) else { continue };
@@ -555,12 +629,12 @@ fn assert_binding_and_retry(
             mine.retry
         );
     }
-    let joint = combine(own.iter().flatten().map(|o| o.retry));
+    let joint = combine(counted.iter().flatten().map(|o| o.retry));
     prop_assert_eq!(d.retry, joint, "at {}: the plan's retry is not the combination of the limits'", now);
     if let Retry::At(t) = d.retry {
         prop_assert!(t > now, "denied at {} with Retry::At({}), not later", now, t);
         let req = a.request();
-        let at_t = check(plan, &mut before.clone(), t, &req);
+        let at_t = check(plan, &mut after.clone(), t, &req);
         prop_assert!(
             at_t.allowed,
             "denied at {} with Retry::At({}), but denied again at {} by {:?} (nothing else happening)",
@@ -569,7 +643,7 @@ fn assert_binding_and_retry(
             t,
             at_t.denied_by.map(|k| &plan.limits[k].id)
         );
-        let early = check(plan, &mut before.clone(), t - 1, &req);
+        let early = check(plan, &mut after.clone(), t - 1, &req);
         prop_assert!(!early.allowed, "denied at {} with Retry::At({}), but already admitted at {}", now, t, t - 1);
     }
     Ok(())
@@ -626,7 +700,7 @@ fn drive(sc: &Scenario, props: Props, check: Check) -> TestResult {
             assert_unchanged(plan, specs, &before, &store, now, a, &d).map_err(ctx)?;
         }
         if props.binding_and_retry {
-            assert_binding_and_retry(plan, &own, &before, now, a, &d, check).map_err(ctx)?;
+            assert_binding_and_retry(plan, specs, &own, &store, now, a, &d, check).map_err(ctx)?;
         }
 
         if let Retry::At(t) = d.retry {
@@ -718,6 +792,29 @@ fn a_plan_check_that_ignores_a_limit_is_caught() {
 }
 
 #[test]
+fn a_plan_check_that_does_not_count_denials_is_caught() {
+    // Atomic where the limits are not: denials leave counting windows alone.
+    assert_caught("a plan check that ignores count_denied", &|plan, store, now, req| {
+        let mut atomic = plan.clone();
+        for l in &mut atomic.limits {
+            if let Engine::FixedWindow(w) = &l.engine {
+                l.engine = Engine::FixedWindow(w.clone().with_count_denied(false));
+            }
+        }
+        atomic.check(store, now, req)
+    });
+}
+
+#[test]
+fn a_plan_check_that_drops_delays_is_caught() {
+    assert_caught("a plan check whose admissions never wait", &|plan, store, now, req| {
+        let mut d = plan.check(store, now, req);
+        d.delay = 0;
+        d
+    });
+}
+
+#[test]
 fn a_retry_one_nanosecond_early_is_caught() {
     assert_caught("a retry instant one ns early", &|plan, store, now, req| {
         let mut d = plan.check(store, now, req);
@@ -746,7 +843,7 @@ fn hour_limit_denials_leave_the_minute_bucket_alone() {
                 status: 429,
             },
             LimitSpec {
-                algo: Algo::FixedWindow { limit: 2, period: 20 },
+                algo: Algo::FixedWindow { limit: 2, period: 20, counting: 0 },
                 scope: ScopeSpec::User,
                 costs: [1, 1, 1],
                 sel: Sel::All,

@@ -30,153 +30,20 @@
 
 mod common;
 
+use common::arrivals::{check_retry, gap, period, pick, rate, start, Clock, Gap, TestResult};
 use common::config;
 
 use std::collections::HashMap;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
 
 use ratesim::engines::{
     Budget, BudgetPeriod, BudgetState, Concurrency, ConcurrencyState, Decision, Engine, EngineState, FixedWindow,
-    FixedWindowState, Gcra, GcraState, Permit, Retry, SlidingCounter, SlidingCounterState, SlidingLog, SlidingLogState,
-    Ticket,
+    FixedWindowState, Gcra, GcraState, NginxLimitReq, Permit, Retry, SlidingCounter, SlidingCounterState, SlidingLog,
+    SlidingLogState, Ticket, TokenBucketSteps, WindowAlign,
 };
-use ratesim::time::{Nanos, Rate, DAY, HOUR, MINUTE, SECOND};
-
-type TestResult = Result<(), TestCaseError>;
-
-// ---------------------------------------------------------------------------
-// Arrival sequences
-// ---------------------------------------------------------------------------
-
-/// How far the clock moves before the next event. Gaps are drawn relative to
-/// two scales of the engine under test: `fine` (about one unit's worth of
-/// time: the emission interval, a window over its limit) and `coarse` (about
-/// the whole capacity's worth: burst·T, the window).
-#[derive(Clone, Copy, Debug)]
-enum Gap {
-    /// Same instant as the previous event.
-    Same,
-    /// 1 to 3 ns.
-    Tiny(u8),
-    /// Uniform in `0..=2·fine`.
-    Fine(u64),
-    /// Uniform in `0..=coarse`.
-    Coarse(u64),
-    /// Exactly `fine - 1, fine, fine + 1, coarse - 1, coarse, coarse + 1`.
-    Near(u8),
-    /// One ns before, at, or one ns after the next multiple of `coarse` (an
-    /// epoch-aligned window boundary).
-    Boundary(u8),
-    /// Uniform in `0..=4·coarse` (the engine drains completely).
-    Long(u64),
-    /// To the last announced retry instant (`true`: one ns before it).
-    ToRetry(bool),
-}
-
-fn gap() -> impl Strategy<Value = Gap> {
-    prop_oneof![
-        3 => Just(Gap::Same),
-        1 => (0u8..3).prop_map(Gap::Tiny),
-        4 => any::<u64>().prop_map(Gap::Fine),
-        2 => any::<u64>().prop_map(Gap::Coarse),
-        1 => (0u8..6).prop_map(Gap::Near),
-        1 => (0u8..3).prop_map(Gap::Boundary),
-        1 => any::<u64>().prop_map(Gap::Long),
-        2 => any::<bool>().prop_map(Gap::ToRetry),
-    ]
-}
-
-/// The simulated clock of one run.
-struct Clock {
-    now: Nanos,
-    fine: Nanos,
-    coarse: Nanos,
-    /// The latest `Retry::At` seen, for [`Gap::ToRetry`].
-    retry: Option<Nanos>,
-}
-
-impl Clock {
-    fn new(start: Nanos, fine: Nanos, coarse: Nanos) -> Clock {
-        let fine = fine.max(1);
-        Clock { now: start, fine, coarse: coarse.max(fine), retry: None }
-    }
-
-    fn advance(&mut self, gap: Gap) -> Nanos {
-        let (f, c, now) = (self.fine, self.coarse, self.now);
-        self.now = match gap {
-            Gap::Same => now,
-            Gap::Tiny(k) => now + 1 + k as u64,
-            Gap::Fine(x) => now + x % (2 * f + 1),
-            Gap::Coarse(x) => now + x % (c + 1),
-            Gap::Near(k) => now + [f - 1, f, f + 1, c - 1, c, c + 1][k as usize],
-            Gap::Boundary(k) => ((now / c + 1) * c + k as u64 - 1).max(now),
-            Gap::Long(x) => now + x % (4 * c + 1),
-            Gap::ToRetry(early) => match self.retry.take() {
-                Some(t) if t > now => t - early as u64,
-                _ => now,
-            },
-        };
-        self.now
-    }
-
-    fn note(&mut self, d: &Decision) {
-        if let Retry::At(t) = d.retry {
-            self.retry = Some(t);
-        }
-    }
-}
-
-/// A value in `lo..=hi` from a random selector, `1` a quarter of the time
-/// (when in range).
-fn pick(sel: u64, lo: u64, hi: u64) -> u64 {
-    if sel % 4 == 0 && (lo..=hi).contains(&1) {
-        1
-    } else {
-        lo + (sel / 4) % (hi - lo + 1)
-    }
-}
-
-/// Rational rates: 7/s, 500/min, 3/h, 10/30s, 1/day and random ones, with
-/// emission intervals from far below a nanosecond to a day.
-fn rate() -> impl Strategy<Value = Rate> {
-    let count = prop_oneof![Just(1u64), Just(3), Just(7), Just(10), Just(500), 1..=20u64, 1..=1_000u64];
-    let period = prop_oneof![
-        Just(SECOND),
-        Just(MINUTE),
-        Just(HOUR),
-        Just(30 * SECOND),
-        Just(DAY),
-        1..=1_000u64,
-        1..=10 * SECOND
-    ];
-    (count, period).prop_map(|(c, p)| Rate::new(c, p).unwrap())
-}
-
-/// Window lengths for the window engines.
-fn period() -> impl Strategy<Value = Nanos> {
-    prop_oneof![1..=20u64, 1..=1_000u64, Just(SECOND), Just(MINUTE), Just(HOUR), 1..=10 * SECOND]
-}
-
-/// The first instant: the epoch, an arbitrary instant, or one in 2026.
-fn start() -> impl Strategy<Value = Nanos> {
-    const Y2026: Nanos = 1_767_225_600 * SECOND;
-    prop_oneof![Just(0u64), 0..1u64 << 40, Y2026..Y2026 + 400 * DAY]
-}
-
-/// Retry exactness: after a denial at `now` with `Retry::At(t)`, the same
-/// request (nothing else arriving) is admitted at `t` and denied at `t - 1`.
-/// `admits(t)` must decide on a copy of the state.
-fn check_retry(what: &str, now: Nanos, retry: Retry, admits: impl Fn(Nanos) -> bool) -> TestResult {
-    if let Retry::At(t) = retry {
-        prop_assert!(t > now, "{what}: denied at {now} but Retry::At({t}) is not later");
-        prop_assert!(admits(t), "{what}: denied at {now} with Retry::At({t}), but denied again at {t}");
-        prop_assert!(!admits(t - 1), "{what}: denied at {now} with Retry::At({t}), but already admitted at {}", t - 1);
-    }
-    Ok(())
-}
+use ratesim::time::{Nanos, Rate, DAY, HOUR, MILLISECOND, MINUTE, SECOND};
 
 // ---------------------------------------------------------------------------
 // GCRA
@@ -1020,7 +887,51 @@ fn setup() -> impl Strategy<Value = Setup> {
             let (fine, coarse) = budget_scales(p);
             Setup { engine: Engine::Budget(Budget::new(l, p).unwrap()), fine, coarse }
         }),
+        dialect_setup(),
     ]
+}
+
+/// The dialect options and engines (`ratesim::engines::dialect`).
+fn dialect_setup() -> impl Strategy<Value = Setup> {
+    prop_oneof![
+        (1..=10u64, period(), 0..3usize, any::<bool>()).prop_map(|(l, p, align, count_denied)| {
+            let align = [WindowAlign::Epoch, WindowAlign::FirstHit, WindowAlign::FirstHitRedis][align];
+            // Redis expiry instants are whole milliseconds.
+            let p = if align == WindowAlign::FirstHitRedis { p.div_ceil(MILLISECOND) * MILLISECOND } else { p };
+            let w = FixedWindow::new(l, p).unwrap().with_align(align).unwrap().with_count_denied(count_denied);
+            Setup { engine: Engine::FixedWindow(w), fine: p / l, coarse: p }
+        }),
+        (1..=10u64, period()).prop_map(|(l, p)| Setup {
+            engine: Engine::SlidingLog(SlidingLog::new(l, p).unwrap().with_closed_boundary(true)),
+            fine: p / l,
+            coarse: p,
+        }),
+        (1..=10u64, period()).prop_map(|(l, p)| Setup {
+            engine: Engine::SlidingCounter(SlidingCounter::new(l, p).unwrap().with_floor_estimate(true)),
+            fine: p / l,
+            coarse: p,
+        }),
+        (rate(), 1..=20u64).prop_map(|(r, max)| {
+            let refills = max.div_ceil(r.count());
+            Setup {
+                engine: Engine::TokenBucketSteps(TokenBucketSteps::new(r, max).unwrap()),
+                fine: r.period(),
+                coarse: r.period().saturating_mul(refills),
+            }
+        }),
+        (nginx_rate(), 0..=10u64, prop::option::of(0..=12u64)).prop_map(|(r, burst, delay)| {
+            let n = NginxLimitReq::new(r, burst, delay).unwrap();
+            // One request leaks in ceil(10^6 / rate_m) ms.
+            let fine = 1_000_000u64.div_ceil(n.rate_milli()) * MILLISECOND;
+            Setup { engine: Engine::NginxLimitReq(n), fine, coarse: fine * (burst + 1) }
+        }),
+    ]
+}
+
+/// nginx rates: requests per second or per minute.
+fn nginx_rate() -> impl Strategy<Value = Rate> {
+    (prop_oneof![Just(1u64), Just(7), Just(10), Just(500), 1..=100u64], prop_oneof![Just(SECOND), Just(MINUTE)])
+        .prop_map(|(c, p)| Rate::new(c, p).unwrap())
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -1091,7 +1002,9 @@ fn check_reset(e: &Engine, state: &EngineState, now: Nanos, d: &Decision) -> Tes
         // Outstanding reservations never expire: no full allowance to wait for.
         (Engine::Budget(_), EngineState::Budget(s)) if s.reserved() > 0 => return Ok(()),
         (Engine::Budget(b), _) => matches!(b.period(), BudgetPeriod::Rolling(_)),
-        (Engine::FixedWindow(_), _) => false,
+        // Epoch-aligned windows answer their end; a first-hit window `now`
+        // while none is open.
+        (Engine::FixedWindow(w), _) => w.align() != WindowAlign::Epoch,
         _ => true,
     };
     // The full allowance: the whole capacity admitted at once, or for a
@@ -1190,11 +1103,30 @@ fn run_protocol(setup: &Setup, start: Nanos, ops: &[Op]) -> TestResult {
                         );
                     }
                 }
+                prop_assert!(d.delay == 0 || (d.allowed && e.can_delay()), "delay {} in {:?}", d.delay, d);
+                let mut d = d;
                 if d.allowed {
                     let t = e.commit(&mut main, now, cost);
                     prop_assert_eq!(e.commit(&mut shadow, now, cost), t);
                     tickets.push((t, e.commit(&mut lean, now, cost)));
                 } else {
+                    // A limit that counts denied requests counts this one;
+                    // the figures are then those after the count.
+                    let after = e.deny(&mut main, now, cost);
+                    prop_assert_eq!(e.deny(&mut shadow, now, cost), after);
+                    prop_assert_eq!(
+                        e.deny(&mut lean, now, cost),
+                        after,
+                        "op {}: an evicted state counts differently",
+                        i
+                    );
+                    if let Some(counted) = after {
+                        prop_assert!(e.counts_denied() && !counted.allowed, "{:?}", counted);
+                        prop_assert_eq!(counted.retry == Retry::Never, cost > cap);
+                        d = counted;
+                    } else {
+                        prop_assert!(!e.counts_denied() || cost == 0, "a counting limit did not count {}", cost);
+                    }
                     check_retry(&format!("{e:?}"), now, d.retry, |t| e.decide(&mut main.clone(), t, cost).allowed)?;
                 }
                 check_remaining(e, &main, now, &d)?;

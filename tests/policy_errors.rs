@@ -652,3 +652,77 @@ fn periods_beyond_a_century_are_refused() {
         "at most 100 years",
     );
 }
+
+#[test]
+fn dialect_errors() {
+    let body = |rest: &str| limit(&format!("id = \"rpm\"\n{rest}"));
+    // Line 6 onwards is `rest`.
+    expect_error(
+        &body("dialect = \"python\"\nalgorithm = \"fixed-window\"\nrate = \"1/s\""),
+        6,
+        "dialect",
+        "unknown dialect \"python\"; expected one of python-limits, redis-incr-expire, envoy-local, nginx",
+    );
+    expect_error(
+        &body("algorithm = \"gcra\"\nrate = \"1/s\"\nburst = 2\ndialect = \"python-limits\""),
+        6,
+        "algorithm",
+        "dialect \"python-limits\" (Python limits 5.8.0) has no \"gcra\" limiter; its algorithms: fixed-window, sliding-log, sliding-counter",
+    );
+    expect_error(&body("dialect = \"python-limits\"\nrate = \"1/s\""), 4, "algorithm", "has several, give one of");
+    expect_error(&body("rate = \"1/s\""), 4, "algorithm", "missing field `algorithm`");
+    expect_error(
+        &body("algorithm = \"fixed-window\"\nrate = \"1/s\"\ndialect = \"python-limits\"\ncount_denied = false"),
+        9,
+        "count_denied",
+        "`count_denied` is set by dialect \"python-limits\"",
+    );
+    expect_error(
+        &body("algorithm = \"sliding-log\"\nrate = \"1/s\"\nalign = \"first-hit\""),
+        8,
+        "align",
+        "`align` applies to fixed-window limits only, not to a sliding-log limit",
+    );
+    expect_error(
+        &body("algorithm = \"fixed-window\"\nrate = \"1/s\"\nalign = \"clock\""),
+        8,
+        "align",
+        "expected \"epoch\"",
+    );
+    expect_error(
+        &body("algorithm = \"fixed-window\"\nrate = \"1/1500us\"\nalign = \"first-hit-redis\""),
+        8,
+        "align",
+        "needs a period of whole milliseconds",
+    );
+    expect_error(
+        &body("algorithm = \"sliding-counter\"\nrate = \"1/s\"\nestimate = \"round\""),
+        8,
+        "estimate",
+        "\"floor\"",
+    );
+    expect_error(
+        &body("algorithm = \"sliding-log\"\nrate = \"1/s\"\nboundary = \"open\""),
+        8,
+        "boundary",
+        "\"closed\"",
+    );
+    expect_error(
+        &body("algorithm = \"gcra\"\nrate = \"1/s\"\nburst = 1\nnodelay = true"),
+        9,
+        "nodelay",
+        "nginx-limit-req",
+    );
+    expect_error(&body("dialect = \"nginx\"\nrate = \"1/h\""), 7, "rate", "per second or per minute");
+    expect_error(&body("dialect = \"nginx\"\nrate = \"1/s\"\ndelay = 2\nnodelay = true"), 8, "delay", "not both");
+    expect_error(&body("dialect = \"nginx\"\nrate = \"1/s\"\nburst = -1"), 8, "burst", "0 or more");
+    expect_error(
+        &body("dialect = \"envoy-local\"\nrate = \"1/10ms\"\nburst = 3"),
+        6,
+        "dialect",
+        "Envoy's fill interval is whole milliseconds, at least 50ms",
+    );
+    expect_error(&body("algorithm = \"token-bucket-steps\"\nrate = \"1/s\""), 4, "burst", "max_tokens");
+    // An nginx request costing more than burst + 1 could never pass.
+    expect_error(&body("dialect = \"nginx\"\nrate = \"1/s\"\nburst = 2\ncost = 4"), 9, "cost", "burst + 1");
+}

@@ -83,6 +83,7 @@ fn outputs(policy: &Policy, rows: Vec<TraceRow>, client: &str, seed: u64) -> (St
         start: "2026-01-01T00:00:00Z".into(),
         bucket_ns: SECOND,
         version: "test".into(),
+        ..RunInfo::default()
     };
     (
         summary_json(&info, &summary),
@@ -122,6 +123,7 @@ fn token_and_spend_totals_never_wrap() {
         start: "2026-01-01T00:00:00Z".into(),
         bucket_ns: SECOND,
         version: "test".into(),
+        ..RunInfo::default()
     };
     let json = summary_json(&info, &s);
     assert!(json.contains("\"tokens\": 18446744073709551616,"), "{json}");
@@ -311,6 +313,7 @@ status = 402
         start: "2026-01-01T00:00:00Z".into(),
         bucket_ns: SECOND,
         version: "test".into(),
+        ..RunInfo::default()
     };
     let text = ratesim::report::terminal_summary(&info, &s, ratesim::sim::DEFAULT_START);
     for (status, n) in &by_status {
@@ -592,4 +595,77 @@ fn memory_for_requests_does_not_grow_with_the_trace() {
         short.peak_outstanding,
         long.peak_outstanding
     );
+}
+
+// ---------------------------------------------------------------------------
+// Dialects in the simulator
+// ---------------------------------------------------------------------------
+
+fn dialects() -> Policy {
+    policy::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dialects.toml"))).unwrap()
+}
+
+/// 2 per second and 10 per minute; 10 requests at once, retried every
+/// 250 ms up to 40 attempts. Decided atomically, the per-second window lets
+/// 2 through each second and all 10 succeed. As Python `limits` (and the
+/// Redis script) count them, the 8 denied at once fill the per-minute
+/// window with the 2 admitted: every retry is denied, and counted, for the
+/// rest of the minute, and the 8 give up: a burst became a lock-out.
+#[test]
+fn counting_denials_turns_a_retried_burst_into_a_lock_out() {
+    let p = dialects();
+    let client = "fixed-1s,backoff=fixed:250ms,max_attempts=40";
+    let burst = || (0..10).map(|_| row(0, "app")).collect::<Vec<_>>();
+    let textbook = run(&p, "textbook", burst(), client, 1);
+    assert_eq!((textbook.successes, textbook.give_ups), (10, 0));
+    assert_eq!(textbook.denied_by_limit.get("per-minute"), Some(&0));
+    for plan in ["python-limits", "redis-incr-expire"] {
+        let s = run(&p, plan, burst(), client, 1);
+        assert_eq!((s.successes, s.give_ups, s.admitted), (2, 8, 2), "{plan}");
+        // 8 denied by the second window at 0 s, then every retry (39 each) by the minute window.
+        assert_eq!(s.denied_by_limit.get("per-second"), Some(&8), "{plan}");
+        assert_eq!(s.denied_by_limit.get("per-minute"), Some(&(8 * 39)), "{plan}");
+    }
+}
+
+/// nginx `limit_req rate=2r/s burst=5`: of 8 requests at once, one passes,
+/// five wait 0.5 s to 2.5 s in the server, two are refused with 503. The
+/// waits count in time to success and in the summary; the waiting requests
+/// are in flight; the decisions carry each wait.
+#[test]
+fn nginx_delays_are_served_late_and_occupy_the_server() {
+    let p = dialects();
+    let plan = p.plan("nginx").unwrap();
+    let rows: Vec<TraceRow> = (0..8).map(|_| row(0, "app")).collect();
+    let mut dec = JsonlDecisions(Vec::new());
+    let mut ts = TimeseriesCsv::new(Vec::new(), vec!["per-second".into()]).with_delayed_column(true);
+    let s =
+        Simulation::new(&p, plan, SimConfig::default()).run(&mut MemoryTrace::new(rows), &mut ts, &mut dec).unwrap();
+    assert_eq!((s.admitted, s.successes), (6, 6));
+    assert_eq!(s.denied_by_status.get(&503), Some(&2));
+    let delayed = s.delayed.clone().expect("a plan that can delay reports its delays");
+    assert_eq!(delayed.attempts, 5);
+    assert_eq!(delayed.wait.max_ns, Some(2_500 * MILLISECOND));
+    assert_eq!(s.time_to_success.max_ns, Some(2_500 * MILLISECOND));
+    assert_eq!(s.peak_in_flight, 5, "the five waiting requests occupy the server");
+    let lines = String::from_utf8(dec.0).unwrap();
+    let delays: Vec<&str> = lines.lines().map(|l| l.rsplit_once("\"delay_ns\":").unwrap().1).collect();
+    assert_eq!(delays, ["0}", "500000000}", "1000000000}", "1500000000}", "2000000000}", "2500000000}", "0}", "0}"]);
+    let csv = String::from_utf8(ts.into_inner().unwrap()).unwrap();
+    assert!(csv.starts_with("t_s,requests,attempts,retries,polls,admitted,delayed,denied_429"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with("0,8,8,0,0,6,5,0,0,2,"), "{csv}");
+    // With `nodelay` the same six pass at once, and nothing is delayed.
+    let s = run(&p, "nginx-nodelay", (0..8).map(|_| row(0, "app")).collect(), "none", 1);
+    assert_eq!((s.admitted, s.time_to_success.max_ns), (6, Some(0)));
+    assert_eq!(s.delayed.map(|d| d.attempts), None, "nodelay never delays: no delay figures");
+}
+
+/// A plan without a delaying limit writes no delay field or column anywhere
+/// (its outputs are those of ratesim before dialects existed).
+#[test]
+fn plans_that_cannot_delay_write_no_delay_fields() {
+    let (summary, csv, decisions) = outputs(&runinfra(), bursty_rows(200, 5), "openai-python", 1);
+    assert!(!summary.contains("delayed"));
+    assert!(!csv.contains("delayed"));
+    assert!(!decisions.contains("delay_ns"));
 }

@@ -4,8 +4,10 @@
 //! are printed for people (file, line, field, what was expected), never as a
 //! panic or a debug dump.
 
+mod interrupt;
 mod policy_cmd;
 mod run_cmd;
+mod solve_cmd;
 mod sweep_cmd;
 
 /// The `seed` a synthetic spec fixes, if the trace is one.
@@ -44,9 +46,13 @@ enum Command {
     /// With no arguments: RunInfra Pro, one key sending 12 req/s (Poisson)
     /// for an hour, with the OpenAI Python SDK's retry behaviour.
     Run(run_cmd::RunArgs),
-    /// Run every combination of plans, clients and seeds in parallel and
-    /// compare them in one table.
-    Sweep(sweep_cmd::SweepArgs),
+    /// Run every combination of plans, limit values (--set), traffic scales,
+    /// clients and seeds in parallel and compare them in one table; results
+    /// files, replication statistics, shards (--shard, `sweep merge`).
+    Sweep(sweep_cmd::SweepCommand),
+    /// Find the smallest (or largest) value of one limit parameter for which
+    /// targets hold, e.g. --vary pro.rpm.rate --target 'success_ratio >= 0.99'.
+    Solve(solve_cmd::SolveArgs),
     /// Generate CSV traces from synthetic specs and check trace files.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
@@ -60,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Run(args) => run_cmd::run(args),
         Command::Sweep(args) => sweep_cmd::run(args),
+        Command::Solve(args) => solve_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
     };
     ExitCode::from(code)

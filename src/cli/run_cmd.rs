@@ -9,11 +9,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::ClientSpec;
 use crate::metrics::NoBuckets;
-use crate::policy;
+use crate::policy::{self, Override, PolicyDocument};
 use crate::report::chart::{write_chart, ChartLabels, ChartSeries, Tee};
 use crate::report::{self, RunInfo, TimeseriesCsv};
 use crate::sim::{self, DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation, DEFAULT_START};
 use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, MILLISECOND, SECOND};
+use crate::trace::scale::{Factor, Scaling};
 use crate::trace::{self, TraceError, TraceRow, TraceSource, TraceTime};
 
 /// Arguments of `ratesim run`.
@@ -65,6 +66,22 @@ pub(super) struct RunArgs {
     /// Print only the summary table (no progress line).
     #[arg(long)]
     quiet: bool,
+    /// Override a limit field: PLAN.LIMIT.FIELD=VALUE, e.g.
+    /// pro.rpm.rate=600/min (`*` for every plan with that limit); checked
+    /// as the policy file is. Repeatable; recorded in summary.json.
+    #[arg(long = "set", value_name = "PLAN.LIMIT.FIELD=VALUE")]
+    set: Vec<String>,
+    /// Offered-load factor: a spec's arrival rates multiplied; a recorded
+    /// trace thinned (below 1) or superposed with shifted copies (above 1).
+    #[arg(long, value_name = "F", default_value = "1")]
+    scale: String,
+    /// The same per-key traffic over N times as many keys (users, workspaces).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    scale_keys: u32,
+    /// Recorded traces: shift each superposed copy by a random offset below
+    /// this (default: the whole trace).
+    #[arg(long, value_name = "DURATION")]
+    scale_window: Option<String>,
 }
 
 /// A trace whose first row was read ahead: gives that row again, then the rest.
@@ -90,6 +107,21 @@ fn fail(msg: impl std::fmt::Display) -> u8 {
     1
 }
 
+/// `--scale`, `--scale-keys`, `--scale-window`.
+fn scaling(args: &RunArgs) -> Result<Scaling, String> {
+    let factor = Factor::parse(&args.scale).map_err(|e| format!("--scale: {e}"))?;
+    if args.scale_keys == 0 {
+        return Err("--scale-keys: expected a whole number of key copies, at least 1, found 0".into());
+    }
+    let window = match args.scale_window.as_deref().map(parse_duration) {
+        None => None,
+        Some(Ok(d)) if d > 0 => Some(d),
+        Some(Ok(_)) => return Err("--scale-window: expected a duration above zero, such as 5min".into()),
+        Some(Err(e)) => return Err(format!("--scale-window: {e}")),
+    };
+    Ok(Scaling { factor, key_copies: args.scale_keys, window })
+}
+
 /// A progress bar over virtual time: with a known horizon (synthetic
 /// specs) a bar, else a spinner.
 fn progress_bar(trace: &Path) -> ProgressBar {
@@ -111,9 +143,24 @@ fn progress_bar(trace: &Path) -> ProgressBar {
 }
 
 pub(super) fn run(args: RunArgs) -> u8 {
-    let policy = match policy::load(&args.policy) {
-        Ok(p) => p,
+    let overrides = match args.set.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>() {
+        Ok(o) => o,
+        Err(e) => return fail(format!("--set: {e}")),
+    };
+    let scaling = match scaling(&args) {
+        Ok(s) => s,
         Err(e) => return fail(e),
+    };
+    let (policy, document) = if overrides.is_empty() {
+        match policy::load(&args.policy) {
+            Ok(p) => (p, None),
+            Err(e) => return fail(e),
+        }
+    } else {
+        match PolicyDocument::load(&args.policy).and_then(|d| d.with_overrides(&overrides)) {
+            Ok((p, d)) => (p, Some(d)),
+            Err(e) => return fail(e),
+        }
     };
     let Some(plan) = policy.plan(&args.plan) else {
         return fail(format!(
@@ -152,7 +199,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Some(Ok(_)) => return fail("--until: expected a duration above zero, such as 24h"),
         Some(Err(e)) => return fail(format!("--until: {e}")),
     };
-    let mut source = match trace::open(&args.trace, Some(seed)) {
+    let mut source = match trace::open_scaled(&args.trace, Some(seed), &scaling, None) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -165,13 +212,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Err(e) => return fail(e),
     }
     if let (TraceTime::Absolute(at), Some(given)) = (first.t, &args.start) {
-        return fail(format!(
-            "--start {}: {} has RFC 3339 times, which are used as they are (it starts at its first row, {}); \
-             --start applies only to traces of offsets: leave it out",
-            given.trim(),
-            args.trace.display(),
-            format_rfc3339(at)
-        ));
+        return fail(sim::start_refused(given, &args.trace, at));
     }
     let trace_start = sim::trace_start(first.t, start);
     let mut source = FirstRowAgain { first: Some(first), rest: source };
@@ -187,6 +228,10 @@ pub(super) fn run(args: RunArgs) -> u8 {
         start: format_rfc3339(trace_start),
         bucket_ns: bucket,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        overrides: overrides.iter().map(|o| o.text.clone()).collect(),
+        effective_plan: document.as_ref().map(|d| d.effective_limits(&plan.name)),
+        scale: (scaling.factor != Factor::ONE).then(|| scaling.factor.to_string()),
+        scale_keys: (scaling.key_copies != 1).then_some(scaling.key_copies),
     };
 
     if let Some(dir) = &args.out {
@@ -230,7 +275,8 @@ pub(super) fn run(args: RunArgs) -> u8 {
                 Ok(w) => w,
                 Err(e) => return fail(e),
             };
-            let mut ts = TimeseriesCsv::new(w, limit_ids);
+            let mut ts =
+                TimeseriesCsv::new(w, limit_ids).with_delayed_column(plan.limits.iter().any(|l| l.engine.can_delay()));
             let r = sim.run(&mut source, &mut Tee(&mut ts, &mut series), decisions);
             if let Err(e) = ts.into_inner() {
                 return fail(format!("cannot write {}: {e}", path.display()));

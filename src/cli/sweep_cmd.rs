@@ -1,17 +1,66 @@
-//! `ratesim sweep`: every combination of plans, clients and seeds, in parallel.
+//! `ratesim sweep`: every combination of plans, overrides, traffic scales,
+//! clients and seeds, in parallel; `ratesim sweep merge`: shards put back
+//! together. The sweep itself is [`crate::whatif`]; this module reads the
+//! arguments, checks every one before anything runs, and chooses outputs.
 
-use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::client::ClientSpec;
-use crate::policy;
-use crate::report::{group, human_duration};
-use crate::sim::sweep::{run_sweep, Scenario};
-use crate::sim::SimConfig;
-use crate::time::parse_rfc3339;
+use super::interrupt;
+use crate::time::{parse_duration, parse_rfc3339, MILLISECOND};
+use crate::whatif::axes::{parse_key_copies, parse_scales, seeds_from, SetAxis, Shard, SweepDefinition};
+use crate::whatif::merge::read_parts;
+use crate::whatif::results::{Columns, Destinations, ResultsFiles, ScenarioResult};
+use crate::whatif::sweep::{Sweep, SweepSpec};
+use crate::whatif::table::{plural, Table};
+
+/// `ratesim sweep [ARGS]` or `ratesim sweep merge PARTS`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(super) struct SweepCommand {
+    #[command(subcommand)]
+    merge: Option<MergeCommand>,
+    #[command(flatten)]
+    args: SweepArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum MergeCommand {
+    /// Put the parts of a sharded sweep (`--shard K/N --out part-K`) back
+    /// together: checks they are parts of one sweep, none missing or given
+    /// twice, and writes the files the unsharded sweep writes, byte for byte.
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug)]
+struct MergeArgs {
+    /// The parts: their --out directories (or results.json files).
+    #[arg(value_name = "PART", required = true)]
+    parts: Vec<PathBuf>,
+    #[command(flatten)]
+    outputs: Outputs,
+}
+
+/// Where results go (shared by a sweep and a merge).
+#[derive(Args, Debug)]
+struct Outputs {
+    /// Write results.csv, results.json and (with several seeds)
+    /// statistics.csv to this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write results.csv to this file.
+    #[arg(long, value_name = "FILE.csv")]
+    csv: Option<PathBuf>,
+    /// Print results.json to standard output instead of the table.
+    #[arg(long, conflicts_with = "out")]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
 
 /// Arguments of `ratesim sweep`.
 #[derive(Args, Debug)]
@@ -19,7 +68,8 @@ pub(super) struct SweepArgs {
     /// Policy file.
     #[arg(long, value_name = "FILE", default_value = "policies/runinfra.toml")]
     policy: PathBuf,
-    /// Plans to compare, comma-separated (default: every plan of the policy).
+    /// Plans to compare, comma-separated (default: the plans the --set
+    /// options name, else every plan of the policy).
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     plans: Vec<String>,
     /// Recorded trace (.csv, .jsonl) or synthetic spec (.toml).
@@ -29,19 +79,53 @@ pub(super) struct SweepArgs {
     /// `,key=value` overrides).
     #[arg(long, value_name = "A;B;...", value_delimiter = ';', default_value = "none;openai-python;naive-immediate")]
     clients: Vec<String>,
-    /// Seeds, comma-separated. Default: the spec's own seed, else 42 (as
-    /// `ratesim run`).
-    #[arg(long, value_name = "N,...", value_delimiter = ',')]
-    seeds: Vec<u64>,
-    /// Virtual instant of trace offset 0 (RFC 3339).
-    #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
-    start: String,
-    /// Worker threads (0: one per core).
+    /// An axis of limit values: PLAN.LIMIT.FIELD=V1,V2,... (`*` for every
+    /// plan with that limit; A..B:STEP for a range, e.g.
+    /// budget.budget.limit=100000..600000:50000 or pro.rpm.rate=400..600:100/min).
+    /// Repeat for more axes.
+    #[arg(long = "set", value_name = "PLAN.LIMIT.FIELD=VALUES")]
+    set: Vec<String>,
+    /// Offered-load factors, comma-separated (e.g. 0.5,1,2,4): a spec's
+    /// arrival rates multiplied; a recorded trace thinned or superposed.
+    #[arg(long, value_name = "F,...", default_value = "1")]
+    scale: String,
+    /// Key multipliers, comma-separated: the same per-key traffic over N
+    /// times as many keys (users and workspaces).
+    #[arg(long, value_name = "N,...", default_value = "1")]
+    scale_keys: String,
+    /// Recorded traces: shift each superposed copy by a random offset below
+    /// this (default: the whole trace).
+    #[arg(long, value_name = "DURATION")]
+    scale_window: Option<String>,
+    /// Seeds: comma-separated, or ranges such as 1..30. Default: the
+    /// spec's own seed, else 42 (as `ratesim run`).
+    #[arg(long, value_name = "N,A..B", conflicts_with = "replications")]
+    seeds: Option<String>,
+    /// Run every scenario with N seeds (the default seed and the N − 1
+    /// after it) and report means with 95% confidence intervals.
+    #[arg(long, value_name = "N")]
+    replications: Option<u64>,
+    /// Virtual instant of trace offset 0 (RFC 3339). Default:
+    /// 2026-01-01T00:00:00Z. A trace of RFC 3339 times starts at its first
+    /// row; --start is refused with it.
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
+    /// Stop each run after this much virtual time (e.g. 24h); requests
+    /// still waiting then count as unresolved.
+    #[arg(long, value_name = "DURATION")]
+    until: Option<String>,
+    /// Bucket width for the peak attempts per bucket.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    bucket: String,
+    /// Worker threads (0: one per core; at most 256).
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
-    /// Write the table as CSV to this file.
-    #[arg(long, value_name = "FILE.csv")]
-    csv: Option<PathBuf>,
+    /// Run only part K of N of the scenario list (every N-th scenario),
+    /// e.g. for a job array; put the parts together with `sweep merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    #[command(flatten)]
+    outputs: Outputs,
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
@@ -49,122 +133,249 @@ fn fail(msg: impl std::fmt::Display) -> u8 {
     1
 }
 
-pub(super) fn run(args: SweepArgs) -> u8 {
-    let policy = match policy::load(&args.policy) {
-        Ok(p) => Arc::new(p),
-        Err(e) => return fail(e),
+pub(super) fn run(cmd: SweepCommand) -> u8 {
+    match cmd.merge {
+        Some(MergeCommand::Merge(m)) => merge(m),
+        None => sweep(cmd.args),
+    }
+}
+
+/// Reads a positive duration option.
+fn duration(name: &str, text: &str, min: u64, what: &str) -> Result<u64, String> {
+    match parse_duration(text) {
+        Ok(d) if d >= min => Ok(d),
+        Ok(_) => Err(format!("{name}: expected {what}, found {}", text.trim())),
+        Err(e) => Err(format!("{name}: {e}")),
+    }
+}
+
+/// The sweep the arguments describe, every argument checked.
+fn spec(args: &SweepArgs) -> Result<SweepSpec, String> {
+    let set =
+        args.set.iter().map(|s| SetAxis::parse(s).map_err(|e| format!("--set: {e}"))).collect::<Result<_, _>>()?;
+    let scale = parse_scales(&args.scale).map_err(|e| format!("--scale: {e}"))?;
+    let scale_keys = parse_key_copies(&args.scale_keys).map_err(|e| format!("--scale-keys: {e}"))?;
+    let scale_window = match &args.scale_window {
+        Some(w) => Some(duration("--scale-window", w, 1, "a duration above zero, such as 5min")?),
+        None => None,
     };
-    let plans: Vec<String> =
-        if args.plans.is_empty() { policy.plans.iter().map(|p| p.name.clone()).collect() } else { args.plans.clone() };
-    for p in &plans {
-        if policy.plan(p).is_none() {
-            return fail(format!(
-                "--plans: no plan named {p:?} in {}; its plans are: {}",
-                args.policy.display(),
-                policy.plan_names().join(", ")
-            ));
+    let start = args.start.as_deref().map(parse_rfc3339).transpose().map_err(|e| format!("--start: {e}"))?;
+    let until = match &args.until {
+        Some(u) => Some(duration("--until", u, 1, "a duration above zero, such as 24h")?),
+        None => None,
+    };
+    let bucket = duration("--bucket", &args.bucket, MILLISECOND, "a width of at least 1ms, such as 1s or 1min")?;
+    let default_seed = super::spec_seed(&args.trace).unwrap_or(42);
+    let seeds = seeds_from(args.seeds.as_deref(), args.replications, default_seed)?;
+    if args.clients.iter().any(|c| c.trim().is_empty()) {
+        return Err("--clients: empty client in the list (clients are separated by `;`)".into());
+    }
+    Ok(SweepSpec {
+        policy: args.policy.clone(),
+        trace: args.trace.clone(),
+        plans: args.plans.clone(),
+        set,
+        scale,
+        scale_keys,
+        scale_window,
+        clients: args.clients.clone(),
+        seeds,
+        start,
+        until,
+        bucket,
+    })
+}
+
+/// Refuses an output that would overwrite an input.
+fn check_outputs(outputs: &Outputs, inputs: &[&Path]) -> Result<Destinations, String> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    let mut written: Vec<PathBuf> = outputs.csv.iter().cloned().collect();
+    if let Some(dir) = &outputs.out {
+        written.extend(["results.csv", "results.json", "statistics.csv"].map(|f| dir.join(f)));
+    }
+    for w in &written {
+        if let Some(input) = inputs.iter().find(|i| same(w, i)) {
+            return Err(format!("{} is an input of this sweep; refusing to overwrite it", input.display()));
         }
     }
-    let mut clients = Vec::new();
-    for c in &args.clients {
-        match ClientSpec::parse(c) {
-            Ok(spec) => clients.push(spec),
-            Err(e) => return fail(format!("--clients: {e}")),
+    Ok(Destinations { dir: outputs.out.clone(), csv: outputs.csv.clone(), json_stdout: outputs.json })
+}
+
+/// Writes results as they arrive and prints the table; shared by a sweep
+/// and a merge.
+struct Report<'a> {
+    files: ResultsFiles<'a>,
+    table: Option<Table>,
+    def: &'a SweepDefinition,
+    bar: Option<ProgressBar>,
+    failed: u64,
+}
+
+impl Report<'_> {
+    fn print(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| println!("{line}")),
+            None => println!("{line}"),
         }
     }
-    let start = match parse_rfc3339(&args.start) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("--start: {e}")),
-    };
-    let seeds =
-        if args.seeds.is_empty() { vec![super::spec_seed(&args.trace).unwrap_or(42)] } else { args.seeds.clone() };
-    let mut scenarios = Vec::new();
-    for plan in &plans {
-        for client in &clients {
-            for &seed in &seeds {
-                scenarios.push(Scenario {
-                    policy: policy.clone(),
-                    plan: plan.clone(),
-                    trace: args.trace.clone(),
-                    config: SimConfig { start, seed, client: client.clone(), ..SimConfig::default() },
-                });
+
+    fn add(&mut self, r: ScenarioResult) -> std::io::Result<()> {
+        if r.error.is_some() {
+            self.failed += 1;
+        }
+        let closed = self.files.add(&r)?;
+        if let Some(table) = &self.table {
+            for p in &closed {
+                self.print(&table.point(self.def, p));
+            }
+            if !self.is_replicated() {
+                self.print(&table.scenario(self.def, &r));
+            } else if let Some(e) = &r.error {
+                self.print(&format!("  seed {}: error: {e}", r.seed));
             }
         }
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        Ok(())
     }
-    let results = match run_sweep(&scenarios, args.threads) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let mut table = String::new();
-    let mut csv = String::from("plan,client,seed,requests,attempts,retry_amplification,success_ratio,first_attempt_denial_rate,rate_429,give_up_ratio,p50_ns,p99_ns,max_ns\n");
-    let _ = writeln!(
-        table,
-        "{} · trace {} · {} scenarios\n\n{:<12} {:<22} {:>6} {:>10} {:>10} {:>7} {:>9} {:>9} {:>9} {:>11}",
-        policy.provider,
-        args.trace.display(),
-        scenarios.len(),
-        "plan",
-        "client",
-        "seed",
-        "requests",
-        "attempts",
-        "ampl.",
-        "success",
-        "429 rate",
-        "gave up",
-        "p99 wait"
+
+    fn is_replicated(&self) -> bool {
+        self.files.keeps_statistics()
+    }
+}
+
+fn progress_bar(len: u64, quiet: bool) -> Option<ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(len).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} scenarios · {elapsed} elapsed · ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
-    let mut failed = false;
-    for (sc, r) in scenarios.iter().zip(&results) {
-        match r {
-            Ok(s) => {
-                let p99 = s.time_to_success.p99_ns;
-                let _ = writeln!(
-                    table,
-                    "{:<12} {:<22} {:>6} {:>10} {:>10} {:>6.2}× {:>8.1}% {:>8.1}% {:>8.1}% {:>11}",
-                    sc.plan,
-                    sc.config.client.name,
-                    sc.config.seed,
-                    group(s.requests),
-                    group(s.attempts),
-                    s.retry_amplification,
-                    s.success_ratio * 100.0,
-                    s.rate_429 * 100.0,
-                    s.give_up_ratio * 100.0,
-                    p99.map_or("-".into(), human_duration)
-                );
-                let opt = |v: Option<u64>| v.map_or(String::new(), |x| x.to_string());
-                let _ = writeln!(
-                    csv,
-                    "{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{},{},{}",
-                    sc.plan,
-                    sc.config.client.name.replace(',', ";"),
-                    sc.config.seed,
-                    s.requests,
-                    s.attempts,
-                    s.retry_amplification,
-                    s.success_ratio,
-                    s.first_attempt_denial_rate,
-                    s.rate_429,
-                    s.give_up_ratio,
-                    opt(s.time_to_success.p50_ns),
-                    opt(p99),
-                    opt(s.time_to_success.max_ns)
-                );
-            }
-            Err(e) => {
-                failed = true;
-                let _ =
-                    writeln!(table, "{:<12} {:<22} {:>6} error: {e}", sc.plan, sc.config.client.name, sc.config.seed);
-            }
+    Some(bar)
+}
+
+fn sweep(args: SweepArgs) -> u8 {
+    let spec = match spec(&args) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let shard = match args.shard.as_deref().map(Shard::parse) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => return fail(format!("--shard: {e}")),
+    };
+    if args.threads > crate::sim::sweep::MAX_THREADS {
+        return fail(format!(
+            "--threads: at most {} worker threads (a simulation runs on one; this machine has {} cores), found {}",
+            crate::sim::sweep::MAX_THREADS,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            args.threads
+        ));
+    }
+    let to = match check_outputs(&args.outputs, &[&args.policy, &args.trace]) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let sweep = match Sweep::prepare(spec) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let def = sweep.definition();
+    let statistics = shard.is_none() && def.seeds.len() > 1;
+    let files = match ResultsFiles::create(&to, def, sweep.columns(), shard, statistics) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
+    let total = shard.map_or(sweep.len(), |s| s.len(sweep.len()));
+    let table = (!args.outputs.json).then(|| Table::new(def, sweep.columns(), statistics));
+    if let Some(t) = &table {
+        println!("{}\n\n{}", t.title(def, shard), t.header(def));
+    }
+    let mut report = Report { files, table, def, bar: progress_bar(total, args.outputs.quiet), failed: 0 };
+    let stop = interrupt::catch();
+    let outcome = match sweep.run(shard, args.threads, stop, |r| report.add(r)) {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return fail(e),
+        Err(e) => return fail(e),
+    };
+    finish(report, outcome.complete(), outcome.ran, outcome.total)
+}
+
+/// Closes the outputs and reports how the sweep ended.
+fn finish(report: Report<'_>, complete: bool, ran: u64, total: u64) -> u8 {
+    if let Some(bar) = &report.bar {
+        bar.finish_and_clear();
+    }
+    let Report { files, table, def, failed, .. } = report;
+    let (open, written) = match files.finish(complete) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    if let (Some(t), Some(p)) = (&table, &open) {
+        println!("{}", t.point(def, p));
+    }
+    if table.is_some() && !written.is_empty() {
+        println!("\nwrote {}", written.join(", "));
+    }
+    let _ = std::io::stdout().flush();
+    if !complete {
+        eprintln!(
+            "interrupted: the first {} of {} finished and are written (results.json says \"complete\": false)",
+            plural(ran, "scenario"),
+            crate::report::group(total)
+        );
+        return 130;
+    }
+    if failed > 0 {
+        eprintln!("error: {} failed (see the table)", plural(failed, "scenario"));
+        return 1;
+    }
+    0
+}
+
+fn merge(args: MergeArgs) -> u8 {
+    if args.outputs.out.is_none() && args.outputs.csv.is_none() && !args.outputs.json {
+        return fail("sweep merge: expected --out DIR (or --csv FILE, or --json) for the merged results");
+    }
+    let merged = match read_parts(&args.parts) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let inputs: Vec<PathBuf> =
+        args.parts.iter().map(|p| if p.is_dir() { p.join("results.json") } else { p.clone() }).collect();
+    let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let to = match check_outputs(&args.outputs, &input_refs) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let def = &merged.definition;
+    let columns = Columns::new(
+        def.set.iter().map(|a| a.target.clone()).collect(),
+        merged.columns.statuses.clone(),
+        merged.columns.limits.clone(),
+        merged.columns.delayed,
+    );
+    let statistics = def.seeds.len() > 1;
+    let files = match ResultsFiles::create(&to, def, &columns, None, statistics) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
+    let table = (!args.outputs.json).then(|| Table::new(def, &columns, statistics));
+    if let Some(t) = &table {
+        println!("{}\n\n{}", t.title(def, None), t.header(def));
+    }
+    let total = merged.scenarios.len() as u64;
+    let mut report = Report { files, table, def, bar: None, failed: 0 };
+    for r in merged.scenarios {
+        if let Err(e) = report.add(r) {
+            return fail(e);
         }
     }
-    print!("{table}");
-    if let Some(path) = &args.csv {
-        if let Err(e) = std::fs::write(path, csv) {
-            return fail(format!("cannot write {}: {e}", path.display()));
-        }
-        println!("\nwrote {}", path.display());
-    }
-    u8::from(failed)
+    finish(report, true, total, total)
 }

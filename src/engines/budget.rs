@@ -204,7 +204,14 @@ impl Budget {
             _ => state.period_end,
         };
         if used + (estimate as u128) <= self.limit as u128 {
-            return Decision { allowed: true, limit: self.limit, remaining: left - estimate, reset, retry: Retry::Now };
+            return Decision {
+                allowed: true,
+                limit: self.limit,
+                remaining: left - estimate,
+                reset,
+                retry: Retry::Now,
+                delay: 0,
+            };
         }
         let retry = if estimate > self.limit {
             Retry::Never
@@ -233,7 +240,7 @@ impl Budget {
                 }
             }
         };
-        Decision { allowed: false, limit: self.limit, remaining: left, reset, retry }
+        Decision { allowed: false, limit: self.limit, remaining: left, reset, retry, delay: 0 }
     }
 
     /// Reserves `estimate` at `now`; returns the period the reservation belongs to.

@@ -117,13 +117,14 @@ impl Concurrency {
                 remaining: self.max - state.in_flight - 1,
                 reset,
                 retry: Retry::Now,
+                delay: 0,
             };
         }
         let retry = match (self.lease, state.leases.first()) {
             (Some(_), Some(&(expires, _))) => Retry::At(expires),
             _ => Retry::Unknown,
         };
-        Decision { allowed: false, limit: self.max, remaining: 0, reset: last_lease, retry }
+        Decision { allowed: false, limit: self.max, remaining: 0, reset: last_lease, retry, delay: 0 }
     }
 
     /// Grants a permit at `now`.

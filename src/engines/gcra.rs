@@ -107,6 +107,7 @@ impl Gcra {
                 remaining: div_u128(self.capacity - level_after, period) as u64,
                 reset: sat_nanos(now as u128 + div_ceil_u128(level_after, count)),
                 retry: Retry::Now,
+                delay: 0,
             }
         } else {
             let retry = if need > self.capacity {
@@ -122,6 +123,7 @@ impl Gcra {
                 remaining: div_u128(self.capacity.saturating_sub(level), period) as u64,
                 reset: sat_nanos(now as u128 + div_ceil_u128(level, count)),
                 retry,
+                delay: 0,
             }
         }
     }

@@ -18,6 +18,20 @@
 //! 3. [`Engine::complete`] is called when an admitted request finishes: it
 //!    releases a concurrency permit or settles a budget reservation.
 //!
+//! And one step for denials: [`Engine::deny`] is called after a request was
+//! denied (by this limit or another of the plan). It changes nothing, except
+//! on a limit that counts denied requests (a fixed window with
+//! `count_denied`, as `INCR`-then-compare counters do), which adds the cost.
+//!
+//! ## Dialects
+//!
+//! Where a widely deployed limiter differs from the textbook algorithm,
+//! options of the engines model it (a fixed window opened by a key's first
+//! request, denied requests that count, a floored sliding estimate, a closed
+//! rolling window) and two engines are its own ([`TokenBucketSteps`] for
+//! Envoy's local rate limit, [`NginxLimitReq`] for nginx `limit_req`). Named
+//! presets set them as each implementation behaves: [`dialect`].
+//!
 //! ## Time
 //!
 //! Instants are [`Nanos`] since the Unix epoch. Instants given to one state
@@ -37,17 +51,23 @@
 
 mod budget;
 mod concurrency;
+pub mod dialect;
 mod fixed_window;
 mod gcra;
+mod nginx_limit_req;
 mod sliding_counter;
 mod sliding_log;
+mod token_bucket_steps;
 
 pub use budget::{Budget, BudgetPeriod, BudgetState};
 pub use concurrency::{Concurrency, ConcurrencyState, Permit};
-pub use fixed_window::{FixedWindow, FixedWindowState};
+pub use dialect::Dialect;
+pub use fixed_window::{FixedWindow, FixedWindowState, WindowAlign};
 pub use gcra::{Gcra, GcraState};
+pub use nginx_limit_req::{NginxLimitReq, NginxLimitReqState};
 pub use sliding_counter::{SlidingCounter, SlidingCounterState};
 pub use sliding_log::{SlidingLog, SlidingLogState};
+pub use token_bucket_steps::{TokenBucketSteps, TokenBucketStepsState};
 
 use crate::time::Nanos;
 
@@ -114,6 +134,11 @@ pub struct Decision {
     /// For a denial, when the same request could be admitted; [`Retry::Now`]
     /// when allowed.
     pub retry: Retry,
+    /// For an admission, how long the server holds the request before
+    /// serving it: nginx `limit_req` without `nodelay` admits excess requests
+    /// *after a wait* instead of refusing them (see [`NginxLimitReq`]). Zero
+    /// for every other engine, and for denials.
+    pub delay: Nanos,
 }
 
 /// What [`Engine::commit`] hands back, to be given to [`Engine::complete`]
@@ -158,6 +183,10 @@ pub enum Engine {
     Concurrency(Concurrency),
     /// Spend or token budget per calendar day, month or rolling period.
     Budget(Budget),
+    /// Token bucket refilled in steps (Envoy's local rate limit).
+    TokenBucketSteps(TokenBucketSteps),
+    /// nginx `limit_req`: milli-requests, whole milliseconds, delays.
+    NginxLimitReq(NginxLimitReq),
 }
 
 /// The state of one [`Engine`] for one key.
@@ -175,6 +204,10 @@ pub enum EngineState {
     Concurrency(ConcurrencyState),
     /// State of a [`Budget`].
     Budget(BudgetState),
+    /// State of a [`TokenBucketSteps`].
+    TokenBucketSteps(TokenBucketStepsState),
+    /// State of a [`NginxLimitReq`].
+    NginxLimitReq(NginxLimitReqState),
 }
 
 /// A mutable reference to the state of one [`Engine`] for one key: what the
@@ -196,6 +229,10 @@ pub enum StateMut<'a> {
     Concurrency(&'a mut ConcurrencyState),
     /// State of a [`Budget`].
     Budget(&'a mut BudgetState),
+    /// State of a [`TokenBucketSteps`].
+    TokenBucketSteps(&'a mut TokenBucketStepsState),
+    /// State of a [`NginxLimitReq`].
+    NginxLimitReq(&'a mut NginxLimitReqState),
 }
 
 impl<'a> From<&'a mut EngineState> for StateMut<'a> {
@@ -208,6 +245,8 @@ impl<'a> From<&'a mut EngineState> for StateMut<'a> {
             EngineState::SlidingCounter(s) => StateMut::SlidingCounter(s),
             EngineState::Concurrency(s) => StateMut::Concurrency(s),
             EngineState::Budget(s) => StateMut::Budget(s),
+            EngineState::TokenBucketSteps(s) => StateMut::TokenBucketSteps(s),
+            EngineState::NginxLimitReq(s) => StateMut::NginxLimitReq(s),
         }
     }
 }
@@ -224,6 +263,8 @@ impl StateMut<'_> {
             StateMut::SlidingCounter(s) => StateMut::SlidingCounter(s),
             StateMut::Concurrency(s) => StateMut::Concurrency(s),
             StateMut::Budget(s) => StateMut::Budget(s),
+            StateMut::TokenBucketSteps(s) => StateMut::TokenBucketSteps(s),
+            StateMut::NginxLimitReq(s) => StateMut::NginxLimitReq(s),
         }
     }
 }
@@ -237,6 +278,8 @@ macro_rules! dispatch {
             (Engine::SlidingCounter($e), StateMut::SlidingCounter($s)) => $body,
             (Engine::Concurrency($e), StateMut::Concurrency($s)) => $body,
             (Engine::Budget($e), StateMut::Budget($s)) => $body,
+            (Engine::TokenBucketSteps($e), StateMut::TokenBucketSteps($s)) => $body,
+            (Engine::NginxLimitReq($e), StateMut::NginxLimitReq($s)) => $body,
             _ => panic!("engine state of another algorithm: a state must come from its own engine's new_state"),
         }
     };
@@ -252,6 +295,8 @@ impl Engine {
             Engine::SlidingCounter(_) => EngineState::SlidingCounter(SlidingCounterState::default()),
             Engine::Concurrency(_) => EngineState::Concurrency(ConcurrencyState::default()),
             Engine::Budget(_) => EngineState::Budget(BudgetState::default()),
+            Engine::TokenBucketSteps(_) => EngineState::TokenBucketSteps(TokenBucketStepsState::default()),
+            Engine::NginxLimitReq(_) => EngineState::NginxLimitReq(NginxLimitReqState::default()),
         }
     }
 
@@ -292,17 +337,56 @@ impl Engine {
                 let period = e.commit(s, now, cost);
                 Ticket::Reservation { period, amount: cost }
             }
+            (Engine::TokenBucketSteps(e), StateMut::TokenBucketSteps(s)) => {
+                e.commit(s, now, cost);
+                Ticket::None
+            }
+            (Engine::NginxLimitReq(e), StateMut::NginxLimitReq(s)) => {
+                e.commit(s, now, cost);
+                Ticket::None
+            }
             _ => panic!("engine state of another algorithm"),
         }
     }
 
-    /// `decide`, then `commit` if admitted: the one-limit convenience.
+    /// `decide`, then `commit` if admitted or [`Engine::deny`] if not: the
+    /// one-limit convenience. A denial's figures are those after `deny`
+    /// (they differ only where denied requests count).
     #[inline]
     pub fn acquire<'s>(&self, state: impl Into<StateMut<'s>>, now: Nanos, cost: u64) -> (Decision, Ticket) {
         let mut state = state.into();
         let d = self.decide(state.reborrow(), now, cost);
-        let t = if d.allowed { self.commit(state, now, cost) } else { Ticket::None };
-        (d, t)
+        if d.allowed {
+            (d, self.commit(state, now, cost))
+        } else {
+            (self.deny(state, now, cost).unwrap_or(d), Ticket::None)
+        }
+    }
+
+    /// A request of `cost` was denied at `now`, by this limit or another one
+    /// of the plan. A limit that counts denied requests (a fixed window with
+    /// `count_denied`) adds the cost and returns its answer for the same
+    /// request after counting it, as [`Engine::decide`] would give it now
+    /// (remaining units, reset and retry instant as they are after the
+    /// count; a denial if this limit denied the request); every other limit
+    /// changes nothing and answers `None`.
+    #[inline]
+    pub fn deny<'s>(&self, state: impl Into<StateMut<'s>>, now: Nanos, cost: u64) -> Option<Decision> {
+        match (self, state.into()) {
+            (Engine::FixedWindow(e), StateMut::FixedWindow(s)) => e.deny(s, now, cost),
+            _ => None,
+        }
+    }
+
+    /// Whether [`Engine::deny`] can change this limit's state.
+    pub fn counts_denied(&self) -> bool {
+        matches!(self, Engine::FixedWindow(e) if e.counts_denied())
+    }
+
+    /// Whether an admission can carry a [`Decision::delay`] (nginx
+    /// `limit_req` without `nodelay`).
+    pub fn can_delay(&self) -> bool {
+        matches!(self, Engine::NginxLimitReq(e) if e.can_delay())
     }
 
     /// An admitted request finished at `now`; `actual` is its real cost for a
@@ -333,11 +417,14 @@ impl Engine {
             (Engine::SlidingCounter(e), EngineState::SlidingCounter(s)) => e.is_idle(s, now),
             (Engine::Concurrency(_), EngineState::Concurrency(s)) => s.in_flight() == 0,
             (Engine::Budget(e), EngineState::Budget(s)) => e.is_idle(s, now),
+            (Engine::TokenBucketSteps(e), EngineState::TokenBucketSteps(s)) => e.is_idle(s, now),
+            (Engine::NginxLimitReq(e), EngineState::NginxLimitReq(s)) => e.is_idle(s, now),
             _ => false,
         }
     }
 
-    /// The capacity in cost units (burst, window limit, max in flight, budget).
+    /// The capacity in cost units (burst, window limit, max in flight,
+    /// budget, bucket size; `burst + 1` for nginx `limit_req`).
     pub fn capacity(&self) -> u64 {
         match self {
             Engine::Gcra(e) => e.burst(),
@@ -346,6 +433,8 @@ impl Engine {
             Engine::SlidingCounter(e) => e.limit(),
             Engine::Concurrency(e) => e.max(),
             Engine::Budget(e) => e.limit(),
+            Engine::TokenBucketSteps(e) => e.max(),
+            Engine::NginxLimitReq(e) => e.capacity(),
         }
     }
 }

@@ -47,6 +47,21 @@
 //! request just admitted) have decayed to zero: the end of the next window, or of this one if `current` is zero
 //! (`now` if both are).
 //!
+//! ## Floored estimate (dialect)
+//!
+//! With [`SlidingCounter::with_floor_estimate`] (Python `limits`' sliding
+//! window counter, `acquire_sliding_window_entry`), the weighted previous
+//! count is floored before the comparison: **admitted iff
+//! `floor(prev·(P - elapsed) / P) + current + c <= limit`**, in integers
+//! `prev·(P - elapsed) + (current + c)·P <= limit·P + (P - 1)`. 1 per 10 s
+//! with requests at 0 and 15 s: at 15 s the previous window's request
+//! weighs `1·5/10 = 0.5`, so the exact test `0.5 + 1 <= 1` denies and the
+//! floored one `floor(0.5) + 1 <= 1` admits. It lets through up to one unit
+//! more per window than the exact estimate. `remaining` is
+//! `limit - floor(estimate)` (at least 0), as `limits` reports it; retry
+//! instants solve the same floored inequality exactly; `reset` is the first
+//! instant at which the whole limit fits again.
+//!
 //! State: window index and two counts, 24 bytes.
 
 use super::{Decision, Retry};
@@ -57,6 +72,10 @@ use crate::time::Nanos;
 pub struct SlidingCounter {
     limit: u64,
     period: Nanos,
+    /// Added to the capacity in scaled units: 0 for the exact estimate,
+    /// `P - 1` for the floored one.
+    slack: u128,
+    floor: bool,
 }
 
 /// Sliding window counter state for one key.
@@ -71,7 +90,20 @@ impl SlidingCounter {
     /// `limit` cost units per estimated rolling window of `period`; `None` if
     /// either is zero.
     pub fn new(limit: u64, period: Nanos) -> Option<SlidingCounter> {
-        (limit > 0 && period > 0).then_some(SlidingCounter { limit, period })
+        (limit > 0 && period > 0).then_some(SlidingCounter { limit, period, slack: 0, floor: false })
+    }
+
+    /// The same counter, comparing the *floored* estimate when `floor`
+    /// (see the module docs).
+    pub fn with_floor_estimate(mut self, floor: bool) -> SlidingCounter {
+        self.slack = if floor { self.period as u128 - 1 } else { 0 };
+        self.floor = floor;
+        self
+    }
+
+    /// Whether the estimate is floored before the comparison.
+    pub fn floors_estimate(&self) -> bool {
+        self.floor
     }
 
     /// The limit per window.
@@ -120,43 +152,62 @@ impl SlidingCounter {
         k >= state.window.saturating_add(2) || (state.current == 0 && (state.prev == 0 || k > state.window))
     }
 
+    /// The first instant, from `now` on, at which a request of `cost`
+    /// (at most the limit) fits, nothing else arriving: within this window
+    /// if the decaying estimate leaves room, else in the next (where `cur`
+    /// decays), else at the start of the window after (where nothing is
+    /// left). `now` itself if it fits already.
+    fn first_admission(&self, prev: u64, cur: u64, start: Nanos, elapsed: Nanos, now: Nanos, cost: u64) -> Nanos {
+        let p = self.period as u128;
+        let this_window = (cur + cost <= self.limit)
+            .then(|| self.first_fit(prev, (self.limit - cur - cost) as u128 * p + self.slack, elapsed))
+            .flatten()
+            .map(|e| if e == elapsed { now } else { start + e });
+        // Next window: prev' = cur, cur' = 0.
+        let next_window = || {
+            self.first_fit(cur, (self.limit - cost) as u128 * p + self.slack, 0)
+                .map(|e| start.saturating_add(self.period) + e)
+                .unwrap_or(start.saturating_add(2 * self.period))
+        };
+        this_window.unwrap_or_else(next_window)
+    }
+
     /// Decides a request of `cost` units at `now`.
     pub fn decide(&self, state: &mut SlidingCounterState, now: Nanos, cost: u64) -> Decision {
         let elapsed = self.roll(state, now);
         let p = self.period as u128;
         let start = state.window * self.period;
         let weighted = state.prev as u128 * (p - elapsed as u128) + state.current as u128 * p;
-        let cap = self.limit as u128 * p;
+        // The floored estimate admits iff floor(prev·(P - e)/P) + cur + c <= limit,
+        // that is iff prev·(P - e) + (cur + c)·P <= limit·P + (P - 1).
+        let cap = self.limit as u128 * p + self.slack;
         let need = cost as u128 * p;
-        let reset = if state.current > 0 {
-            start.saturating_add(2 * self.period)
-        } else if state.prev > 0 {
-            start.saturating_add(self.period)
-        } else {
-            now
+        // When the whole limit fits at once again.
+        let full_at = |cur: u64| {
+            if self.slack == 0 {
+                if cur > 0 {
+                    start.saturating_add(2 * self.period)
+                } else if state.prev > 0 {
+                    start.saturating_add(self.period)
+                } else {
+                    now
+                }
+            } else {
+                self.first_admission(state.prev, cur, start, elapsed, now, self.limit)
+            }
         };
         if weighted + need <= cap {
             let remaining = ((cap - weighted - need) / p) as u64;
-            let reset = if cost > 0 { start.saturating_add(2 * self.period) } else { reset };
-            return Decision { allowed: true, limit: self.limit, remaining, reset, retry: Retry::Now };
+            let reset = full_at(state.current + cost);
+            return Decision { allowed: true, limit: self.limit, remaining, reset, retry: Retry::Now, delay: 0 };
         }
         let remaining = (cap.saturating_sub(weighted) / p) as u64;
         let retry = if cost > self.limit {
             Retry::Never
         } else {
-            let this_window = (state.current + cost <= self.limit)
-                .then(|| self.first_fit(state.prev, (self.limit - state.current - cost) as u128 * p, elapsed))
-                .flatten()
-                .map(|e| start + e);
-            // Next window: prev' = current, current' = 0.
-            let next_window = || {
-                self.first_fit(state.current, (self.limit - cost) as u128 * p, 0)
-                    .map(|e| start + self.period + e)
-                    .unwrap_or(start + 2 * self.period)
-            };
-            Retry::At(this_window.unwrap_or_else(next_window))
+            Retry::At(self.first_admission(state.prev, state.current, start, elapsed, now, cost))
         };
-        Decision { allowed: false, limit: self.limit, remaining, reset, retry }
+        Decision { allowed: false, limit: self.limit, remaining, reset: full_at(state.current), retry, delay: 0 }
     }
 
     /// Counts `cost` units in the current window.
@@ -170,6 +221,33 @@ impl SlidingCounter {
 mod tests {
     use super::*;
     use crate::time::SECOND;
+
+    #[test]
+    fn the_floored_estimate_admits_the_fraction() {
+        // The example: 1 per 10 s, requests at 0 and 15 s.
+        let exact = SlidingCounter::new(1, 10 * SECOND).unwrap();
+        let floor = exact.clone().with_floor_estimate(true);
+        for (w, admitted) in [(&exact, false), (&floor, true)] {
+            let mut s = SlidingCounterState::default();
+            assert!(w.decide(&mut s, 0, 1).allowed);
+            w.commit(&mut s, 0, 1);
+            let d = w.decide(&mut s, 15 * SECOND, 1);
+            assert_eq!(d.allowed, admitted);
+        }
+        // Floored: 3 in the previous window, 6 s in: weight 3·4/10 = 1.2 -> 1.
+        let w = SlidingCounter::new(3, 10 * SECOND).unwrap().with_floor_estimate(true);
+        let mut s = SlidingCounterState::default();
+        w.commit(&mut s, 0, 3);
+        let d = w.decide(&mut s, 16 * SECOND, 1);
+        assert_eq!((d.allowed, d.remaining), (true, 1));
+        w.commit(&mut s, 16 * SECOND, 1);
+        // Now floor(1.2) + 1 = 2: one more fits; two fit once the weight is
+        // below 1, i.e. 3·(10 - e)/10 < 1 <=> e > 6.67 s: at 16.666666667 s.
+        let d = w.decide(&mut s, 16 * SECOND, 2);
+        assert_eq!(d.retry, Retry::At(16 * SECOND + 666_666_667));
+        assert!(!w.decide(&mut s, 16 * SECOND + 666_666_666, 2).allowed);
+        assert!(w.decide(&mut s, 16 * SECOND + 666_666_667, 2).allowed);
+    }
 
     #[test]
     fn previous_window_decays_linearly() {

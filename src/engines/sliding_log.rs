@@ -15,6 +15,17 @@
 //!
 //! Memory: one 16-byte entry per distinct admitted instant in the window, at
 //! most `limit` entries; same-instant admissions share one entry.
+//!
+//! ## Closed boundary (dialect)
+//!
+//! With [`SlidingLog::with_closed_boundary`] (Python `limits`' moving window,
+//! memory and Redis storage: `acquire_entry` refuses when the entry
+//! `limit - c` places back is not older than `now - P`), the window is the
+//! closed `[now - P, now]`: an entry admitted at `s` still counts at
+//! `s + P` exactly and leaves at `s + P + 1`. 2 per 10 s with requests at
+//! 0, 0 and 10 s: the half-open window admits the third, the closed one
+//! denies it. Retry instants, `reset` and idleness move by the same
+//! nanosecond: `s_i + P + 1`.
 
 use std::collections::VecDeque;
 
@@ -26,6 +37,8 @@ use crate::time::Nanos;
 pub struct SlidingLog {
     limit: u64,
     period: Nanos,
+    /// How long an entry counts: `P`, or `P + 1` with a closed boundary.
+    span: Nanos,
 }
 
 /// Sliding log state for one key: the admitted entries still in the window.
@@ -49,7 +62,19 @@ impl SlidingLog {
     /// `limit` cost units in any rolling window of `period`; `None` if either
     /// is zero.
     pub fn new(limit: u64, period: Nanos) -> Option<SlidingLog> {
-        (limit > 0 && period > 0).then_some(SlidingLog { limit, period })
+        (limit > 0 && period > 0).then_some(SlidingLog { limit, period, span: period })
+    }
+
+    /// The same window with a closed boundary `[now - P, now]` (see the
+    /// module docs).
+    pub fn with_closed_boundary(mut self, closed: bool) -> SlidingLog {
+        self.span = self.period.saturating_add(closed as u64);
+        self
+    }
+
+    /// Whether an entry still counts exactly `P` after it was admitted.
+    pub fn closed_boundary(&self) -> bool {
+        self.span != self.period
     }
 
     /// The limit per window.
@@ -62,10 +87,10 @@ impl SlidingLog {
         self.period
     }
 
-    /// Forgets entries that left the window by `now` (`s + P <= now`).
+    /// Forgets entries that left the window by `now` (`s + span <= now`).
     fn expire(&self, state: &mut SlidingLogState, now: Nanos) {
         while let Some(&(s, c)) = state.entries.front() {
-            if s.saturating_add(self.period) <= now {
+            if s.saturating_add(self.span) <= now {
                 state.entries.pop_front();
                 state.total -= c;
             } else {
@@ -76,13 +101,13 @@ impl SlidingLog {
 
     /// Whether every remembered entry has left the window by `now`.
     pub fn is_idle(&self, state: &SlidingLogState, now: Nanos) -> bool {
-        state.entries.back().is_none_or(|&(s, _)| s.saturating_add(self.period) <= now)
+        state.entries.back().is_none_or(|&(s, _)| s.saturating_add(self.span) <= now)
     }
 
     /// Decides a request of `cost` units at `now`.
     pub fn decide(&self, state: &mut SlidingLogState, now: Nanos, cost: u64) -> Decision {
         self.expire(state, now);
-        let reset_of = |newest: Option<Nanos>| newest.map_or(now, |s| s.saturating_add(self.period).max(now));
+        let reset_of = |newest: Option<Nanos>| newest.map_or(now, |s| s.saturating_add(self.span).max(now));
         let left = self.limit.saturating_sub(state.total);
         if cost <= left {
             let newest = if cost > 0 { Some(now) } else { state.entries.back().map(|e| e.0) };
@@ -92,6 +117,7 @@ impl SlidingLog {
                 remaining: left - cost,
                 reset: reset_of(newest),
                 retry: Retry::Now,
+                delay: 0,
             };
         }
         let retry = if cost > self.limit {
@@ -105,7 +131,7 @@ impl SlidingLog {
                     break;
                 }
                 rest -= c;
-                at = s.saturating_add(self.period);
+                at = s.saturating_add(self.span);
             }
             Retry::At(at.max(now))
         };
@@ -115,6 +141,7 @@ impl SlidingLog {
             remaining: left,
             reset: reset_of(state.entries.back().map(|e| e.0)),
             retry,
+            delay: 0,
         }
     }
 
@@ -157,5 +184,25 @@ mod tests {
         let d = w.decide(&mut s, 60 * SECOND, 3);
         assert_eq!(d.retry, Retry::At(80 * SECOND));
         assert_eq!(w.decide(&mut s, 0, 4).retry, Retry::Never);
+    }
+
+    #[test]
+    fn closed_boundary_counts_an_entry_exactly_one_period_old() {
+        // The example: 2 per 10 s, requests at 0, 0 and 10 s.
+        let open = SlidingLog::new(2, 10 * SECOND).unwrap();
+        let closed = open.clone().with_closed_boundary(true);
+        for (w, third) in [(&open, true), (&closed, false)] {
+            let mut s = SlidingLogState::default();
+            for _ in 0..2 {
+                assert!(w.decide(&mut s, 0, 1).allowed);
+                w.commit(&mut s, 0, 1);
+            }
+            let d = w.decide(&mut s, 10 * SECOND, 1);
+            assert_eq!(d.allowed, third);
+            if !third {
+                assert_eq!(d.retry, Retry::At(10 * SECOND + 1));
+                assert!(w.decide(&mut s, 10 * SECOND + 1, 1).allowed);
+            }
+        }
     }
 }

@@ -316,6 +316,15 @@ impl<C: Clock, K: Key + ?Sized> Admission<'_, C, K> {
         render(&self.limiter.policy, self.limiter.plan(), &self.decision, self.now)
     }
 
+    /// How long to hold the request before serving it: nonzero only for a
+    /// plan with an nginx `limit_req` limit that queues excess requests
+    /// (`PlanDecision::delay`). The allowance is already counted; a server
+    /// modelling nginx waits this long (keeping the request, and this guard,
+    /// in flight) before it serves.
+    pub fn delay(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.decision.delay)
+    }
+
     /// Completes the request with its actual token count and money amount
     /// (minor units), as counted once it finished. The [`Completion`] reports
     /// by how much a budget's settlement exceeded what admission reserved

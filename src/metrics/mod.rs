@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::time::Nanos;
 
@@ -29,6 +29,9 @@ pub struct Bucket {
     pub polls: u64,
     /// Attempts admitted.
     pub admitted: u64,
+    /// Admitted attempts the server held before serving them (nginx
+    /// `limit_req` without `nodelay`).
+    pub delayed: u64,
     /// Attempts denied with 429.
     pub denied_429: u64,
     /// Attempts denied with 402.
@@ -84,6 +87,7 @@ impl Bucket {
             retries,
             polls,
             admitted,
+            delayed,
             denied_429,
             denied_402,
             denied_503,
@@ -96,9 +100,9 @@ impl Bucket {
             spend,
             tokens,
         } = self;
-        [requests, attempts, retries, polls, admitted, denied_429, denied_402, denied_503, denied_other, throttled]
+        [requests, attempts, retries, polls, admitted, delayed, denied_429, denied_402, denied_503, denied_other]
             .into_iter()
-            .chain([give_ups, successes])
+            .chain([throttled, give_ups, successes])
             .all(|&n| n == 0)
             && *spend == 0
             && *tokens == 0
@@ -238,6 +242,14 @@ pub struct Latencies {
 }
 
 impl Latencies {
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        match &self.histogram {
+            Some(h) => h.count(),
+            None => self.values.len() as u64,
+        }
+    }
+
     /// Records one value.
     pub fn record(&mut self, v: Nanos) {
         match &mut self.histogram {
@@ -291,7 +303,7 @@ impl Latencies {
 }
 
 /// Time-to-success quantiles in nanoseconds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latency {
     /// Median.
     pub p50_ns: Option<Nanos>,
@@ -322,8 +334,18 @@ impl Latency {
     }
 }
 
+/// Admissions that waited on the server (nginx `limit_req` without
+/// `nodelay`): how many, and how long they waited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delays {
+    /// Admitted attempts held before being served.
+    pub attempts: u64,
+    /// Quantiles of those waits.
+    pub wait: Latency,
+}
+
 /// A key and its denial count.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyDenials {
     /// The API key.
     pub key: String,
@@ -333,8 +355,9 @@ pub struct KeyDenials {
     pub attempts: u64,
 }
 
-/// Totals of a run and the ratios a planner reads.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Totals of a run and the ratios a planner reads. (`Deserialize` reads
+/// back a results file: `ratesim sweep merge`.)
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Requests (trace rows).
     pub requests: u64,
@@ -380,8 +403,13 @@ pub struct Summary {
     pub give_up_ratio: f64,
     /// Time from a request's arrival to its admitted attempt (for a polled
     /// job, to the admitted poll that finds it done), backoff and client-side
-    /// waits included; the service time of the admitted attempt is not.
+    /// waits included, and the server-side wait of a delayed admission; the
+    /// service time of the admitted attempt is not.
     pub time_to_success: Latency,
+    /// Delayed admissions, for a plan whose limits can delay (nginx
+    /// `limit_req`); absent otherwise (and then not in `summary.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayed: Option<Delays>,
     /// Most requests in flight at once.
     pub peak_in_flight: u64,
     /// Most requests outstanding at once: in service, waiting to retry,
@@ -401,6 +429,21 @@ pub struct Summary {
     pub top_denied_keys: Vec<KeyDenials>,
     /// Virtual time from the trace start to the last event, ns.
     pub duration_ns: Nanos,
+}
+
+impl Summary {
+    /// The summary as a JSON value, to read fields by name. Never fails: a
+    /// total beyond `u64::MAX` (`tokens`, `spend`), which a JSON value can
+    /// hold only as a float, becomes the nearest `f64` (`summary.json`
+    /// itself keeps every digit).
+    pub fn to_json_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(|_| {
+            // Only a u128 total out of u64 range fails above; as text it is
+            // digits, which parse back as a float.
+            let text = serde_json::to_string(self).unwrap_or_default();
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+        })
+    }
 }
 
 /// Ratio with 0/0 = 0.

@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use super::{AuthMatch, Limit, Measure, Policy, Reserve, Scope};
-use crate::engines::{BudgetPeriod, Engine};
-use crate::time::{format_duration, Rate, DAY, HOUR, MINUTE, SECOND};
+use crate::engines::{BudgetPeriod, Dialect, Engine, WindowAlign};
+use crate::time::{format_decimal_seconds, format_duration, Rate, DAY, HOUR, MINUTE, SECOND};
 
 pub(super) fn explain(policy: &Policy, only: Option<&str>) -> Result<String, String> {
     let plans: Vec<_> = match only {
@@ -136,17 +136,92 @@ pub(super) fn describe(limit: &Limit, unauthenticated_clients: bool) -> String {
             t.push_str(", leaky bucket");
             t
         }
-        Engine::FixedWindow(w) => format!(
-            "{} per {} {scope}, fixed window ({})",
-            amount_words(w.limit(), m),
-            window_words(w.period()),
-            reset_words(w.period())
-        ),
+        Engine::FixedWindow(w) => {
+            let p = format_duration(w.period());
+            let mut t = format!("{} per {} {scope}, ", amount_words(w.limit(), m), window_words(w.period()));
+            match w.align() {
+                WindowAlign::Epoch => {
+                    let _ = write!(t, "fixed window ({})", reset_words(w.period()));
+                }
+                WindowAlign::FirstHit => {
+                    let _ = write!(t, "fixed window opened by the first counted request and lasting {p}");
+                }
+                WindowAlign::FirstHitRedis => {
+                    let _ = write!(
+                        t,
+                        "fixed window opened by the first counted request, expiring as a Redis key {p} later (in whole milliseconds, alive through its last one)"
+                    );
+                }
+            }
+            if w.counts_denied() {
+                t.push_str("; denied requests count too");
+            }
+            t
+        }
         Engine::SlidingLog(w) => {
-            format!("{} per rolling {} {scope}", amount_words(w.limit(), m), window_words(w.period()))
+            let mut t = format!("{} per rolling {} {scope}", amount_words(w.limit(), m), window_words(w.period()));
+            if w.closed_boundary() {
+                let _ =
+                    write!(t, ", closed window (a request still counts exactly {} later)", format_duration(w.period()));
+            }
+            t
         }
         Engine::SlidingCounter(w) => {
-            format!("{} per {} {scope}, sliding-window estimate", amount_words(w.limit(), m), window_words(w.period()))
+            let mut t = format!(
+                "{} per {} {scope}, sliding-window estimate",
+                amount_words(w.limit(), m),
+                window_words(w.period())
+            );
+            if w.floors_estimate() {
+                t.push_str(", floored (admits up to 1 more per window)");
+            }
+            t
+        }
+        Engine::TokenBucketSteps(b) => {
+            let r = b.rate();
+            format!(
+                "bucket of {} {scope}, starting full, {} more every {} (refills on multiples of {} since the Unix epoch; steady {})",
+                amount_words(b.max(), m),
+                r.count(),
+                format_duration(r.period()),
+                format_duration(r.period()),
+                steady(r, m)
+            )
+        }
+        Engine::NginxLimitReq(n) => {
+            let mut t = format!("{} {scope}", rate_words(n.rate(), m));
+            // nginx keeps r/m in milli-requests per second, truncated.
+            let exact = n.rate().count() as u128 * 1000 * crate::time::SECOND as u128;
+            if exact % n.rate().period() as u128 != 0 {
+                let _ = write!(t, " (nginx keeps {} milli-requests/s)", n.rate_milli());
+            }
+            let _ = write!(t, ", nginx limit_req burst={}", n.burst());
+            let longest = |from: u64| {
+                let ms = (n.burst() - from) as u128 * 1000 * 1000 / n.rate_milli() as u128;
+                format!("{}s", format_decimal_seconds((ms as u64).saturating_mul(crate::time::MILLISECOND)))
+            };
+            match n.delay() {
+                None => t.push_str(" nodelay (excess requests pass at once but fill the bucket)"),
+                Some(d) if d >= n.burst() => {
+                    let _ = write!(t, " delay={d} (no request waits)");
+                }
+                Some(0) => {
+                    let _ = write!(t, " (excess requests wait, up to {}; beyond the burst refused)", longest(0));
+                }
+                Some(d) => {
+                    let first = if d == 1 {
+                        "the first excess request passes".to_string()
+                    } else {
+                        format!("the first {d} excess requests pass")
+                    };
+                    let _ = write!(
+                        t,
+                        " delay={d} ({first} at once, later ones wait, up to {}; beyond the burst refused)",
+                        longest(d)
+                    );
+                }
+            }
+            t
         }
         Engine::Concurrency(c) => {
             let mut t = match c.max() {
@@ -196,6 +271,10 @@ pub(super) fn describe(limit: &Limit, unauthenticated_clients: bool) -> String {
         _ if says_auth => {}
         AuthMatch::Authenticated => s.push_str("; authenticated requests only"),
         AuthMatch::Unauthenticated => s.push_str("; unauthenticated requests only"),
+    }
+    if let Some(d) = Dialect::of(&limit.engine) {
+        let src = d.source();
+        let _ = write!(s, "; dialect {d} ({} {})", src.project, src.version.split(' ').next().unwrap_or(src.version));
     }
     let _ = write!(s, "; {} {}", limit.status, limit.code);
     s
@@ -277,6 +356,44 @@ mod tests {
         // Money in major units: 6.00 USD/min drains 0.10 USD/s.
         assert!(
             text.contains("spend: 6.00 USD/min per API key, burst 2.50 USD (steady 0.1/s), leaky bucket"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn dialects_say_what_differs_and_where_it_comes_from() {
+        let text = explain(
+            &[
+                limit("py", "algorithm = \"fixed-window\"\nrate = \"3/10s\"\ndialect = \"python-limits\""),
+                limit("log", "algorithm = \"sliding-log\"\nrate = \"2/10s\"\nboundary = \"closed\""),
+                limit("est", "algorithm = \"sliding-counter\"\nrate = \"1/10s\"\nestimate = \"floor\""),
+                limit("ngx", "dialect = \"nginx\"\nrate = \"10/min\"\nburst = 4\ndelay = 1"),
+                limit("env", "dialect = \"envoy-local\"\nrate = \"10/2s\"\nburst = 20"),
+            ]
+            .concat(),
+        );
+        assert!(
+            text.contains("py: 3 requests per 10s per API key, fixed window opened by the first counted request and lasting 10s; denied requests count too; dialect python-limits (Python limits 5.8.0); 429"),
+            "{text}"
+        );
+        assert!(
+            text.contains("log: 2 requests per rolling 10s per API key, closed window (a request still counts exactly 10s later); dialect python-limits"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "est: 1 request per 10s per API key, sliding-window estimate, floored (admits up to 1 more per window)"
+            ),
+            "{text}"
+        );
+        // 10 r/m is 166 milli-requests per second in nginx; 3 excess requests
+        // wait up to 3000·1000/166 = 18072 ms.
+        assert!(
+            text.contains("ngx: 10 requests/min per API key (nginx keeps 166 milli-requests/s), nginx limit_req burst=4 delay=1 (the first excess request passes at once, later ones wait, up to 18.072s; beyond the burst refused); dialect nginx (nginx 1.22.1); 503"),
+            "{text}"
+        );
+        assert!(
+            text.contains("env: bucket of 20 requests per API key, starting full, 10 more every 2s (refills on multiples of 2s since the Unix epoch; steady 5/s); dialect envoy-local (Envoy 1.30); 429"),
             "{text}"
         );
     }

@@ -25,11 +25,42 @@
 //! request. The combined retry instant holds for all limits together: every
 //! engine's admission is monotone in time when nothing arrives, so the
 //! request is admitted at the latest of the individual instants.
+//!
+//! ## Denied requests that count
+//!
+//! A fixed window with `count_denied` (the `python-limits` and
+//! `redis-incr-expire` dialects) models an `INCR`-then-compare counter, which
+//! is not atomic: the real implementation adds every request to the counter
+//! before comparing. In a plan, such a limit therefore also counts a request
+//! that the plan denies, whichever limit denied it; limits that do not count
+//! denials still consume nothing. So a composed plan means: *decide every
+//! limit; if all admit, commit all; otherwise deny, and add the request to
+//! every applicable counting limit* — what a gateway does that increments
+//! all of a request's counters in one round trip and then compares each
+//! (Envoy's global rate limit service, a Redis pipeline of `INCR`s), and
+//! independent of the limits' order. (Flask-Limiter, which hits its limits
+//! one after another and stops at the first that refuses, also charges the
+//! limits before the refusing one and none after it: that order-dependent
+//! variant is not modelled.) The denial's figures are then those after the
+//! counts: the binding limit is chosen as above, among the limits that
+//! denied before counting; its `remaining`, `reset` and retry instant, the
+//! reported limit's figures, and the plan's retry instant are computed after
+//! every count was added, so the retry instant stays exact for the same
+//! request arriving again with nothing else in between.
+//!
+//! ## Delayed admissions
+//!
+//! An nginx `limit_req` limit may admit a request after a wait
+//! ([`Decision::delay`]). A plan's admission waits for the longest delay of
+//! its limits ([`PlanDecision::delay`]), as nginx does with several
+//! `limit_req` zones; a denial never waits.
 
 mod explain;
+pub mod overrides;
 mod parse;
 mod response;
 
+pub use overrides::{Override, PolicyDocument};
 pub use parse::{load, parse, PolicyError};
 pub(crate) use response::status_listed;
 pub use response::{render, retry_after_header, Rendered, ResetFormat, ResponseStyle};
@@ -464,6 +495,10 @@ pub struct PlanDecision {
     pub tickets: Tickets,
     /// How many limits applied.
     pub applied: u8,
+    /// For an admission, how long the server holds the request before
+    /// serving it: the longest [`Decision::delay`] of the limits (nginx
+    /// `limit_req`); 0 for every other admission and for denials.
+    pub delay: Nanos,
 }
 
 /// Fills `out` from the decision `d` (and ticket `t`, if admitted) of the
@@ -476,6 +511,7 @@ fn one_limit(out: &mut PlanDecision, limit: &Limit, i: usize, d: Decision, t: Ti
             out.tickets.push(i, t);
         }
         out.reported = limit.report.then_some((i, d));
+        out.delay = d.delay;
     } else {
         out.allowed = false;
         out.status = limit.status;
@@ -498,6 +534,7 @@ impl PlanDecision {
         retry: Retry::Now,
         tickets: Tickets::EMPTY,
         applied: 0,
+        delay: 0,
     };
 }
 
@@ -516,6 +553,7 @@ impl PlanDecision {
         self.retry = Retry::Now;
         self.tickets.len = 0;
         self.applied = 0;
+        self.delay = 0;
     }
 }
 
@@ -628,6 +666,7 @@ impl Plan {
         }
         let mut allowed = true;
         let mut retry = Retry::Now;
+        let mut delay: Nanos = 0;
         let mut binding: Option<(usize, Decision)> = None;
         let mut reported: Option<(usize, Decision)> = None;
         for i in limits_in(applicable) {
@@ -635,6 +674,7 @@ impl Plan {
             let state = states[i].as_mut().expect("the store gives every applicable limit's state");
             let d = limit.engine.decide(state.reborrow(), now, limit.admission_cost(req));
             retry = retry.and(d.retry);
+            delay = delay.max(d.delay);
             if !d.allowed {
                 allowed = false;
                 if binding.is_none_or(|(_, b)| severity(d.retry) > severity(b.retry)) {
@@ -657,8 +697,31 @@ impl Plan {
             }
             out.reported = reported;
             out.applied = applied;
+            out.delay = delay;
         } else {
-            let (i, d) = binding.expect("a denial has a binding limit");
+            let (i, mut d) = binding.expect("a denial has a binding limit");
+            if limits_in(applicable).any(|j| self.limits[j].engine.counts_denied()) {
+                // Count the denial where it counts, then take every figure
+                // from the states as they are now (see the module docs).
+                (retry, reported) = (Retry::Now, None);
+                for j in limits_in(applicable) {
+                    let limit = &self.limits[j];
+                    let cost = limit.admission_cost(req);
+                    let state = states[j].as_mut().expect("the store gives every applicable limit's state");
+                    let dj = match limit.engine.deny(state.reborrow(), now, cost) {
+                        Some(after) => after,
+                        None => limit.engine.decide(state.reborrow(), now, cost),
+                    };
+                    retry = retry.and(dj.retry);
+                    if j == i {
+                        d = dj;
+                    }
+                    if limit.report && reported.is_none_or(|(_, r)| dj.remaining < r.remaining) {
+                        reported = Some((j, dj));
+                    }
+                }
+            }
+            let binding = Some((i, d));
             out.allowed = false;
             out.status = self.limits[i].status;
             out.denied_by = Some(i);
@@ -734,7 +797,7 @@ mod tests {
 
     #[test]
     fn a_cleared_decision_is_the_empty_one() {
-        let d = Decision { allowed: false, limit: 5, remaining: 0, reset: 9, retry: Retry::At(7) };
+        let d = Decision { allowed: false, limit: 5, remaining: 0, reset: 9, retry: Retry::At(7), delay: 0 };
         let mut tickets = Tickets::default();
         tickets.push(1, Ticket::Permit(Permit { expires: u64::MAX, id: 4 }));
         let mut out = PlanDecision {
@@ -746,6 +809,7 @@ mod tests {
             retry: Retry::Never,
             tickets,
             applied: 3,
+            delay: 5,
         };
         out.clear();
         assert_eq!(out, PlanDecision::EMPTY);

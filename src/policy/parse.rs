@@ -18,7 +18,10 @@ use super::{
     MAX_LIMITS_PER_PLAN,
 };
 use super::{ResetFormat, ResponseStyle};
-use crate::engines::{Budget, BudgetPeriod, Concurrency, Engine, FixedWindow, Gcra, SlidingCounter, SlidingLog};
+use crate::engines::{
+    Budget, BudgetPeriod, Concurrency, Dialect, Engine, FixedWindow, Gcra, NginxLimitReq, SlidingCounter, SlidingLog,
+    TokenBucketSteps, WindowAlign,
+};
 use crate::time::{parse_duration, Rate};
 
 /// A policy that could not be read: where, which field, what was expected.
@@ -199,7 +202,7 @@ struct RawPlan {
 #[serde(deny_unknown_fields)]
 struct RawLimit {
     id: Spanned<String>,
-    algorithm: Spanned<String>,
+    algorithm: Option<Spanned<String>>,
     rate: Option<Spanned<String>>,
     burst: Option<Spanned<i64>>,
     limit: Option<Spanned<i64>>,
@@ -220,6 +223,14 @@ struct RawLimit {
     header_limit: Option<Spanned<i64>>,
     #[serde(rename = "match")]
     selector: Option<RawSelector>,
+    // Dialects (see `Cx::dialect_options`).
+    dialect: Option<Spanned<String>>,
+    align: Option<Spanned<String>>,
+    count_denied: Option<Spanned<bool>>,
+    estimate: Option<Spanned<String>>,
+    boundary: Option<Spanned<String>>,
+    nodelay: Option<Spanned<bool>>,
+    delay: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -441,7 +452,8 @@ impl Cx<'_> {
         }
         let ctx = format!("{plan_ctx} > limit {id:?}");
         let f = |name: &str| format!("{ctx} > {name}");
-        let algorithm = rl.algorithm.get_ref().as_str();
+        let (dialect, algorithm) = self.dialect_and_algorithm(&rl, &f, start)?;
+        let algorithm = algorithm.as_str();
 
         // The count and period of rate-like limits: `rate = "60/min"`, or
         // `limit` and `period`.
@@ -481,6 +493,24 @@ impl Cx<'_> {
                     }
                 };
                 Engine::Gcra(Gcra::new(rate, burst).expect("burst checked positive"))
+            }
+            "token-bucket-steps" => {
+                forbid(rl.max.is_some(), "max", sp(&rl.max))?;
+                forbid(rl.lease.is_some(), "lease", sps(&rl.lease))?;
+                let rate = rate_or_window(&rl.limit, "limit")?;
+                let max = match &rl.burst {
+                    Some(b) => self.positive(b, &f("burst"), "a bucket size (Envoy's max_tokens)")?,
+                    None => {
+                        return Err(self.err(start, &f("burst"), "missing field `burst`: a token-bucket-steps limit needs its bucket size (Envoy's max_tokens), e.g. `burst = 100`"))
+                    }
+                };
+                Engine::TokenBucketSteps(TokenBucketSteps::new(rate, max).expect("max checked positive"))
+            }
+            "nginx-limit-req" => {
+                forbid(rl.max.is_some(), "max", sp(&rl.max))?;
+                forbid(rl.lease.is_some(), "lease", sps(&rl.lease))?;
+                let rate = rate_or_window(&rl.limit, "limit")?;
+                self.nginx_limit_req(&rl, rate, &f, start)?
             }
             "fixed-window" | "sliding-log" | "sliding-counter" => {
                 forbid(rl.burst.is_some(), "burst", sp(&rl.burst))?;
@@ -547,13 +577,14 @@ impl Cx<'_> {
                 Engine::Budget(Budget::new(limit, period).expect("checked"))
             }
             other => {
-                return Err(self.at(
-                    &rl.algorithm,
+                return Err(self.err(
+                    sps(&rl.algorithm),
                     &f("algorithm"),
-                    format!("unknown algorithm {other:?}; expected one of gcra, fixed-window, sliding-log, sliding-counter, concurrency, budget"),
+                    format!("unknown algorithm {other:?}; expected one of gcra, fixed-window, sliding-log, sliding-counter, concurrency, budget, token-bucket-steps, nginx-limit-req"),
                 ))
             }
         };
+        let engine = self.dialect_options(&rl, engine, dialect, &f, algorithm)?;
 
         let measure = match &rl.unit {
             None => Measure::Requests { cost: 1, by_endpoint: Vec::new() },
@@ -701,6 +732,8 @@ impl Cx<'_> {
 
         let status = match &rl.status {
             Some(s) => self.status(s, &f("status"))?,
+            // nginx answers 503 unless `limit_req_status` says otherwise.
+            None if matches!(engine, Engine::NginxLimitReq(_)) => 503,
             None => 429,
         };
         let default_code = match engine {
@@ -735,7 +768,11 @@ impl Cx<'_> {
             (&measure, matches!(engine, Engine::Concurrency(_) | Engine::Budget(_)))
         {
             let capacity = engine.capacity();
-            let what = if matches!(engine, Engine::Gcra(_)) { "burst" } else { "limit" };
+            let what = match engine {
+                Engine::Gcra(_) | Engine::TokenBucketSteps(_) => "burst",
+                Engine::NginxLimitReq(_) => "burst + 1 (what nginx admits at once)",
+                _ => "limit",
+            };
             let never = |c: u64| {
                 format!("a request costing {c} could never fit the {what} of {capacity}: expected a cost of at most {capacity}")
             };
@@ -771,5 +808,200 @@ impl Cx<'_> {
             header_limit,
             line,
         })
+    }
+}
+
+/// Dialects: `dialect`, the options it sets, and the nginx engine's own keys.
+impl Cx<'_> {
+    /// The limit's dialect, if any, and its algorithm: as written, or the
+    /// dialect's only one.
+    fn dialect_and_algorithm(
+        &self,
+        rl: &RawLimit,
+        f: &dyn Fn(&str) -> String,
+        start: usize,
+    ) -> Result<(Option<(Dialect, usize)>, String), PolicyError> {
+        let dialect = match &rl.dialect {
+            None => None,
+            Some(d) => match Dialect::parse(d.get_ref()) {
+                Some(dialect) => Some((dialect, d.span().start)),
+                None => {
+                    return Err(self.at(
+                        d,
+                        &f("dialect"),
+                        format!("unknown dialect {:?}; expected one of {}", d.get_ref(), Dialect::names()),
+                    ))
+                }
+            },
+        };
+        let algorithm = match (&rl.algorithm, dialect) {
+            (Some(a), Some((d, _))) if !d.algorithms().contains(&a.get_ref().as_str()) => {
+                let src = d.source();
+                return Err(self.at(
+                    a,
+                    &f("algorithm"),
+                    format!(
+                        "dialect \"{d}\" ({} {}) has no {:?} limiter; its algorithms: {}",
+                        src.project,
+                        src.version,
+                        a.get_ref(),
+                        d.algorithms().join(", ")
+                    ),
+                ));
+            }
+            (Some(a), _) => a.get_ref().clone(),
+            (None, Some((d, _))) => match d.default_algorithm() {
+                Some(a) => a.to_string(),
+                None => {
+                    return Err(self.err(
+                        start,
+                        &f("algorithm"),
+                        format!("missing field `algorithm`: dialect \"{d}\" has several, give one of {}", d.algorithms().join(", ")),
+                    ))
+                }
+            },
+            (None, None) => {
+                return Err(self.err(
+                    start,
+                    &f("algorithm"),
+                    "missing field `algorithm`: give one of gcra, fixed-window, sliding-log, sliding-counter, concurrency, budget, token-bucket-steps, nginx-limit-req (or a `dialect`)",
+                ))
+            }
+        };
+        Ok((dialect, algorithm))
+    }
+
+    /// An nginx `limit_req` from `rate`, `burst` (default 0), and `delay` or
+    /// `nodelay`.
+    fn nginx_limit_req(
+        &self,
+        rl: &RawLimit,
+        rate: Rate,
+        f: &dyn Fn(&str) -> String,
+        start: usize,
+    ) -> Result<Engine, PolicyError> {
+        let non_negative = |v: &Spanned<i64>, name: &str, what: &str| -> Result<u64, PolicyError> {
+            let n = *v.get_ref();
+            u64::try_from(n).map_err(|_| self.at(v, &f(name), format!("expected {what} (0 or more), found {n}")))
+        };
+        let burst = match &rl.burst {
+            Some(b) => non_negative(b, "burst", "a burst in requests")?,
+            None => 0,
+        };
+        let delay = match (&rl.delay, &rl.nodelay) {
+            (Some(d), Some(_)) => {
+                return Err(self.at(d, &f("delay"), "give `delay` or `nodelay`, not both (as nginx's limit_req)"))
+            }
+            (Some(d), None) => Some(non_negative(d, "delay", "a number of requests passed without delay")?),
+            (None, Some(n)) if *n.get_ref() => None,
+            (None, _) => Some(0),
+        };
+        NginxLimitReq::new(rate, burst, delay).map(Engine::NginxLimitReq).ok_or_else(|| {
+            let at = rl.rate.as_ref().map_or(rl.period.as_ref().map_or(start, |p| p.span().start), |r| r.span().start);
+            if matches!(rate.period(), crate::time::SECOND | crate::time::MINUTE) {
+                self.err(start, &f("burst"), "expected a burst and delay below 4.6·10^15 requests")
+            } else {
+                self.err(
+                    at,
+                    &f("rate"),
+                    format!(
+                        "expected a rate per second or per minute, as nginx has (\"10/s\", \"30/min\"), found {rate}"
+                    ),
+                )
+            }
+        })
+    }
+
+    /// Applies `align`, `count_denied`, `estimate` and `boundary` to the
+    /// engines they belong to, then the dialect, if any (which sets them
+    /// itself, so they cannot be given with it).
+    fn dialect_options(
+        &self,
+        rl: &RawLimit,
+        mut engine: Engine,
+        dialect: Option<(Dialect, usize)>,
+        f: &dyn Fn(&str) -> String,
+        kind: &str,
+    ) -> Result<Engine, PolicyError> {
+        let misplaced = |name: &str, at: usize, belongs: &str| {
+            self.err(at, &f(name), format!("`{name}` applies to {belongs} limits only, not to a {kind} limit"))
+        };
+        let set_by_dialect = |name: &str, at: usize| -> Result<(), PolicyError> {
+            match dialect {
+                Some((d, _)) => Err(self.err(
+                    at,
+                    &f(name),
+                    format!("`{name}` is set by dialect \"{d}\"; give the dialect or the option, not both"),
+                )),
+                None => Ok(()),
+            }
+        };
+        if let Some(v) = &rl.align {
+            set_by_dialect("align", v.span().start)?;
+            let Engine::FixedWindow(w) = &engine else {
+                return Err(misplaced("align", v.span().start, "fixed-window"));
+            };
+            let align = WindowAlign::parse(v.get_ref()).ok_or_else(|| {
+                self.at(
+                    v,
+                    &f("align"),
+                    format!("expected \"epoch\", \"first-hit\" or \"first-hit-redis\", found {:?}", v.get_ref()),
+                )
+            })?;
+            engine = Engine::FixedWindow(w.clone().with_align(align).ok_or_else(|| {
+                self.at(v, &f("align"), "a Redis key's time to live is whole milliseconds: `first-hit-redis` needs a period of whole milliseconds")
+            })?);
+        }
+        if let Some(v) = &rl.count_denied {
+            set_by_dialect("count_denied", v.span().start)?;
+            let Engine::FixedWindow(w) = &engine else {
+                return Err(misplaced("count_denied", v.span().start, "fixed-window"));
+            };
+            engine = Engine::FixedWindow(w.clone().with_count_denied(*v.get_ref()));
+        }
+        if let Some(v) = &rl.estimate {
+            set_by_dialect("estimate", v.span().start)?;
+            let Engine::SlidingCounter(w) = &engine else {
+                return Err(misplaced("estimate", v.span().start, "sliding-counter"));
+            };
+            let floor = match v.get_ref().as_str() {
+                "exact" => false,
+                "floor" => true,
+                other => {
+                    return Err(self.at(v, &f("estimate"), format!("expected \"exact\" or \"floor\", found {other:?}")))
+                }
+            };
+            engine = Engine::SlidingCounter(w.clone().with_floor_estimate(floor));
+        }
+        if let Some(v) = &rl.boundary {
+            set_by_dialect("boundary", v.span().start)?;
+            let Engine::SlidingLog(w) = &engine else {
+                return Err(misplaced("boundary", v.span().start, "sliding-log"));
+            };
+            let closed = match v.get_ref().as_str() {
+                "half-open" => false,
+                "closed" => true,
+                other => {
+                    return Err(self.at(
+                        v,
+                        &f("boundary"),
+                        format!("expected \"half-open\" or \"closed\", found {other:?}"),
+                    ))
+                }
+            };
+            engine = Engine::SlidingLog(w.clone().with_closed_boundary(closed));
+        }
+        if !matches!(engine, Engine::NginxLimitReq(_)) {
+            if let Some(v) = &rl.delay {
+                return Err(misplaced("delay", v.span().start, "nginx-limit-req"));
+            }
+            if let Some(v) = &rl.nodelay {
+                return Err(misplaced("nodelay", v.span().start, "nginx-limit-req"));
+            }
+        }
+        match dialect {
+            Some((d, at)) => d.apply(&engine).map_err(|e| self.err(at, &f("dialect"), e)),
+            None => Ok(engine),
+        }
     }
 }

@@ -216,6 +216,8 @@ fn quota_window(engine: &Engine) -> Option<(u64, u64)> {
         Engine::FixedWindow(w) => Some((w.limit(), ceil_seconds(w.period()))),
         Engine::SlidingLog(w) => Some((w.limit(), ceil_seconds(w.period()))),
         Engine::SlidingCounter(w) => Some((w.limit(), ceil_seconds(w.period()))),
+        Engine::TokenBucketSteps(b) => Some((b.rate().count(), ceil_seconds(b.rate().period()))),
+        Engine::NginxLimitReq(n) => Some((n.rate().count(), ceil_seconds(n.rate().period()))),
         Engine::Concurrency(_) | Engine::Budget(_) => None,
     }
 }

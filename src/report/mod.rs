@@ -16,7 +16,7 @@ use crate::metrics::{Bucket, BucketSink, Summary};
 use crate::time::{format_rfc3339, Nanos, SECOND};
 
 /// What was run: names for the report headers.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct RunInfo {
     /// Provider of the policy.
     pub provider: String,
@@ -38,6 +38,18 @@ pub struct RunInfo {
     pub bucket_ns: Nanos,
     /// ratesim version.
     pub version: String,
+    /// `--set` overrides applied to the policy, in order (absent: none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// The plan's limits as run, after the overrides (absent without them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_plan: Option<Vec<serde_json::Value>>,
+    /// Offered-load factor (`--scale`; absent: 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<String>,
+    /// Key multiplier (`--scale-keys`; absent: 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_keys: Option<u32>,
 }
 
 /// `summary.json`: the run and its summary.
@@ -66,6 +78,7 @@ pub struct TimeseriesCsv<W: Write> {
     out: W,
     limit_ids: Vec<String>,
     header_written: bool,
+    delayed: bool,
     /// The quiet stretch not yet written: its first bucket and the start
     /// of its last.
     quiet: Option<(Bucket, Nanos)>,
@@ -74,7 +87,14 @@ pub struct TimeseriesCsv<W: Write> {
 impl<W: Write> TimeseriesCsv<W> {
     /// A writer whose denial-by-limit columns are named after `limit_ids`.
     pub fn new(out: W, limit_ids: Vec<String>) -> Self {
-        TimeseriesCsv { out, limit_ids, header_written: false, quiet: None }
+        TimeseriesCsv { out, limit_ids, header_written: false, delayed: false, quiet: None }
+    }
+
+    /// Adds a `delayed` column after `admitted` (admissions the server held:
+    /// for plans whose limits can delay, see [`Bucket::delayed`]).
+    pub fn with_delayed_column(mut self, delayed: bool) -> Self {
+        self.delayed = delayed;
+        self
     }
 
     /// Writes what is pending, flushes and returns the writer.
@@ -113,9 +133,13 @@ impl<W: Write> TimeseriesCsv<W> {
 
     fn write_row(&mut self, b: &Bucket) -> io::Result<()> {
         if !self.header_written {
+            write!(self.out, "t_s,requests,attempts,retries,polls,admitted")?;
+            if self.delayed {
+                write!(self.out, ",delayed")?;
+            }
             write!(
                 self.out,
-                "t_s,requests,attempts,retries,polls,admitted,denied_429,denied_402,denied_503,denied_other,throttled,give_ups,successes,in_flight,spend,tokens"
+                ",denied_429,denied_402,denied_503,denied_other,throttled,give_ups,successes,in_flight,spend,tokens"
             )?;
             for id in &self.limit_ids {
                 write!(self.out, ",denied_by_{id}")?;
@@ -125,13 +149,20 @@ impl<W: Write> TimeseriesCsv<W> {
         }
         write!(
             self.out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{}",
             crate::time::format_decimal_seconds(b.start_ns),
             b.requests,
             b.attempts,
             b.retries,
             b.polls,
-            b.admitted,
+            b.admitted
+        )?;
+        if self.delayed {
+            write!(self.out, ",{}", b.delayed)?;
+        }
+        write!(
+            self.out,
+            ",{},{},{},{},{},{},{},{},{},{}",
             b.denied_429,
             b.denied_402,
             b.denied_503,
@@ -217,6 +248,16 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{} / {}  ·  client {}  ·  seed {}", info.provider, info.plan, info.client, info.seed);
     let _ = writeln!(o, "trace {}", info.trace);
+    let mut what_if: Vec<String> = info.overrides.clone();
+    if let Some(f) = &info.scale {
+        what_if.push(format!("load ×{f}"));
+    }
+    if let Some(k) = info.scale_keys {
+        what_if.push(format!("keys ×{k}"));
+    }
+    if !what_if.is_empty() {
+        let _ = writeln!(o, "what if {}", what_if.join(", "));
+    }
     let _ = writeln!(
         o,
         "virtual time {}  ({} → {})",
@@ -239,6 +280,18 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
         row(&mut o, "  polls", group(s.polls), format!("{:.2} per request (polling load)", s.polls_per_request));
     }
     row(&mut o, "admitted", group(s.admitted), String::new());
+    if let Some(d) = &s.delayed {
+        let waits = match (d.wait.p50_ns, d.wait.p99_ns, d.wait.max_ns) {
+            (Some(p50), Some(p99), Some(max)) => format!(
+                "held by the server: p50 {}   p99 {}   max {}",
+                human_duration(p50),
+                human_duration(p99),
+                human_duration(max)
+            ),
+            _ => "held by the server".to_string(),
+        };
+        row(&mut o, "  delayed", group(d.attempts), waits);
+    }
     for (status, n) in &s.denied_by_status {
         row(
             &mut o,

@@ -59,6 +59,11 @@ pub struct DecisionRecord<'a> {
     pub reset_ns: Option<Nanos>,
     /// For a denial: exact wait until the request would be admitted.
     pub retry_after_ns: Option<Nanos>,
+    /// For a plan whose limits can delay admissions (nginx `limit_req`):
+    /// how long the server held the attempt before serving it (0 if it did
+    /// not, or denied). `None` for every other plan, whose records have no
+    /// such field.
+    pub delay_ns: Option<Nanos>,
 }
 
 /// What an attempt is.
@@ -83,9 +88,9 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
             AttemptKind::Retry => "retry",
             AttemptKind::Poll => "poll",
         };
-        writeln!(
+        write!(
             self.0,
-            "{{\"t_ns\":{},\"request\":{},\"attempt\":{},\"kind\":\"{kind}\",\"key\":{},\"endpoint\":{},\"allowed\":{},\"status\":{},\"limit\":{},\"remaining\":{},\"reset_ns\":{},\"retry_after_ns\":{}}}",
+            "{{\"t_ns\":{},\"request\":{},\"attempt\":{},\"kind\":\"{kind}\",\"key\":{},\"endpoint\":{},\"allowed\":{},\"status\":{},\"limit\":{},\"remaining\":{},\"reset_ns\":{},\"retry_after_ns\":{}",
             d.t_ns,
             d.request,
             d.attempt,
@@ -97,6 +102,10 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
             opt(d.remaining),
             opt(d.reset_ns),
             opt(d.retry_after_ns),
-        )
+        )?;
+        match d.delay_ns {
+            Some(delay) => writeln!(self.0, ",\"delay_ns\":{delay}}}"),
+            None => writeln!(self.0, "}}"),
+        }
     }
 }

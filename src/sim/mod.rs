@@ -20,6 +20,16 @@
 //! Trace rows are read lazily and merged with the event queue, so the queue
 //! holds only outstanding timers and completions, never the trace.
 //!
+//! ## Delayed admissions
+//!
+//! A limit may admit a request after a server-side wait (nginx `limit_req`
+//! without `nodelay`: [`PlanDecision::delay`]). The limits count the
+//! request when it is decided, as nginx does; the request then occupies the
+//! server for its wait and its service time (it is in flight, holds its
+//! concurrency permits and the client's semaphore slot, and completes at
+//! `decided + wait + duration`); the client gets its answer after the wait,
+//! so time to success includes it, and a polled job starts then.
+//!
 //! ## Time
 //!
 //! Virtual time is nanoseconds since the Unix epoch, so calendar budgets and
@@ -48,7 +58,7 @@ use rand::Rng;
 
 use crate::client::{ClientSpec, Pacing, RetryChoice};
 use crate::engines::{Engine, Gcra, SlidingLog};
-use crate::metrics::{ratio, Bucket, BucketSink, KeyDenials, Latencies, Summary};
+use crate::metrics::{ratio, Bucket, BucketSink, Delays, KeyDenials, Latencies, Summary};
 use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tickets};
 use crate::time::{format_decimal_seconds, format_rfc3339, Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
@@ -130,6 +140,17 @@ impl std::fmt::Display for SimError {
 }
 
 impl std::error::Error for SimError {}
+
+impl SimError {
+    /// The message, naming `trace` where the error is about the trace as a
+    /// whole (no rows: [`TraceError::no_rows`]).
+    pub fn about_trace(self, trace: &std::path::Path) -> String {
+        match self {
+            SimError::EmptyTrace => TraceError::no_rows(trace).to_string(),
+            e => e.to_string(),
+        }
+    }
+}
 
 impl From<TraceError> for SimError {
     fn from(e: TraceError) -> Self {
@@ -231,6 +252,19 @@ pub fn trace_start(first_row: TraceTime, start: Nanos) -> Nanos {
     }
 }
 
+/// The refusal of a `--start` given (as `given`) with `trace`, whose first
+/// row is at the RFC 3339 instant `first`: such a trace starts there, and
+/// `--start` applies only to traces of offsets (`run`, `sweep`, `solve`).
+pub fn start_refused(given: &str, trace: &std::path::Path, first: Nanos) -> String {
+    format!(
+        "--start {}: {} has RFC 3339 times, which are used as they are (it starts at its first row, {}); \
+         --start applies only to traces of offsets: leave it out",
+        given.trim(),
+        trace.display(),
+        format_rfc3339(first)
+    )
+}
+
 /// How far a running simulation has come (for progress displays).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -284,6 +318,10 @@ pub struct Simulation<'p> {
     in_flight: u64,
     summary: Summary,
     latency: Latencies,
+    /// Whether the plan can delay admissions (then delays are measured and
+    /// written), and the waits of the delayed ones.
+    can_delay: bool,
+    delays: Latencies,
     denied_by_limit: Vec<u64>,
     /// Denials per status, in first-seen order (a handful of statuses: a
     /// list is faster than a map).
@@ -332,6 +370,8 @@ impl<'p> Simulation<'p> {
             in_flight: 0,
             summary: Summary::default(),
             latency: Latencies::default(),
+            can_delay: plan.limits.iter().any(|l| l.engine.can_delay()),
+            delays: Latencies::default(),
             denied_by_limit: vec![0; n],
             denied_by_status: Default::default(),
             config,
@@ -452,14 +492,19 @@ impl<'p> Simulation<'p> {
     /// `now + wait` for an event of request `slot` (see [`Self::instant`]);
     /// `what` names the event, e.g. "retry".
     fn later(&self, wait: Nanos, slot: u32, what: &str) -> Result<Nanos, SimError> {
-        self.instant(self.now, wait, || {
+        self.after(self.now, wait, slot, what)
+    }
+
+    /// `from + wait` for an event of request `slot`, as [`Self::later`].
+    fn after(&self, from: Nanos, wait: Nanos, slot: u32, what: &str) -> Result<Nanos, SimError> {
+        self.instant(from, wait, || {
             let info = &self.slots[slot as usize].info;
             format!(
                 "request {} (key {}) would {what} {} s after {}",
                 info.index,
                 self.keys.names[info.key as usize].as_str(),
                 format_decimal_seconds(wait),
-                format_rfc3339(self.now)
+                format_rfc3339(from)
             )
         })
     }
@@ -715,8 +760,12 @@ impl<'p> Simulation<'p> {
             c.accepts[1] += 1;
             self.summary.admitted += 1;
             self.bucket.admitted += 1;
-            let tickets = self.decision.tickets;
-            return self.admitted(slot, kind, tickets);
+            let (tickets, delay) = (self.decision.tickets, self.decision.delay);
+            if delay > 0 {
+                self.bucket.delayed += 1;
+                self.delays.record(delay);
+            }
+            return self.admitted(slot, kind, tickets, delay);
         }
         c.denied += 1;
         if attempt_no == 0 {
@@ -772,24 +821,26 @@ impl<'p> Simulation<'p> {
             remaining: reported.map(|r| r.remaining),
             reset_ns: reported.map(|r| r.reset.saturating_sub(origin)),
             retry_after_ns: d.retry.at().map(|t| t - self.now),
+            delay_ns: self.can_delay.then_some(d.delay),
         })
     }
 
-    fn admitted(&mut self, slot: u32, kind: AttemptKind, tickets: Tickets) -> Result<(), SimError> {
-        let now = self.now;
+    /// An admitted attempt, served `delay` after now (see the module docs).
+    fn admitted(&mut self, slot: u32, kind: AttemptKind, tickets: Tickets, delay: Nanos) -> Result<(), SimError> {
+        let served = self.later(delay, slot, "be served (the server holds it)")?;
         let info = self.slots[slot as usize].info;
         if kind == AttemptKind::Poll {
-            if self.slots[slot as usize].job_done.is_some_and(|done| now >= done) {
-                self.succeed(slot);
+            if self.slots[slot as usize].job_done.is_some_and(|done| served >= done) {
+                self.succeed(slot, delay);
             } else {
-                let at = self.later(info.poll_every, slot, "poll its job")?;
+                let at = self.after(served, info.poll_every, slot, "poll its job")?;
                 self.schedule(at, EventKind::Poll, slot);
             }
             return Ok(());
         }
         self.slots[slot as usize].tickets = tickets;
-        let done = self.later(info.duration, slot, "complete (its service time)")?;
-        if info.duration > 0 || !tickets.is_empty() {
+        let done = self.after(served, info.duration, slot, "complete (its service time)")?;
+        if info.duration > 0 || !tickets.is_empty() || delay > 0 {
             self.in_flight += 1;
             self.summary.peak_in_flight = self.summary.peak_in_flight.max(self.in_flight);
             self.schedule(done, EventKind::Complete, slot);
@@ -799,10 +850,10 @@ impl<'p> Simulation<'p> {
         }
         if info.poll_every > 0 {
             self.slots[slot as usize].job_done = Some(done);
-            let at = self.later(info.poll_every, slot, "poll its job")?;
+            let at = self.after(served, info.poll_every, slot, "poll its job")?;
             self.schedule(at, EventKind::Poll, slot);
         } else {
-            self.succeed(slot);
+            self.succeed(slot, delay);
         }
         Ok(())
     }
@@ -815,7 +866,9 @@ impl<'p> Simulation<'p> {
         self.bucket.tokens += info.tokens as u128;
     }
 
-    fn succeed(&mut self, slot: u32) {
+    /// The request succeeded with the attempt admitted now, answered `delay`
+    /// later.
+    fn succeed(&mut self, slot: u32, delay: Nanos) {
         let s = &mut self.slots[slot as usize];
         if s.resolved {
             return;
@@ -825,7 +878,7 @@ impl<'p> Simulation<'p> {
         self.summary.items_delivered += s.info.items as u64;
         self.summary.successes += 1;
         self.bucket.successes += 1;
-        self.latency.record(self.now - arrival);
+        self.latency.record(self.now.saturating_add(delay) - arrival);
     }
 
     fn complete(&mut self, slot: u32) {
@@ -910,6 +963,7 @@ impl<'p> Simulation<'p> {
         s.polls_per_request = ratio(s.polls, s.requests);
         s.give_up_ratio = ratio(s.give_ups, s.requests);
         s.time_to_success = self.latency.summary();
+        s.delayed = self.can_delay.then(|| Delays { attempts: self.delays.count(), wait: self.delays.summary() });
         s.denied_by_status = self.denied_by_status.into_iter().collect();
         s.denied_by_limit =
             self.plan.limits.iter().zip(&self.denied_by_limit).map(|(l, &n)| (l.id.clone(), n)).collect();

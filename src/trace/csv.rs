@@ -874,8 +874,8 @@ fn write_seconds(w: &mut impl Write, ns: Nanos) -> io::Result<()> {
     write!(w, "{secs}.{frac:0width$}")
 }
 
-/// A field, quoted if it holds a comma, quote or line break.
-fn write_text(w: &mut impl Write, text: &str) -> io::Result<()> {
+/// A field, quoted if it holds a comma, quote or line break (RFC 4180).
+pub(crate) fn write_text(w: &mut impl Write, text: &str) -> io::Result<()> {
     if !text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         return w.write_all(text.as_bytes());
     }

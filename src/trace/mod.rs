@@ -27,6 +27,7 @@
 
 pub mod csv;
 pub mod jsonl;
+pub mod scale;
 pub mod synth;
 
 use std::fmt;
@@ -221,6 +222,41 @@ pub fn open(path: &Path, seed: Option<u64>) -> Result<Box<dyn TraceSource>, Trac
             message: "expected a recorded trace (.csv, .jsonl) or a synthetic spec (.toml)".into(),
         }),
     }
+}
+
+/// Opens a trace scaled by `scaling` (see [`scale`]): a spec is scaled in
+/// its own terms and generated with `seed`; a recorded trace becomes
+/// [`scale::Superposed`] copies of itself, whose span is measured by one
+/// pass over the file unless given (`span`, from [`scale::span_of`]).
+/// Identity scaling is [`open`].
+pub fn open_scaled(
+    path: &Path,
+    seed: Option<u64>,
+    scaling: &scale::Scaling,
+    span: Option<scale::Span>,
+) -> Result<Box<dyn TraceSource>, TraceError> {
+    if scaling.is_identity() {
+        return open(path, seed);
+    }
+    let file = || path.display().to_string();
+    let located = |message: String| TraceError { file: file(), line: 0, column: 0, field: String::new(), message };
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if ext == "toml" {
+        let spec = synth::load_spec(path)?;
+        let seed = seed.or(spec.seed()).unwrap_or(0);
+        let spec = spec.scaled(scaling.factor).and_then(|s| s.with_key_copies(scaling.key_copies)).map_err(located)?;
+        return Ok(Box::new(spec.generate(seed)));
+    }
+    let span = match span {
+        Some(s) => s,
+        None => scale::span_of(&mut *open(path, seed)?)?,
+    };
+    let reopen = || open(path, seed);
+    let scaled = scale::Superposed::new(&reopen, span, scaling, seed.unwrap_or(0)).map_err(|mut e| {
+        e.file = file();
+        e
+    })?;
+    Ok(Box::new(scaled))
 }
 
 /// A trace held in memory: for tests and for programs that build rows

@@ -20,3 +20,9 @@ pub fn config(cases: u32) -> ProptestConfig {
 /// Real peer processes (servers, browsers, SDK scripts) for tests that
 /// include `common` and use them.
 pub mod peer;
+
+/// Random arrival sequences for the engine property tests.
+pub mod arrivals;
+
+/// A minimal Redis client (RESP2) for tests that drive a real redis-server.
+pub mod resp;

@@ -167,6 +167,7 @@ use sample::{next_arrival, to_whole, uniform};
 
 use super::{TraceError, TraceRow, TraceSource, TraceTime};
 use crate::time::{Nanos, Rate};
+use crate::trace::scale::Factor;
 
 /// Most clients one spec may define (over all populations): each costs
 /// about 0.7 KB while its trace is generated.
@@ -207,6 +208,78 @@ impl Spec {
     /// Total clients over all populations.
     pub fn clients(&self) -> u64 {
         self.populations.iter().map(|p| p.clients as u64).sum()
+    }
+
+    /// This spec at `factor` times the offered load: every population's
+    /// per-client arrival rate multiplied (see [`crate::trace::scale`]).
+    /// `constant` rates are scaled exactly (`count·num / period·den`); the
+    /// other processes' rates (the on-period rate of `on-off`, the mean of
+    /// `diurnal`, both ends of a `ramp`, the base and peak of a
+    /// `flash-crowd`) as floats. Times (`on`, `off`, `at`, `decay`,
+    /// `period`) and attributes stay; 1 changes nothing.
+    pub fn scaled(&self, factor: Factor) -> Result<Spec, String> {
+        let (num, den) = factor.ratio();
+        let f = factor.as_f64();
+        let mut spec = self.clone();
+        for pop in &mut spec.populations {
+            pop.arrival = match pop.arrival {
+                Arrival::Constant { rate, random_phase } => {
+                    let count = rate.count() as u128 * num as u128;
+                    let period = rate.period() as u128 * den as u128;
+                    let g = crate::trace::scale::gcd(
+                        u64::try_from(count).unwrap_or(u64::MAX),
+                        u64::try_from(period).unwrap_or(u64::MAX),
+                    )
+                    .max(1) as u128;
+                    let scaled = u64::try_from(count / g)
+                        .ok()
+                        .zip(u64::try_from(period / g).ok())
+                        .and_then(|(c, p)| Rate::new(c, p))
+                        .ok_or_else(|| {
+                            format!("population {:?}: the rate {rate} scaled by {factor} does not fit", pop.name)
+                        })?;
+                    Arrival::Constant { rate: scaled, random_phase }
+                }
+                Arrival::Poisson { rate } => Arrival::Poisson { rate: rate * f },
+                Arrival::OnOff { rate, on, off, exponential, random_phase } => {
+                    Arrival::OnOff { rate: rate * f, on, off, exponential, random_phase }
+                }
+                Arrival::Diurnal { rate, amplitude, period, peak_at } => {
+                    Arrival::Diurnal { rate: rate * f, amplitude, period, peak_at }
+                }
+                Arrival::Ramp { from, to, over } => Arrival::Ramp { from: from * f, to: to * f, over },
+                Arrival::FlashCrowd { base, at, peak, decay } => {
+                    Arrival::FlashCrowd { base: base * f, at, peak: peak * f, decay }
+                }
+            };
+        }
+        Ok(spec)
+    }
+
+    /// This spec with `n` times as many clients in every population, and
+    /// `n` times as many keys, users and workspaces (`shared_keys`, `users`
+    /// and a `workspaces` count multiplied), so each key, user and workspace
+    /// sends what it sent before (see [`crate::trace::scale`]). Clients
+    /// `0..clients` keep their streams and so their rows' times and
+    /// attributes. At most [`MAX_CLIENTS`] clients in all.
+    pub fn with_key_copies(&self, n: u32) -> Result<Spec, String> {
+        let mut spec = self.clone();
+        let total = self.clients().saturating_mul(n as u64);
+        if total > MAX_CLIENTS {
+            return Err(format!(
+                "{n} times the {} clients of the spec is {total} clients; at most {MAX_CLIENTS}",
+                self.clients()
+            ));
+        }
+        for pop in &mut spec.populations {
+            pop.clients *= n;
+            pop.shared_keys = pop.shared_keys.map(|k| k * n);
+            pop.users *= n;
+            if let Workspaces::Modulo(w) = pop.workspaces {
+                pop.workspaces = Workspaces::Modulo(w * n);
+            }
+        }
+        Ok(spec)
     }
 
     /// The trace this spec describes for `seed`: a lazy, deterministic
