@@ -747,25 +747,47 @@ fn a_far_row_before_an_order_error_writes_almost_nothing() {
     assert!(written < 1_000, "{written} bytes of time series");
 }
 
-/// Point 12 (the simulator's side): two rows of 2^63 tokens total 2^64, in
-/// `run`'s summary (every digit) and in a sweep's results (no panic turning
-/// the total into a JSON value: the nearest float).
+/// Point 12 (the simulator's side): 20,000 rows of 10^15 tokens (the most a
+/// row may carry) total 2 × 10^19, past u64's 1.8 × 10^19: `run`'s summary
+/// shows every digit, and a sweep's results the nearest float (no panic
+/// turning the total into a JSON value, no wrapped sum).
 #[test]
 fn token_totals_beyond_u64_are_reported_not_wrapped() {
     let dir = TempDir::new("huge");
-    let trace = dir.write("huge.csv", "t,key,tokens\n0,a,9223372036854775808\n1,b,9223372036854775808\n");
+    let rows: String = (0..20_000).map(|i| format!("{}.{:03},k,1000000000000000\n", i / 1000, i % 1000)).collect();
+    let trace = dir.write("huge.csv", &format!("t,key,tokens\n{rows}"));
+    // A limit far above the load: every row is admitted and settles.
+    let policy = dir.write(
+        "p.toml",
+        "provider = \"t\"\n[[plan]]\nname = \"p\"\n[[plan.limit]]\nid = \"rps\"\nalgorithm = \"gcra\"\nrate = \"1000000/s\"\nburst = 1000000\n",
+    );
     let out = dir.path("out");
-    let stdout = ok(&["run", "--trace", &trace, "--client", "none", "--out", &out]).stdout;
-    assert_mentions(&stdout, &["tokens                  18,446,744,073,709,551,616"], "the terminal");
+    let run = ["run", "--policy", &policy, "--plan", "p", "--trace", &trace, "--client", "none"];
+    let stdout = ok(&[&run[..], &["--out", &out, "--quiet"]].concat()).stdout;
+    assert_mentions(&stdout, &["tokens                  20,000,000,000,000,000,000"], "the terminal");
     assert_mentions(
         &read(Path::new(&out).join("summary.json")),
-        &["\"tokens\": 18446744073709551616,"],
+        &["\"tokens\": 20000000000000000000,"],
         "summary.json",
     );
     let sweep = dir.path("sweep");
-    ok(&["sweep", "--trace", &trace, "--plans", "pro", "--clients", "none", "--out", &sweep, "--quiet"]);
+    ok(&[
+        "sweep",
+        "--policy",
+        &policy,
+        "--trace",
+        &trace,
+        "--plans",
+        "p",
+        "--clients",
+        "none",
+        "--out",
+        &sweep,
+        "--quiet",
+    ]);
     let csv = read(Path::new(&sweep).join("results.csv"));
     let (header, row) = csv.split_once('\n').expect("a header and a row");
     let column = header.split(',').position(|c| c == "tokens").expect("a tokens column");
-    assert_eq!(row.split(',').nth(column), Some("1.8446744073709552e+19"), "{csv}");
+    let tokens = row.split(',').nth(column).and_then(|t| t.parse::<f64>().ok());
+    assert_eq!(tokens, Some(2e19), "{csv}");
 }
