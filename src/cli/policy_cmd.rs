@@ -31,19 +31,7 @@ pub(super) fn run(cmd: PolicyCommand) -> u8 {
             let mut failed = 0;
             for file in &files {
                 match policy::load(file) {
-                    Ok(p) => {
-                        let limits: usize = p.plans.iter().map(|pl| pl.limits.len()).sum();
-                        println!(
-                            "ok     {}: {}, {} plan{} ({}), {} limit{}",
-                            file.display(),
-                            p.provider,
-                            p.plans.len(),
-                            if p.plans.len() == 1 { "" } else { "s" },
-                            p.plan_names().join(", "),
-                            limits,
-                            if limits == 1 { "" } else { "s" }
-                        );
-                    }
+                    Ok(p) => println!("ok     {}: {}", file.display(), p.summary()),
                     Err(e) => {
                         failed += 1;
                         println!("error  {e}");

@@ -108,7 +108,7 @@ pub struct Budget {
 }
 
 /// Budget state for one key.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BudgetState {
     /// Index of the current calendar period (day number, or year·12 + month);
     /// always 0 for rolling budgets.

@@ -55,7 +55,7 @@ pub struct Permit {
 }
 
 /// Concurrency state for one key.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConcurrencyState {
     in_flight: u64,
     next_id: u64,

@@ -102,7 +102,7 @@ pub struct FixedWindow {
 }
 
 /// Fixed window state for one key.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FixedWindowState {
     /// Epoch-aligned: the window index. First-hit: the open window's start
     /// instant (meaningful only while `used > 0`).

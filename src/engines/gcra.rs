@@ -62,7 +62,7 @@ pub struct Gcra {
 /// GCRA state for one key: the scaled theoretical arrival time. 16 bytes,
 /// aligned to 8 (not the 16 of a `u128`), so a table slot holding a `u64`
 /// identity beside it takes 24 bytes, not 32.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(C, packed(8))]
 pub struct GcraState {
     /// `tat · count`; 0 for a key never seen (an empty bucket).

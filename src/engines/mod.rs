@@ -190,7 +190,12 @@ pub enum Engine {
 }
 
 /// The state of one [`Engine`] for one key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// States serialize with `serde` (field by field, in declaration order): the
+/// Redis module stores them in RDB snapshots and AOF rewrites, and guards
+/// that encoding with a golden test (`crates/ratesim-redis`), so a change to
+/// a state's fields is noticed and versioned there.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EngineState {
     /// State of a [`Gcra`].
     Gcra(GcraState),

@@ -79,7 +79,7 @@ pub struct NginxLimitReq {
 }
 
 /// nginx `limit_req` state for one key.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NginxLimitReqState {
     /// `excess` in milli-requests.
     excess: u64,

@@ -79,7 +79,7 @@ pub struct SlidingCounter {
 }
 
 /// Sliding window counter state for one key.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SlidingCounterState {
     window: u64,
     prev: u64,

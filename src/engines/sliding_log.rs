@@ -42,7 +42,7 @@ pub struct SlidingLog {
 }
 
 /// Sliding log state for one key: the admitted entries still in the window.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SlidingLogState {
     /// `(instant, cost)` in time order.
     entries: VecDeque<(Nanos, u64)>,

@@ -50,7 +50,7 @@ pub struct TokenBucketSteps {
 }
 
 /// Token bucket with discrete refills: state for one key.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenBucketStepsState {
     /// Tokens missing from a full bucket (0: full, as a fresh key's).
     missing: u64,

@@ -67,6 +67,7 @@
 //! ```
 
 mod int_map;
+mod redis;
 mod store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +77,7 @@ use crate::engines::Completion;
 use crate::policy::{render, Plan, PlanDecision, Policy, Rendered, Request, Tickets, MAX_LIMITS_PER_PLAN};
 use crate::time::{Nanos, SECOND};
 
+pub use redis::{FailMode, RedisDecision, RedisLimiter, RedisLimiterConfig, RedisLimiterError, RedisLimiterStats};
 pub use store::Key;
 use store::{Shards, SharedStore};
 

@@ -97,6 +97,21 @@ impl Policy {
         self.plans.iter().map(|p| p.name.as_str()).collect()
     }
 
+    /// A one-line summary, as `ratesim policy check` prints it:
+    /// `RunInfra, 5 plans (pro, pro-max, team, team-max, enterprise), 5 limits`.
+    pub fn summary(&self) -> String {
+        let limits: usize = self.plans.iter().map(|pl| pl.limits.len()).sum();
+        format!(
+            "{}, {} plan{} ({}), {} limit{}",
+            self.provider,
+            self.plans.len(),
+            if self.plans.len() == 1 { "" } else { "s" },
+            self.plan_names().join(", "),
+            limits,
+            if limits == 1 { "" } else { "s" }
+        )
+    }
+
     /// A human summary of every plan (or one), as `ratesim policy explain` prints it.
     pub fn explain(&self, plan: Option<&str>) -> Result<String, String> {
         explain::explain(self, plan)
@@ -455,7 +470,12 @@ impl std::fmt::Debug for Tickets {
 impl Tickets {
     const EMPTY: Tickets = Tickets { len: 0, items: [(0, Ticket::None); MAX_COMPLETING_LIMITS_PER_PLAN] };
 
-    fn push(&mut self, limit: usize, t: Ticket) {
+    /// Adds the ticket `t` of limit `limit` (for a caller rebuilding an
+    /// admission's tickets, e.g. from a Redis reply).
+    ///
+    /// # Panics
+    /// If the list already holds [`MAX_COMPLETING_LIMITS_PER_PLAN`] tickets.
+    pub fn push(&mut self, limit: usize, t: Ticket) {
         self.items[self.len as usize] = (limit as u8, t);
         self.len += 1;
     }

@@ -172,7 +172,9 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
                         _ => return None,
                     })
                 };
-                fill_template(t, &fill).to_string()
+                let mut out = Vec::with_capacity(256);
+                write_template(t, &fill, &mut out);
+                String::from_utf8(out).expect("serde_json writes UTF-8")
             })
         }
         _ => None,
@@ -222,41 +224,133 @@ fn quota_window(engine: &Engine) -> Option<(u64, u64)> {
     }
 }
 
-/// Substitutes placeholders in every string of `template`.
-fn fill_template(template: &serde_json::Value, fill: &dyn Fn(&str) -> Option<serde_json::Value>) -> serde_json::Value {
+/// Writes `template` as compact JSON with its placeholders substituted: the
+/// bytes `serde_json` writes for the filled-in document, without building
+/// that document (a denial's body is rendered on every 429, the path an
+/// overloaded service takes most).
+fn write_template(template: &serde_json::Value, fill: &dyn Fn(&str) -> Option<serde_json::Value>, out: &mut Vec<u8>) {
     use serde_json::Value;
     match template {
         Value::String(s) => {
             if let Some(name) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
                 if let Some(v) = fill(name) {
-                    return v;
+                    return json(&v, out);
                 }
             }
-            let mut out = String::with_capacity(s.len());
-            let mut rest = s.as_str();
-            while let Some(open) = rest.find('{') {
-                out.push_str(&rest[..open]);
-                let after = &rest[open + 1..];
-                match after.find('}').map(|close| (close, fill(&after[..close]))) {
-                    Some((close, Some(v))) => {
-                        match v {
-                            Value::String(t) => out.push_str(&t),
-                            Value::Null => out.push_str("null"),
-                            other => out.push_str(&other.to_string()),
-                        }
-                        rest = &after[close + 1..];
-                    }
-                    _ => {
-                        out.push('{');
-                        rest = after;
-                    }
-                }
+            if s.contains('{') {
+                json(&substitute(s, fill), out)
+            } else {
+                json(s, out)
             }
-            out.push_str(rest);
-            Value::String(out)
         }
-        Value::Array(a) => Value::Array(a.iter().map(|v| fill_template(v, fill)).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), fill_template(v, fill))).collect()),
-        other => other.clone(),
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_template(v, fill, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(o) => {
+            out.push(b'{');
+            for (i, (k, v)) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json(k, out);
+                out.push(b':');
+                write_template(v, fill, out);
+            }
+            out.push(b'}');
+        }
+        other => json(other, out),
+    }
+}
+
+/// `serde_json`'s compact writing of a value or a string.
+fn json<T: serde::Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, v).expect("JSON values and strings always serialize");
+}
+
+/// The text of a template string with its placeholders substituted (an
+/// unknown placeholder stays as written).
+fn substitute(s: &str, fill: &dyn Fn(&str) -> Option<serde_json::Value>) -> String {
+    use serde_json::Value;
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').map(|close| (close, fill(&after[..close]))) {
+            Some((close, Some(v))) => {
+                match v {
+                    Value::String(t) => out.push_str(&t),
+                    Value::Null => out.push_str("null"),
+                    other => out.push_str(&other.to_string()),
+                }
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{substitute, write_template};
+    use serde_json::{json, Value};
+
+    /// The filled-in document, built: what `write_template` writes without
+    /// building it.
+    fn fill_template(template: &Value, fill: &dyn Fn(&str) -> Option<Value>) -> Value {
+        match template {
+            Value::String(s) => {
+                if let Some(name) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+                    if let Some(v) = fill(name) {
+                        return v;
+                    }
+                }
+                Value::String(substitute(s, fill))
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|v| fill_template(v, fill)).collect()),
+            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), fill_template(v, fill))).collect()),
+            other => other.clone(),
+        }
+    }
+
+    #[test]
+    fn writing_a_template_gives_the_bytes_of_the_filled_document() {
+        let fill = |name: &str| -> Option<Value> {
+            Some(match name {
+                "n" => json!(42),
+                "s" => json!("quote \" back\\slash \u{1} é"),
+                "null" => Value::Null,
+                "f" => json!(1.5),
+                "b" => json!(true),
+                "o" => json!({"x": [1, "y"]}),
+                _ => return None,
+            })
+        };
+        let templates = [
+            json!({"error": {"code": "{s}", "n": "{n}", "text": "{n}/{s} {null} {f}{b} {unknown} {o}", "u": "{unknown}"}}),
+            json!(["{n}", "{", "}", "{}", "{{n}}", "a{n", "{n}}", 7, null, false, -3.25, {"k\"e\ny": "{b}"}]),
+            json!({}),
+            json!([]),
+            json!("{o}"),
+            json!("plain"),
+            json!({"z": 1, "a": 2, "m": {"{n}": "{n}"}}),
+        ];
+        for t in templates {
+            let mut out = Vec::new();
+            write_template(&t, &fill, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), fill_template(&t, &fill).to_string(), "template {t}");
+        }
     }
 }
