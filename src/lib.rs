@@ -33,5 +33,6 @@ pub mod policy;
 pub mod report;
 pub mod sim;
 pub mod time;
+pub mod toml_input;
 pub mod trace;
 pub mod whatif;

@@ -73,10 +73,17 @@ impl Rate {
     pub fn parse(text: &str) -> Result<Rate, String> {
         let expected = "expected a rate such as \"500/min\", \"7/s\", \"3/h\", \"100/day\" or \"10/30s\"";
         let (count, unit) = text.split_once('/').ok_or_else(|| format!("{expected}, found {text:?}"))?;
-        let count: u64 = count
-            .trim()
-            .parse()
-            .map_err(|_| format!("{expected}, found {text:?} (the count must be a whole number)"))?;
+        let count = count.trim();
+        let count: u64 = count.parse().map_err(|_| {
+            let why = if count.starts_with('-') && count.len() > 1 {
+                "the count must be at least 1; it is negative".to_string()
+            } else if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) {
+                format!("the count is too large: at most {}", u64::MAX)
+            } else {
+                "the count must be a whole number".to_string()
+            };
+            format!("{expected}, found {text:?} ({why})")
+        })?;
         if count == 0 {
             return Err(format!("{expected}, found {text:?} (the count must be at least 1)"));
         }
@@ -137,9 +144,13 @@ pub fn parse_duration(text: &str) -> Result<Nanos, String> {
     let unit_ns = unit_nanos(unit.trim()).ok_or_else(|| {
         format!("expected a duration unit ns, us, ms, s, min, h or day, found {:?} in {text:?}", unit.trim())
     })?;
-    let ns = scale_decimal(number, unit_ns).map_err(|e| format!("{e} in duration {text:?}"))?;
+    let too_long = || format!("expected a duration of at most 100 years (36525day), found {text:?}");
+    let ns = scale_decimal(number, unit_ns).map_err(|why| match why {
+        Invalid::TooLarge => too_long(),
+        why => format!("expected a duration such as \"60s\", \"1.5min\" or \"250ms\", found {text:?} ({why})"),
+    })?;
     if ns > MAX_DURATION {
-        return Err(format!("expected a duration of at most 100 years (36525day), found {text:?}"));
+        return Err(too_long());
     }
     Ok(ns)
 }
@@ -152,35 +163,55 @@ pub const MAX_DURATION: Nanos = 36_525 * DAY;
 /// `"1.000000001"`. More than nine decimals is an error, not a rounding.
 pub fn parse_decimal_seconds(text: &str) -> Result<Nanos, String> {
     scale_decimal(text, SECOND)
+        .map_err(|why| format!("expected decimal seconds such as \"12.5\", found {text:?} ({why})"))
+}
+
+/// Why a decimal number was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Invalid {
+    NotDecimal,
+    TooLarge,
+    TooManyDecimals,
+    FinerThanNanosecond,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Invalid::NotDecimal => "not a non-negative decimal number",
+            Invalid::TooLarge => "too large",
+            Invalid::TooManyDecimals => "more than 18 decimals",
+            Invalid::FinerThanNanosecond => "not a whole number of nanoseconds",
+        })
+    }
 }
 
 /// `number` (digits with at most one dot) times `unit` nanoseconds, exactly.
-fn scale_decimal(number: &str, unit: Nanos) -> Result<Nanos, String> {
+fn scale_decimal(number: &str, unit: Nanos) -> Result<Nanos, Invalid> {
     let (int, frac) = match number.split_once('.') {
         Some((i, f)) => (i, f),
         None => (number, ""),
     };
     let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (int.is_empty() && frac.is_empty()) || !digits_ok(int) || !digits_ok(frac) {
-        return Err(format!("expected a non-negative decimal number, found {number:?}"));
+        return Err(Invalid::NotDecimal);
     }
-    let int_val: u64 =
-        if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("number {number:?} is too large"))? };
+    let int_val: u64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| Invalid::TooLarge)? };
     let mut total = (int_val as u128) * unit as u128;
     // Fraction: frac / 10^len * unit must be a whole number of nanoseconds.
     if !frac.is_empty() {
         if frac.len() > 18 {
-            return Err(format!("too many decimals in {number:?}"));
+            return Err(Invalid::TooManyDecimals);
         }
-        let f: u128 = frac.parse().map_err(|_| format!("bad fraction in {number:?}"))?;
+        let f: u128 = frac.parse().map_err(|_| Invalid::NotDecimal)?;
         let denom = 10u128.pow(frac.len() as u32);
         let scaled = f * unit as u128;
         if scaled % denom != 0 {
-            return Err(format!("{number:?} is not a whole number of nanoseconds"));
+            return Err(Invalid::FinerThanNanosecond);
         }
         total += scaled / denom;
     }
-    u64::try_from(total).map_err(|_| format!("number {number:?} is too large"))
+    u64::try_from(total).map_err(|_| Invalid::TooLarge)
 }
 
 /// Formats a span with the largest unit that divides it exactly:
@@ -287,9 +318,21 @@ pub fn format_rfc3339(t: Nanos) -> String {
     }
 }
 
+/// The latest instant accepted from any input (`--start`, RFC 3339 trace
+/// times): 2200-01-01T00:00:00Z. An accepted instant plus a trace of at most
+/// [`MAX_DURATION`] plus two limit periods of at most [`MAX_DURATION`] each
+/// stays below the end of `u64` nanoseconds (year 2554), so no engine or
+/// simulator sum of such values overflows.
+pub const MAX_INSTANT: Nanos = 7_258_118_400 * SECOND;
+
 /// Parses an RFC 3339 timestamp (`2026-01-01T00:00:00Z`,
 /// `2026-01-01T05:30:00.25+05:30`) to nanoseconds since the Unix epoch.
-/// Instants before 1970 are an error.
+/// Instants before 1970 or after [`MAX_INSTANT`] (2200) are an error.
+///
+/// The text is read byte by byte: every position of the fixed layout
+/// `YYYY-MM-DDTHH:MM:SS` is checked to be an ASCII digit or separator
+/// before anything is read from it, so any text, whatever characters it
+/// holds, gives a value or an error.
 pub fn parse_rfc3339(text: &str) -> Result<Nanos, String> {
     let err = || format!("expected an RFC 3339 timestamp such as \"2026-01-01T00:00:00Z\", found {text:?}");
     let b = text.as_bytes();
@@ -302,67 +345,59 @@ pub fn parse_rfc3339(text: &str) -> Result<Nanos, String> {
     {
         return Err(err());
     }
-    let num = |r: std::ops::Range<usize>| -> Result<u32, String> {
-        let s = &text[r];
-        if s.bytes().all(|c| c.is_ascii_digit()) {
-            s.parse().map_err(|_| err())
-        } else {
-            Err(err())
-        }
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let num = |bytes: &[u8]| ascii_number(bytes).ok_or_else(err);
+    let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+    let (hour, minute, second) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
     if !(1..=12).contains(&month)
         || day == 0
-        || day > days_in_month(year as i64, month)
+        || day > u64::from(days_in_month(year as i64, month as u32))
         || hour > 23
         || minute > 59
         || second > 60
     {
         return Err(format!("{} (a field is out of range)", err()));
     }
-    let mut rest = &text[19..];
+    let mut rest = &b[19..];
     let mut frac_ns: u64 = 0;
-    if let Some(r) = rest.strip_prefix('.') {
-        let digits = r.bytes().take_while(|c| c.is_ascii_digit()).count();
+    if let Some(r) = rest.strip_prefix(b".") {
+        let digits = r.iter().take_while(|c| c.is_ascii_digit()).count();
         if digits == 0 || digits > 9 {
             return Err(format!("{} (1 to 9 fractional digits)", err()));
         }
-        let f: u64 = r[..digits].parse().map_err(|_| err())?;
-        frac_ns = f * 10u64.pow(9 - digits as u32);
+        frac_ns = num(&r[..digits])? * 10u64.pow(9 - digits as u32);
         rest = &r[digits..];
     }
-    let offset_s: i64 = if rest == "Z" || rest == "z" {
-        0
-    } else if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && rest.as_bytes()[3] == b':' {
-        let h = num_from(&rest[1..3]).ok_or_else(err)?;
-        let m = num_from(&rest[4..6]).ok_or_else(err)?;
-        let s = (h * 3600 + m * 60) as i64;
-        if rest.starts_with('-') {
-            -s
-        } else {
-            s
+    let offset_s: i64 = match rest {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (h, m) = (num(&[*h1, *h2])?, num(&[*m1, *m2])?);
+            if h > 23 || m > 59 {
+                return Err(format!("{} (the offset is out of range)", err()));
+            }
+            let s = (h * 3600 + m * 60) as i64;
+            if *sign == b'-' {
+                -s
+            } else {
+                s
+            }
         }
-    } else {
-        return Err(err());
+        _ => return Err(err()),
     };
-    let days = days_from_civil(year as i64, month, day);
+    let days = days_from_civil(year as i64, month as u32, day as u32);
     let secs = days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second.min(59) as i64 - offset_s;
     if secs < 0 {
         return Err(format!("{} (instants before 1970 are not supported)", err()));
     }
-    (secs as u64)
-        .checked_mul(SECOND)
-        .and_then(|n| n.checked_add(frac_ns))
-        .ok_or_else(|| format!("{} (too far in the future)", err()))
+    let t = (secs as u64).saturating_mul(SECOND).saturating_add(frac_ns);
+    if t > MAX_INSTANT {
+        return Err(format!("{} (instants after 2200-01-01T00:00:00Z are not supported)", err()));
+    }
+    Ok(t)
 }
 
-fn num_from(s: &str) -> Option<u32> {
-    if s.bytes().all(|c| c.is_ascii_digit()) {
-        s.parse().ok()
-    } else {
-        None
-    }
+/// The value of a short run of ASCII digits; `None` if any byte is not one.
+fn ascii_number(bytes: &[u8]) -> Option<u64> {
+    bytes.iter().try_fold(0u64, |n, &c| c.is_ascii_digit().then(|| n * 10 + u64::from(c - b'0')))
 }
 
 fn days_in_month(year: i64, month: u32) -> u32 {
@@ -427,9 +462,42 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-01-01T05:30:00+05:30").unwrap(), t);
         assert!(parse_rfc3339("2026-02-30T00:00:00Z").is_err());
         assert!(parse_rfc3339("2026-01-01").is_err());
+        assert!(parse_rfc3339("2026-01-01T00:00:00+24:00").is_err());
+        assert_eq!(parse_rfc3339("2200-01-01T00:00:00Z").unwrap(), MAX_INSTANT);
+        let late = parse_rfc3339("2200-01-01T00:00:00.000000001Z").unwrap_err();
+        assert!(late.contains("after 2200"), "{late}");
+        assert!(parse_rfc3339("9999-12-31T23:59:59Z").unwrap_err().contains("after 2200"));
         for days in [0i64, 59, 365, 10_957, 20_454, 47_482] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
+    }
+
+    #[test]
+    fn rfc3339_reads_any_text_without_slicing_a_character() {
+        // A multi-byte character where a digit belongs is an error, wherever it is.
+        for text in [
+            "2026-01-01T00:00:0\u{e9}Z",
+            "2026-01-01T00:00:\u{e9}0Z",
+            "\u{e9}026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00.\u{e9}Z",
+            "2026-01-01T00:00:00+0\u{e9}:00",
+            "2026-01-01T00:00:00+\u{e9}:\u{e9}",
+            "2026-01-01T00:00:00\u{1F600}",
+            "2026-01-01T00:0\u{e9}00Z",
+        ] {
+            let e = parse_rfc3339(text).expect_err(text);
+            assert!(e.contains("expected an RFC 3339 timestamp"), "{e}");
+        }
+    }
+
+    #[test]
+    fn rate_counts_say_why_they_are_refused() {
+        let negative = Rate::parse("-1/s").unwrap_err();
+        assert!(negative.contains("it is negative"), "{negative}");
+        let huge = Rate::parse("18446744073709551616/1ns").unwrap_err();
+        assert!(huge.contains("too large: at most 18446744073709551615"), "{huge}");
+        let word = Rate::parse("many/s").unwrap_err();
+        assert!(word.contains("must be a whole number"), "{word}");
     }
 }

@@ -28,16 +28,21 @@ impl Out {
 }
 
 fn ratesim(args: &[&str]) -> Out {
+    ratesim_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// Runs `ratesim` in `dir`.
+fn ratesim_in(dir: &Path, args: &[&str]) -> Out {
     let output = Command::new(env!("CARGO_BIN_EXE_ratesim"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .output()
         .expect("the ratesim binary runs");
     let out = Out {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
         stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-        cmd: format!("ratesim {}", args.join(" ")),
+        cmd: format!("(in {}) ratesim {}", dir.display(), args.join(" ")),
     };
     assert!(!out.stderr.contains("panicked"), "panic in {}", out.context());
     out
@@ -184,6 +189,7 @@ fn help_lists_every_subcommand_and_option() {
             "--out",
             "--decisions",
             "--quiet",
+            "--allow-huge",
             "policies/runinfra.toml",
             "traces/steady-over.toml",
             "openai-python",
@@ -470,12 +476,15 @@ fn trace_check_reports_each_file() {
     let out =
         ratesim(&["trace", "check", "traces/sample.csv", &late, &dir.path("missing.jsonl"), "traces/sample.jsonl"]);
     assert_eq!(out.code, 1, "{}", out.context());
+    // Good files on stdout; errors and the tally on stderr.
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 4, "{}", out.context());
-    assert!(lines[0].starts_with("ok") && lines[3].starts_with("ok"), "good files are still reported: {}", out.stdout);
-    assert_mentions(lines[1], &["error", &format!("{late}:{}:", rows + 2), "time order"], "check of an unordered CSV");
-    assert_mentions(lines[2], &["error", "missing.jsonl"], "check of a missing file");
-    assert_mentions(&out.stderr, &["2 of 4"], "the check's tally");
+    assert_eq!(lines.len(), 2, "{}", out.context());
+    assert!(lines.iter().all(|l| l.starts_with("ok")), "good files are still reported: {}", out.stdout);
+    let errors: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(errors.len(), 3, "{}", out.context());
+    assert_mentions(errors[0], &["error", &format!("{late}:{}:", rows + 2), "time order"], "check of an unordered CSV");
+    assert_mentions(errors[1], &["error", "missing.jsonl"], "check of a missing file");
+    assert_mentions(errors[2], &["2 of 4"], "the check's tally");
 }
 
 // ---------------------------------------------------------------------------
@@ -595,13 +604,15 @@ fn policy_check_lists_every_provider_and_reports_bad_files() {
     args.insert(4, &bad);
     let out = ratesim(&args);
     assert_eq!(out.code, 1, "{}", out.context());
+    // Good files on stdout, and nothing else; errors and the tally on stderr.
     assert_eq!(
         out.stdout.lines().filter(|l| l.starts_with("ok")).count(),
         5,
         "the good files still pass: {}",
         out.stdout
     );
-    let line = out.stdout.lines().find(|l| l.contains(bad.as_str())).expect("the bad file is reported");
+    assert_eq!(out.stdout.lines().count(), 5, "no error on stdout: {}", out.context());
+    let line = out.stderr.lines().find(|l| l.contains(bad.as_str())).expect("the bad file is reported on stderr");
     assert_mentions(line, &["error", &format!("{bad}:8:"), "burst"], "the bad policy's line");
     assert_mentions(&out.stderr, &["1 of 6"], "the check's tally");
 }
@@ -725,20 +736,21 @@ fn traces_without_rows_are_refused_everywhere() {
         assert_mentions(&err, &[trace.as_str(), reason], "sweep");
         let check = ratesim(&["trace", "check", trace]);
         assert_eq!(check.code, 1, "{}", check.context());
-        assert_mentions(&check.stdout, &["error", reason], "trace check");
+        assert_mentions(&check.stderr, &["error", reason], "trace check");
     }
 }
 
-/// Point 15: a row at t = 9999999999.5 s before an out-of-order row made
-/// `run` write one time-series row per empty second (hundreds of
-/// megabytes) before it reported the order error. The quiet stretch is two
+/// Point 15: a row far ahead (t = 9999999999.5 s in the issue; now just
+/// under the readers' 100-year cap) before an out-of-order row made `run`
+/// write one time-series row per empty second (hundreds of megabytes)
+/// before it reported the order error. The quiet stretch is two
 /// rows now, so the error comes at once with a few hundred bytes written.
 #[test]
 fn a_far_row_before_an_order_error_writes_almost_nothing() {
     let dir = TempDir::new("far");
     let trace = dir.write(
         "far.jsonl",
-        "{\"t\": 0, \"key\": \"a\"}\n{\"t\": 9999999999.5, \"key\": \"a\"}\n{\"t\": 1, \"key\": \"a\"}\n",
+        "{\"t\": 0, \"key\": \"a\"}\n{\"t\": 3155759999.5, \"key\": \"a\"}\n{\"t\": 1, \"key\": \"a\"}\n",
     );
     let out = dir.path("out");
     let err = fails(&["run", "--trace", &trace, "--client", "none", "--out", &out]);
@@ -790,4 +802,193 @@ fn token_totals_beyond_u64_are_reported_not_wrapped() {
     let column = header.split(',').position(|c| c == "tokens").expect("a tokens column");
     let tokens = row.split(',').nth(column).and_then(|t| t.parse::<f64>().ok());
     assert_eq!(tokens, Some(2e19), "{csv}");
+}
+
+// ---------------------------------------------------------------------------
+// Arguments and outputs checked before any work; inputs never overwritten (issue 9).
+
+#[test]
+fn run_checks_its_outputs_before_simulating() {
+    let dir = TempDir::new("early");
+    // The summary on stdout would show that the simulation ran before the error.
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            vec!["--chart".into(), dir.path("x.jpg")],
+            vec![format!("--chart {}", dir.path("x.jpg")), ".png or .svg".into()],
+        ),
+        (
+            vec!["--chart".into(), dir.path("no-such-dir/x.png")],
+            vec!["--chart".into(), "no-such-dir/x.png".into(), "cannot create".into()],
+        ),
+        (vec!["--decisions".into(), dir.path("")], vec!["--decisions".into(), "is a directory".into()]),
+        (
+            vec!["--decisions".into(), dir.path("no-such-dir/d.jsonl")],
+            vec!["--decisions".into(), "cannot create".into()],
+        ),
+    ];
+    for (extra, says) in cases {
+        let mut args = vec!["run", "--trace", "traces/steady-over.toml"];
+        args.extend(extra.iter().map(String::as_str));
+        let out = ratesim(&args);
+        assert_eq!(out.code, 1, "{}", out.context());
+        assert_eq!(out.stdout, "", "nothing simulated before the error: {}", out.context());
+        let says: Vec<&str> = says.iter().map(String::as_str).collect();
+        assert_mentions(&out.stderr, &says, "an unwritable output");
+    }
+    // Nothing is left behind by the checks.
+    assert!(snapshot(&dir.0).is_empty(), "{:?}", snapshot(&dir.0).keys().collect::<Vec<_>>());
+    // trace gen into a directory named like a CSV file: refused before generating.
+    std::fs::create_dir(dir.0.join("dir.csv")).unwrap();
+    let err = fails(&["trace", "gen", "traces/steady-below.toml", "-o", &dir.path("dir.csv")]);
+    assert_mentions(&err, &["-o", "dir.csv", "is a directory"], "gen into a directory");
+}
+
+#[test]
+fn outputs_that_are_inputs_are_refused() {
+    let dir = TempDir::new("inputs");
+    let trace_text = read(Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/sample.csv"));
+    let trace = dir.write("trace.csv", &trace_text);
+    let policy = dir.write("policy.toml", &read(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/runinfra.toml")));
+    std::fs::hard_link(&trace, dir.path("hard.csv")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&trace, dir.path("soft.jsonl")).unwrap();
+    // --decisions over the trace (by its name, a relative form, a hard link, a symbolic link) or the policy.
+    let relative = format!("{}/../{}/trace.csv", dir.path(""), dir.0.file_name().unwrap().to_str().unwrap());
+    let mut targets = vec![trace.clone(), relative, dir.path("hard.csv"), policy.clone()];
+    if cfg!(unix) {
+        targets.push(dir.path("soft.jsonl"));
+    }
+    for target in &targets {
+        let err = fails(&["run", "--policy", &policy, "--trace", &trace, "--decisions", target]);
+        assert_mentions(
+            &err,
+            &["--decisions", target, "which this command reads", "choose another file"],
+            "an input as output",
+        );
+        assert_eq!(read(&trace), trace_text, "the trace is intact");
+    }
+    // --out DIR whose timeseries.csv is the trace being read.
+    let out_dir = TempDir::new("inputs-out");
+    let inside = out_dir.write("timeseries.csv", &trace_text);
+    let err = fails(&["run", "--trace", &inside, "--out", out_dir.0.to_str().unwrap()]);
+    assert_mentions(&err, &["--out", "timeseries.csv", "--trace"], "--out over the trace");
+    assert_eq!(read(&inside), trace_text, "the trace is intact");
+    // Two outputs in one file.
+    let err = fails(&["run", "--trace", &trace, "--out", &dir.path("o"), "--decisions", &dir.path("o/summary.json")]);
+    assert_mentions(&err, &["--decisions", "--out", "already writes this file"], "two outputs in one file");
+    let err = fails(&["run", "--trace", &trace, "--chart", &dir.path("c.svg"), "--decisions", &dir.path("c.svg")]);
+    assert_mentions(&err, &["--decisions", "--chart", "already writes this file"], "two outputs in one file");
+    // trace gen onto a link to its own spec.
+    #[cfg(unix)]
+    {
+        let spec =
+            dir.write("spec.toml", &read(Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/steady-below.toml")));
+        std::os::unix::fs::symlink(&spec, dir.path("spec.csv")).unwrap();
+        let err = fails(&["trace", "gen", &spec, "-o", &dir.path("spec.csv")]);
+        assert_mentions(&err, &["-o", "spec.csv", "this is the spec"], "gen over its spec");
+    }
+    assert_eq!(read(&trace), trace_text);
+    // An ordinary run still writes where it is told.
+    ok(&["run", "--quiet", "--policy", &policy, "--trace", &trace, "--decisions", &dir.path("d.jsonl")]);
+}
+
+#[test]
+fn seeds_out_of_range_say_what_a_seed_is() {
+    // `--seed -1` used to be taken for an unknown option.
+    for args in [
+        vec!["run", "--seed", "-1"],
+        vec!["trace", "check", "--seed", "-1", "traces/sample.csv"],
+        vec!["trace", "gen", "traces/steady-below.toml", "-o", "x.csv", "--seed", "-1"],
+        vec!["run", "--seed", "18446744073709551616"],
+        vec!["run", "--seed=-7"],
+    ] {
+        let out = ratesim(&args);
+        assert_eq!(out.code, 2, "a usage error: {}", out.context());
+        assert_mentions(
+            &out.stderr,
+            &["--seed <N>", "expected a seed, a whole number from 0 to 18446744073709551615"],
+            "a seed out of range",
+        );
+        assert!(!out.stderr.contains("unexpected argument"), "{}", out.context());
+    }
+    let out = ok(&["run", "--quiet", "--trace", "traces/sample.csv", "--seed", "18446744073709551615"]);
+    assert_mentions(&out.stdout, &["seed 18446744073709551615"], "the largest seed");
+}
+
+#[test]
+fn run_works_outside_the_repository() {
+    let dir = TempDir::new("elsewhere");
+    // The defaults are built in: the same run as from the repository root.
+    let here = ok(&["run", "--quiet"]).stdout;
+    let there = ratesim_in(&dir.0, &["run", "--quiet", "--out", "out"]);
+    assert_eq!(there.code, 0, "{}", there.context());
+    assert_mentions(&there.stdout, &["trace traces/steady-over.toml (built in)"], "a run from elsewhere");
+    let strip = |s: &str| {
+        s.replace(" (built in)", "").lines().take_while(|l| !l.starts_with("wrote")).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(strip(&there.stdout).trim_end(), strip(&here).trim_end(), "the built-in defaults are the shipped files");
+    let summary = json(dir.0.join("out/summary.json"));
+    assert_eq!(summary["run"]["policy"], "policies/runinfra.toml (built in)");
+    // Other relative paths say where they were looked for.
+    let cwd = std::fs::canonicalize(&dir.0).unwrap();
+    for args in [
+        vec!["run", "--trace", "traces/sample.csv"],
+        vec!["policy", "check", "policies/aicredits.toml"],
+        vec!["trace", "check", "traces/flash-crowd.toml"],
+        vec!["run", "--policy", "policies/aicredits.toml"],
+    ] {
+        let out = ratesim_in(&dir.0, &args);
+        assert_eq!(out.code, 1, "{}", out.context());
+        assert_mentions(
+            &out.stderr,
+            &[
+                args.iter().find(|a| a.contains('/')).unwrap(),
+                "a relative path is read from the current directory",
+                &cwd.display().to_string(),
+            ],
+            "a missing relative path",
+        );
+    }
+}
+
+#[test]
+fn huge_specs_need_a_confirmation() {
+    let dir = TempDir::new("huge");
+    // One client at a billion requests per second for a century: 3e18 rows.
+    let spec = dir.write(
+        "huge.toml",
+        "horizon = \"36525day\"\n[[population]]\nname = \"all\"\nclients = 1\narrival = { kind = \"constant\", rate = \"1000000000/s\" }\n",
+    );
+    let says =
+        ["huge.toml", "about 3.2e18 rows", "1 client over its horizon of 36525day", "more than 1,000,000,000 rows"];
+    let err = fails(&["run", "--trace", &spec]);
+    assert_mentions(&err, &says, "run of a huge spec");
+    assert_mentions(&err, &["--until DURATION", "--allow-huge"], "run of a huge spec");
+    let err = fails(&["run", "--trace", &spec, "--until", "1h"]);
+    assert_mentions(
+        &err,
+        &["about 3,600,000,000,000 rows", "in the first 1h of its 36525day"],
+        "--until still too long",
+    );
+    let out = ratesim(&["trace", "check", &spec]);
+    assert_eq!(out.code, 1, "{}", out.context());
+    assert_mentions(&out.stderr, &says, "check of a huge spec");
+    assert_mentions(&out.stderr, &["--allow-huge to check it all"], "check of a huge spec");
+    let err = fails(&["trace", "gen", &spec, "-o", &dir.path("huge.csv")]);
+    assert_mentions(&err, &says, "gen of a huge spec");
+    // A short --until runs it; --allow-huge is accepted everywhere.
+    let out = ok(&["run", "--quiet", "--client", "none", "--trace", &spec, "--until", "1us", "--allow-huge"]);
+    assert_mentions(&out.stdout, &["requests                         1,000"], "a microsecond of it");
+    ok(&["trace", "check", "--allow-huge", "traces/steady-below.toml"]);
+    ok(&["trace", "gen", "--allow-huge", "traces/steady-below.toml", "-o", &dir.path("below.csv")]);
+}
+
+#[test]
+fn check_commands_keep_stdout_for_results() {
+    let dir = TempDir::new("streams");
+    let bad = dir.write("bad.toml", "provider = \"x\"\n");
+    let out = ratesim(&["policy", "check", &bad]);
+    assert_eq!(out.code, 1, "{}", out.context());
+    assert_eq!(out.stdout, "", "{}", out.context());
+    assert_mentions(&out.stderr, &["error", &format!("{bad}:2:"), "at least one [[plan]]", "1 of 1"], "policy check");
 }

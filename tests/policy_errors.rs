@@ -136,7 +136,7 @@ fn negative_rate() {
         &limit(&GCRA.replace("500/min", "-500/min")),
         7,
         "limit \"rpm\" > rate",
-        "the count must be a whole number",
+        "the count must be at least 1; it is negative",
     );
     expect_error(
         &limit("id = \"w\"\nalgorithm = \"sliding-log\"\nlimit = -5\nperiod = \"1min\"\n"),
@@ -651,6 +651,176 @@ fn periods_beyond_a_century_are_refused() {
         "limit \"w\" > period",
         "at most 100 years",
     );
+}
+
+// ---------------------------------------------------------------------------
+// Messages with a place and a reason (issue 9).
+
+#[test]
+fn out_of_range_integers_name_the_limit() {
+    // Integers beyond i64 used to be reported against `plan.limit`, without the plan or limit.
+    for (key, value) in [("burst", "99999999999999999999"), ("burst", "18446744073709551615")] {
+        let e = expect_error(
+            &limit(&GCRA.replace("burst = 50", &format!("{key} = {value}"))),
+            8,
+            "plan \"pro\" > limit \"rpm\" > burst",
+            &format!("expected a whole number below 2^63, found integer `{value}`"),
+        );
+        assert_eq!(e.field, "plan \"pro\" > limit \"rpm\" > burst");
+    }
+    let e = expect_error(
+        &limit(
+            "id = \"spend\"\nalgorithm = \"budget\"\nlimit = 10\nperiod = \"day\"\nreserve = -99999999999999999999\n",
+        ),
+        9,
+        "plan \"pro\" > limit \"spend\" > reserve",
+        "integer `-99999999999999999999` is outside the range of TOML integers (-2^63 to 2^63 - 1)",
+    );
+    assert_eq!(e.column, 11, "{e}");
+    expect_error(
+        &limit(
+            "id = \"spend\"\nalgorithm = \"budget\"\nlimit = 10\nperiod = \"day\"\nreserve = 18446744073709551615\n",
+        ),
+        9,
+        "plan \"pro\" > limit \"spend\" > reserve",
+        "integer `18446744073709551615` is outside the range of TOML integers",
+    );
+    // In a later plan, and in [response].
+    let text = format!(
+        "{}[[plan]]\nname = \"team\"\n[[plan.limit]]\n{}",
+        limit(GCRA),
+        GCRA.replace("burst = 50", "burst = 1e99")
+    );
+    expect_error(&text, 15, "plan \"team\" > limit \"rpm\" > burst", "expected a whole number, found floating point");
+    expect_error(
+        &format!("provider = \"Example\"\n[response]\nretry_after_on = [429, 99999999999999999999]\n[[plan]]\nname = \"pro\"\n[[plan.limit]]\n{GCRA}"),
+        3,
+        "response > retry_after_on",
+        "below 2^63",
+    );
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_name_the_plan_and_limit() {
+    let e = parse_err(&limit(&format!("{GCRA}brust = 5\n")));
+    assert_eq!(e.field, "plan \"pro\" > limit \"rpm\" > brust", "{e}");
+    let e = parse_err(&limit(&GCRA.replace("burst = 50", "burst = \"50\"")));
+    assert_eq!(e.field, "plan \"pro\" > limit \"rpm\" > burst", "{e}");
+    let e = parse_err(&limit(&format!("{GCRA}match.except = \"health\"\n")));
+    assert_eq!(e.field, "plan \"pro\" > limit \"rpm\" > match > except", "{e}");
+}
+
+#[test]
+fn rate_counts_out_of_range_say_which_way() {
+    // Both used to say "the count must be a whole number".
+    expect_error(
+        &limit(&GCRA.replace("500/min", "18446744073709551616/1ns")),
+        7,
+        "limit \"rpm\" > rate",
+        "(the count is too large: at most 18446744073709551615)",
+    );
+    expect_error(
+        &limit(&GCRA.replace("500/min", "-1/s")),
+        7,
+        "limit \"rpm\" > rate",
+        "(the count must be at least 1; it is negative)",
+    );
+    expect_error(&limit(&GCRA.replace("500/min", "1/100y")), 7, "limit \"rpm\" > rate", "unknown unit \"100y\"");
+}
+
+#[test]
+fn a_datetime_where_text_or_a_table_belongs() {
+    // A TOML date-time used to surface as "unknown field `$__toml_private_datetime`".
+    let e = expect_error(
+        &limit("id = \"spend\"\nalgorithm = \"budget\"\nlimit = 10\nperiod = 1979-05-27T07:32:00Z\n"),
+        8,
+        "plan \"pro\" > limit \"spend\" > period",
+        "expected a string, found the date-time 1979-05-27T07:32:00Z (quote it if it is meant as text)",
+    );
+    assert!(!e.message.contains("$__toml"), "{e}");
+    let e = expect_error(
+        &limit(&format!("{GCRA}match = 1979-05-27\n")),
+        9,
+        "plan \"pro\" > limit \"rpm\" > match",
+        "expected a table, found the date-time 1979-05-27",
+    );
+    assert!(!e.message.contains("$__toml"), "{e}");
+}
+
+#[test]
+fn a_key_nested_too_deeply_is_located() {
+    // A 1,000-part dotted key used to give "recursion limit" at 1:1.
+    let text = format!("{}{} = 1\n", limit(GCRA), vec!["a"; 1000].join("."));
+    let e = parse_err(&text);
+    assert_eq!((e.line, e.column), (9, 1), "{e}");
+    assert!(e.message.contains("nested too deeply"), "{e}");
+    let text = format!("provider = \"x\"\nx = {}1{}\n", "[".repeat(1000), "]".repeat(1000));
+    let e = parse_err(&text);
+    assert_eq!(e.line, 2, "{e}");
+    assert!(e.message.contains("nested too deeply"), "{e}");
+}
+
+/// A scratch file, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str, bytes: &[u8]) -> Scratch {
+        let path = std::env::temp_dir().join(format!("ratesim-policy-errors-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).expect("write a scratch file");
+        Scratch(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_policy_that_is_not_utf8_is_located() {
+    let file = Scratch::new("latin1.toml", b"provider = \"Caf\xe9\"\n[[plan]]\n");
+    let e = policy::load(&file.0).expect_err("not UTF-8");
+    assert_eq!((e.line, e.column), (1, 16), "{e}");
+    assert!(e.message.contains("expected UTF-8 text, found the byte 0xE9"), "{e}");
+    let file = Scratch::new("latin1-line3.toml", b"provider = \"x\"\n# ok\n# \xff\n");
+    let e = policy::load(&file.0).expect_err("not UTF-8");
+    assert_eq!((e.line, e.column), (3, 3), "{e}");
+}
+
+#[test]
+fn an_oversized_policy_is_refused_before_it_is_read() {
+    // The TOML reader needs several times the file's size: a 2 GB policy aborted.
+    let file = Scratch::new("huge.toml", b"");
+    let f = std::fs::OpenOptions::new().write(true).open(&file.0).expect("open");
+    f.set_len(2_000_000_000).expect("a sparse 2 GB file");
+    drop(f);
+    let e = policy::load(&file.0).expect_err("too large");
+    assert_eq!((e.line, e.column), (0, 0), "{e}");
+    assert!(e.message.contains("the policy file is 2000000000 bytes; a policy file may be at most 4 MiB"), "{e}");
+    let text = format!("provider = \"x\"\n{}", "#\n".repeat(3 << 19));
+    let file = Scratch::new("large.toml", text.as_bytes());
+    let e = policy::load(&file.0).expect_err("no plans");
+    assert!(e.message.contains("at least one [[plan]]"), "a file under the cap is read: {e}");
+}
+
+#[test]
+fn a_missing_relative_path_says_where_it_was_looked_for() {
+    let e = policy::load(Path::new("no-such-dir/policy.toml")).expect_err("missing");
+    let cwd = std::env::current_dir().unwrap();
+    assert!(e.message.contains("cannot read the policy file"), "{e}");
+    assert!(e.message.contains(&format!("read from the current directory, {}", cwd.display())), "{e}");
+}
+
+#[test]
+fn explain_shows_slow_steady_rates() {
+    // `1/36525day` used to read "(steady 0/h)".
+    let p = policy::parse(&limit(&GCRA.replace("500/min", "1/36525day")), "slow.toml").expect("valid");
+    let text = p.explain(None).expect("explains");
+    assert!(text.contains("(steady 0.000027/day)"), "{text}");
+    let p = policy::parse(&limit(&GCRA.replace("500/min", "1/day")), "slow.toml").expect("valid");
+    let text = p.explain(None).expect("explains");
+    assert!(text.contains("(steady 1/day)"), "{text}");
 }
 
 #[test]

@@ -138,7 +138,9 @@ fn runinfra_pro_fresh_key_gets_exactly_50_at_one_instant() {
     assert_eq!(out.header("Retry-After"), Some("1"));
     let body = json(out.body.as_deref().expect("a denial has a body"));
     assert_eq!(body["error"]["code"], "RATE_LIMIT_EXCEEDED");
-    assert_eq!(body["error"]["limit"], 50);
+    // The body's limit is the header's (the bucket holds 50; the limit is 500/min).
+    assert_eq!(body["error"]["limit"], 500);
+    assert_eq!(Some(body["error"]["limit"].to_string().as_str()), out.header("X-RateLimit-Limit"));
     assert_eq!(body["error"]["retry_after"], 1);
     // Another key has its own bucket (line 59).
     assert!(h.check(t, &req("key-2", "chat.completions")).allowed);

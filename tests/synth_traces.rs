@@ -7,8 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use ratesim::time::MAX_DURATION;
 use ratesim::trace::synth::{load_spec, parse_spec, Spec};
-use ratesim::trace::{TraceError, TraceRow, TraceSource, TraceTime};
+use ratesim::trace::{TraceError, TraceRow, TraceSource, TraceTime, MAX_AMOUNT};
 
 const S: u64 = 1_000_000_000;
 
@@ -797,7 +798,7 @@ fn bad_weights_and_identities_are_located_errors() {
     assert_err(&with("job = { mode = \"push\" }"), 6, "job > mode", "\"poll\" or \"webhook\"");
     assert_err(&with("seed = 1"), 6, "", "unknown field `seed`");
     assert_err(&format!("seed = -1\nhorizon = \"1h\"\n{OK_POP}"), 1, "seed", "from 0");
-    assert_err("horizon = 3600\n", 1, "", "wrong type");
+    assert_err("horizon = 3600\n", 1, "horizon", "expected a string, found integer `3600`");
 }
 
 #[test]
@@ -867,4 +868,145 @@ fn too_many_clients_points_at_the_population_that_goes_over() {
     };
     let text = format!("horizon = \"1min\"\n{}{}# end\n", pop("a"), pop("b"));
     assert_err(&text, 8, "clients", "at most 1000000 clients in one spec, found 1200000");
+}
+
+// ----------------------------------------------------------------------------
+// Messages with a place and a reason, amounts in range, row estimates (issue 9).
+
+#[test]
+fn rate_errors_give_their_own_reason() {
+    let with =
+        |arrival: &str| format!("horizon = \"1h\"\n[[population]]\nname = \"p\"\nclients = 1\narrival = {arrival}\n");
+    // Every rate error used to end in "a rate must be positive (requests per client)".
+    for (rate, says) in [
+        ("1/100y", "(unknown unit \"100y\"; use s, min, h, day or a duration)"),
+        ("1/40000day", "(the period must be at most 100 years)"),
+        ("-1/s", "(the count must be at least 1; it is negative)"),
+        ("18446744073709551616/1ns", "(the count is too large: at most 18446744073709551615)"),
+    ] {
+        let text = with(&format!("{{ kind = \"poisson\", rate = \"{rate}\" }}"));
+        let e = parse_err(&text);
+        assert_eq!((e.line, e.field.as_str()), (5, "population \"p\" > arrival > rate"), "{e}");
+        assert!(e.message.ends_with(says), "{e}");
+        assert!(!e.message.contains("must be positive"), "{e}");
+    }
+    // A zero-count rate where zero is allowed still names the rate as written.
+    let e = parse_err(&with("{ kind = \"ramp\", from = \"0/100y\", to = \"1/s\" }"));
+    assert!(e.message.contains("found \"0/100y\" (unknown unit \"100y\""), "{e}");
+}
+
+#[test]
+fn out_of_range_integers_and_datetimes_name_the_field() {
+    let with = |extra: &str| format!("horizon = \"1h\"\n{OK_POP}{extra}\n");
+    // These used to say "expected i64", "as i128, expected struct RawDist" or
+    // "expected any valid TOML value", without a field.
+    assert_err(&with("batch = 99999999999999999999"), 6, "population \"p\" > batch", "below 2^63");
+    assert_err(
+        &with("tokens = 99999999999999999999"),
+        6,
+        "population \"p\" > tokens",
+        "expected a table, found integer `99999999999999999999`, which is outside the range of TOML integers",
+    );
+    assert_err(
+        &with("tokens = { dist = \"constant\", value = 99999999999999999999 }"),
+        6,
+        "population \"p\" > tokens > value",
+        "outside the range of TOML integers",
+    );
+    assert_err(
+        &with("tokens = { dist = \"constant\", value = 18446744073709551615 }"),
+        6,
+        "population \"p\" > tokens > value",
+        "integer `18446744073709551615` is outside the range of TOML integers",
+    );
+    assert_err(
+        &with("endpoints = { a = 99999999999999999999 }"),
+        6,
+        "population \"p\" > endpoints > a",
+        "outside the range of TOML integers",
+    );
+    assert_err("horizon = \"1h\"\nseed = 99999999999999999999\n", 2, "seed", "below 2^63");
+    // `arrival = 1979-05-27T07:32:00Z` used to say "unknown field `$__toml_private_datetime`".
+    let e = parse_err("horizon = \"1h\"\n[[population]]\nname = \"p\"\nclients = 1\narrival = 1979-05-27T07:32:00Z\n");
+    assert_eq!((e.line, e.field.as_str()), (5, "population \"p\" > arrival"), "{e}");
+    assert_eq!(e.message, "expected a table, found the date-time 1979-05-27T07:32:00Z");
+    assert_err(&with("start = 07:32:00"), 6, "population \"p\" > start", "found the date-time 07:32:00");
+    // A key nested a thousand levels deep.
+    let e = parse_err(&format!("horizon = \"1h\"\n{} = 1\n", vec!["a"; 1000].join(".")));
+    assert_eq!(e.line, 2, "{e}");
+    assert!(e.message.contains("nested too deeply"), "{e}");
+}
+
+#[test]
+fn amounts_and_durations_beyond_the_maximum_are_located_errors() {
+    let with = |extra: &str| format!("horizon = \"1h\"\n{OK_POP}{extra}\n");
+    // `value = 1e30` used to become 18446744073709551615 tokens on every row.
+    assert_err(
+        &with("tokens = { dist = \"constant\", value = 1e30 }"),
+        6,
+        "population \"p\" > tokens > value",
+        "expected at most 1000000000000000 tokens (10^15, the most one request may carry), found 1e30",
+    );
+    assert_err(&with("cost = { dist = \"uniform\", min = 0, max = 2e15 }"), 6, "cost > max", "minor currency units");
+    assert_err(&with("cost = { dist = \"exponential\", mean = 1e16 }"), 6, "cost > mean", "at most 1000000000000000");
+    assert_err(
+        &with("tokens = { dist = \"lognormal\", mu = 40, sigma = 1 }"),
+        6,
+        "tokens > mu",
+        "median e^mu is at most 1000000000000000 tokens",
+    );
+    assert_err(&with("duration = { dist = \"constant\", value = 4e9 }"), 6, "duration > value", "(100 years)");
+    assert_err(&with("duration = { dist = \"constant\", value = \"40000day\" }"), 6, "duration > value", "100 years");
+    // The largest amounts are accepted, and a heavy tail is capped at them.
+    let s = spec(&with(
+        "tokens = { dist = \"constant\", value = 1e15 }\ncost = { dist = \"lognormal\", median = 1e14, sigma = 30 }\n\
+         duration = { dist = \"lognormal\", median = 1e9, sigma = 30 }",
+    ));
+    let r = rows_up_to(&s, 1, 2_000);
+    assert!(r.iter().all(|row| row.tokens == MAX_AMOUNT), "constant 1e15");
+    assert!(r.iter().all(|row| row.cost <= MAX_AMOUNT && row.duration <= MAX_DURATION));
+    assert!(r.iter().any(|row| row.cost == MAX_AMOUNT), "the tail is capped, not wrapped");
+    assert!(r.iter().any(|row| row.duration == MAX_DURATION), "the tail is capped, not wrapped");
+}
+
+#[test]
+fn oversized_and_non_utf8_specs_are_refused_with_a_place() {
+    let dir = std::env::temp_dir().join(format!("ratesim-synth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.toml");
+    std::fs::File::create(&big).unwrap().set_len(5 << 20).unwrap();
+    let e = load_spec(&big).unwrap_err();
+    assert!(e.message.contains("a synthetic trace spec may be at most 4 MiB"), "{e}");
+    let latin1 = dir.join("latin1.toml");
+    std::fs::write(&latin1, b"horizon = \"1h\"\ndescription = \"caf\xe9\"\n").unwrap();
+    let e = load_spec(&latin1).unwrap_err();
+    assert_eq!((e.line, e.column), (2, 19), "{e}");
+    assert!(e.message.contains("not valid UTF-8"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn expected_rows_estimate_the_generated_rows() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
+    for name in ["steady-below.toml", "steady-over.toml", "flash-crowd.toml", "morning-burst.toml", "diurnal-day.toml"]
+    {
+        let s = load_spec(&dir.join(name)).unwrap();
+        let actual = rows(&s, s.seed().unwrap_or(0)).len() as f64;
+        let expected = s.expected_rows(None);
+        assert!(
+            (expected - actual).abs() <= 0.05 * actual + 5.0,
+            "{name}: expected {expected:.0} rows, generated {actual}"
+        );
+        assert!(expected < ratesim::trace::synth::MAX_ROWS_UNCONFIRMED, "{name}");
+        assert_eq!(s.expected_rows(Some(0)), 0.0, "{name}");
+        assert!(s.expected_rows(Some(s.horizon() / 2)) < expected, "{name}: --until lowers the estimate");
+    }
+    // A million clients at a million requests per second for 100 years: 3e21 rows.
+    let huge = spec(
+        "horizon = \"36525day\"\n[[population]]\nname = \"all\"\nclients = 1000000\n\
+         arrival = { kind = \"poisson\", rate = \"1000000/s\" }\n",
+    );
+    let rows = huge.expected_rows(None);
+    assert!((rows / 3.15576e21 - 1.0).abs() < 1e-6, "{rows:e}");
+    assert!((huge.expected_rows(Some(S)) / 1e12 - 1.0).abs() < 1e-6);
 }

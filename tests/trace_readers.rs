@@ -4,10 +4,10 @@
 use std::io::{self, BufReader, Read};
 
 use proptest::prelude::*;
-use ratesim::time::{parse_rfc3339, SECOND};
+use ratesim::time::{parse_rfc3339, MAX_DURATION, SECOND};
 use ratesim::trace::csv::{write_header, write_row, CsvTrace, HEADER};
 use ratesim::trace::jsonl::JsonlTrace;
-use ratesim::trace::{TraceError, TraceRow, TraceSource, TraceTime};
+use ratesim::trace::{TraceError, TraceRow, TraceSource, TraceTime, MAX_AMOUNT, MAX_LINE_BYTES};
 
 fn drain(source: &mut impl TraceSource) -> Result<Vec<TraceRow>, TraceError> {
     let mut rows = Vec::new();
@@ -205,7 +205,13 @@ fn csv_wrong_field_counts() {
 #[test]
 fn csv_bad_numbers_and_bools() {
     let err = csv_err("t,key,tokens\n1,a,12x\n");
-    located(&err, 2, 3, "tokens", &["expected a whole number of tokens (0 or more), found \"12x\""]);
+    located(
+        &err,
+        2,
+        3,
+        "tokens",
+        &["expected a whole number of tokens from 0 to 1000000000000000 (10^15), found \"12x\""],
+    );
     let err = csv_err("t,key,tokens\n1,a,-5\n");
     located(&err, 2, 3, "tokens", &["\"-5\", which is negative"]);
     let err = csv_err("t,key,cost\n1,a,1.5\n");
@@ -268,11 +274,12 @@ fn rows_strategy() -> impl Strategy<Value = Vec<TraceRow>> {
         text_strategy(0),
         text_strategy(0),
         any::<bool>(),
-        any::<u64>(),
-        any::<u64>(),
-        prop_oneof![0u64..10 * SECOND, any::<u64>()],
+        prop_oneof![0..=MAX_AMOUNT, Just(MAX_AMOUNT)],
+        prop_oneof![0..=MAX_AMOUNT, Just(MAX_AMOUNT)],
+        prop_oneof![0u64..10 * SECOND, 0..=MAX_DURATION, Just(MAX_DURATION)],
     );
-    (any::<bool>(), 0u64..4_000_000_000 * SECOND, prop::collection::vec(row, 0..40)).prop_map(
+    // Offsets (and absolute times, from 1970) within the 100 years a trace may span.
+    (any::<bool>(), 0u64..3_000_000_000 * SECOND, prop::collection::vec(row, 0..40)).prop_map(
         |(absolute, start, rows)| {
             let mut t = start;
             rows.into_iter()
@@ -508,6 +515,117 @@ fn jsonl_errors() {
     located(&err, 1, 22, "", &["trailing characters"]);
     let err = jsonl_err(b"{\"t\": 1, \"key\": \"a\xff\"}\n".as_slice());
     located(&err, 1, 19, "key", &["expected UTF-8 text", "must be UTF-8"]);
+}
+
+// ---------------------------------------------------------------------------
+// Values out of range, odd characters, overlong lines (issue 9).
+
+#[test]
+fn amounts_beyond_the_maximum_are_located_errors() {
+    // Two rows of 2^63 tokens used to be accepted and wrapped the summary's total to 0.
+    let err = csv_err("t,key,tokens\n0,a,9223372036854775808\n1,b,9223372036854775808\n");
+    located(&err, 2, 3, "tokens", &["from 0 to 1000000000000000 (10^15)", "\"9223372036854775808\"", "too large"]);
+    let err = csv_err(format!("t,key,cost\n0,a,{}\n", MAX_AMOUNT + 1));
+    located(&err, 2, 3, "cost", &["minor currency units from 0 to 1000000000000000", "too large"]);
+    let rows = csv(format!("t,key,tokens,cost\n0,a,{MAX_AMOUNT},{MAX_AMOUNT}\n")).unwrap();
+    assert_eq!((rows[0].tokens, rows[0].cost), (MAX_AMOUNT, MAX_AMOUNT));
+
+    let err = jsonl_err(format!("{{\"t\": 0, \"key\": \"a\", \"tokens\": {}}}\n", MAX_AMOUNT + 1));
+    located(&err, 1, 47, "tokens", &["from 0 to 1000000000000000", "found 1000000000000001", "too large"]);
+    // A number beyond u64 is quoted as the file writes it, not as the f64 it was read into.
+    let err = jsonl_err("{\"t\": 0, \"key\": \"a\", \"cost\": 18446744073709551616}\n");
+    located(&err, 1, 49, "cost", &["found 18446744073709551616 (too large"]);
+    let rows = jsonl(format!("{{\"t\": 0, \"key\": \"a\", \"tokens\": {MAX_AMOUNT}}}\n")).unwrap();
+    assert_eq!(rows[0].tokens, MAX_AMOUNT);
+}
+
+#[test]
+fn times_and_durations_beyond_a_century_are_located_errors() {
+    // A duration that overflowed the run's end, one that hung it, and the largest accepted.
+    let err = csv_err("t,key,duration\n0,a,18446744073.709551615\n");
+    located(&err, 2, 3, "duration", &["\"18446744073.709551615\"", "more than 100 years, 3155760000 s"]);
+    let err = csv_err("t,key,duration\n0,a,3155760001\n");
+    located(&err, 2, 3, "duration", &["\"3155760001\" (more than 100 years"]);
+    assert_eq!(csv("t,key,duration\n0,a,3155760000\n").unwrap()[0].duration, MAX_DURATION);
+    let err = jsonl_err("{\"t\": 0, \"key\": \"a\", \"duration\": 3.2e9}\n");
+    located(&err, 1, 38, "duration", &["found 3.2e9 (more than 100 years"]);
+    let err = jsonl_err("{\"t\": 0, \"key\": \"a\", \"duration\": 3155760001}\n");
+    located(&err, 1, 43, "duration", &["found 3155760001 (more than 100 years"]);
+    let err = jsonl_err("{\"t\": 0, \"key\": \"a\", \"duration\": \"3155760001\"}\n");
+    located(&err, 1, 45, "duration", &["more than 100 years"]);
+
+    // Offsets: at most 100 years after the trace start.
+    let err = csv_err("t,key\n0,a\n3155760000.000000001,a\n");
+    located(&err, 3, 1, "t", &["more than 100 years", "a trace spans at most 100 years"]);
+    let err = csv_err("t,key\n18446744073.709551615,a\n");
+    located(&err, 2, 1, "t", &["more than 100 years"]);
+    let err = jsonl_err("{\"t\": 9999999999.5, \"key\": \"a\"}\n");
+    located(&err, 1, 18, "t", &["found 9999999999.5", "more than 100 years"]);
+    let err = jsonl_err("{\"t\": 3155760001, \"key\": \"a\"}\n");
+    located(&err, 1, 16, "t", &["more than 100 years"]);
+    // RFC 3339 times: at most 100 years after the first row, and not after 2200.
+    let err = csv_err("t,key\n2026-01-01T00:00:00Z,a\n2126-01-02T00:00:00.000000001Z,a\n");
+    located(&err, 3, 1, "t", &["more than 100 years after the first row's 2026-01-01T00:00:00Z (line 2)"]);
+    let err = csv_err("t,key\n2201-01-01T00:00:00Z,a\n");
+    located(&err, 2, 1, "t", &["after 2200-01-01T00:00:00Z are not supported"]);
+    let err = jsonl_err(
+        "{\"t\": \"2026-01-01T00:00:00Z\", \"key\": \"a\"}\n{\"t\": \"2127-01-01T00:00:00Z\", \"key\": \"a\"}\n",
+    );
+    located(&err, 2, 28, "t", &["more than 100 years after the first row's"]);
+}
+
+#[test]
+fn multibyte_characters_in_times_are_errors_not_panics() {
+    // Slicing the text by byte position used to panic inside the `é`.
+    let err = csv_err("t,key\n2026-01-01T00:00:0\u{e9}Z,a\n");
+    located(&err, 2, 1, "t", &["expected an RFC 3339 timestamp", "found \"2026-01-01T00:00:0\u{e9}Z\""]);
+    let err = csv_err("t,key,duration\n0,a,0.\u{e9}\n");
+    located(&err, 2, 3, "duration", &["decimal seconds"]);
+    let err = jsonl_err("{\"t\": \"2026-01-01T00:00:0\u{e9}Z\", \"key\": \"a\"}\n");
+    located(&err, 1, 28, "t", &["expected an RFC 3339 timestamp"]);
+    let err = jsonl_err("{\"t\": \"2026-01-01T00:00:00+0\u{e9}:00\", \"key\": \"a\"}\n");
+    located(&err, 1, 33, "t", &["expected an RFC 3339 timestamp"]);
+}
+
+#[test]
+fn overlong_lines_are_located_errors() {
+    // A line without an end used to be read whole: 2 GB aborted the process.
+    let long = "a".repeat(MAX_LINE_BYTES + 1);
+    let err = csv_err(format!("t,key\n0,a\n1,{long}\n"));
+    located(&err, 3, 0, "", &["longer than 1 MiB (1048576 bytes)", "not a trace file"]);
+    // Also a quoted field that never closes, and a header.
+    let err = csv_err(format!("t,key\n0,\"{}", "a\n".repeat(MAX_LINE_BYTES / 2 + 1)));
+    located(&err, 2, 2, "key", &["quoted field that opens here runs on for more than 1 MiB"]);
+    let err = csv_err(format!("t,{long}\n"));
+    located(&err, 1, 0, "", &["longer than 1 MiB"]);
+    let err = jsonl_err(format!("{{\"t\": 0, \"key\": \"a\"}}\n{{\"t\": 0, \"key\": \"{long}\"}}\n"));
+    located(&err, 2, 0, "", &["longer than 1 MiB"]);
+    // Just below the cap is an ordinary row.
+    let key = "k".repeat(MAX_LINE_BYTES - 3);
+    assert_eq!(csv(format!("t,key\n0,{key}\n")).unwrap()[0].key.len(), key.len());
+    // An endless line stops at the cap instead of filling memory.
+    let endless = BufReader::new(io::Cursor::new(&b"t,key\n0,"[..]).chain(io::repeat(b'a')));
+    let err = drain(&mut CsvTrace::new(endless, "traces/x.csv").unwrap()).unwrap_err();
+    located(&err, 2, 0, "", &["longer than 1 MiB"]);
+}
+
+#[test]
+fn jsonl_numbers_read_alike_for_every_key() {
+    // `1e3` is 1000 for `tokens` and `cost` as for `t`; a fraction is not a whole number.
+    let rows = jsonl("{\"t\": 1e3, \"key\": \"a\", \"tokens\": 1e3, \"cost\": 2.0E1}\n").unwrap();
+    assert_eq!((rows[0].t, rows[0].tokens, rows[0].cost), (TraceTime::Offset(1000 * SECOND), 1000, 20));
+    let err = jsonl_err("{\"t\": 0, \"key\": \"a\", \"tokens\": 2.5e0}\n");
+    located(&err, 1, 36, "tokens", &["found 2.5e0, which is not a whole number"]);
+    // A signed zero says why it is refused.
+    let err = jsonl_err("{\"t\": -0, \"key\": \"a\"}\n");
+    located(&err, 1, 8, "t", &["found -0, which has a minus sign; write it without one"]);
+    let err = jsonl_err("{\"t\": 0, \"key\": \"a\", \"tokens\": -0.0}\n");
+    located(&err, 1, 35, "tokens", &["found -0.0, which has a minus sign"]);
+    let err = csv_err("t,key\n-0,a\n");
+    located(&err, 2, 1, "t", &["found \"-0\", which has a minus sign"]);
+    // Numbers too long for an f64 are quoted as written.
+    let err = jsonl_err("{\"t\": 18446744073709551616, \"key\": \"a\"}\n");
+    located(&err, 1, 26, "t", &["the JSON number 18446744073709551616, which has more than 15 significant digits"]);
 }
 
 // ---------------------------------------------------------------------------

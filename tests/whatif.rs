@@ -522,7 +522,11 @@ fn sweep_outputs_are_checked_before_any_scenario_runs() {
     assert_eq!(out.code, 1);
     assert!(out.stdout.is_empty() && out.stderr.contains("traces/sample.csv/out"), "{}", out.stderr);
     let err = fails(&["sweep", "--trace", "traces/sample.csv", "--csv", "traces/sample.csv"]);
-    assert!(err.contains("refusing to overwrite"), "{err}");
+    assert!(
+        err.contains("--csv traces/sample.csv: this is the --trace traces/sample.csv")
+            && err.contains("would destroy it"),
+        "{err}"
+    );
     let err = fails(&["sweep", "--threads", "3000"]);
     assert!(err.contains("--threads: at most 256 worker threads") && err.contains("3000"), "{err}");
 }

@@ -4,7 +4,9 @@
 //! are printed for people (file, line, field, what was expected), never as a
 //! panic or a debug dump.
 
+mod inputs;
 mod interrupt;
+mod outputs;
 mod policy_cmd;
 mod run_cmd;
 mod solve_cmd;

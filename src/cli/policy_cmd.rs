@@ -8,7 +8,9 @@ use crate::policy;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum PolicyCommand {
-    /// Check policy files: every plan, limit and number. Exits 1 on any error.
+    /// Check policy files: every plan, limit and number. Prints one line per
+    /// good file on stdout, and one per bad file and the tally on stderr;
+    /// exits 1 on any error.
     Check {
         /// Policy files (TOML), e.g. policies/*.toml.
         #[arg(required = true, value_name = "FILE")]
@@ -34,7 +36,7 @@ pub(super) fn run(cmd: PolicyCommand) -> u8 {
                     Ok(p) => println!("ok     {}: {}", file.display(), p.summary()),
                     Err(e) => {
                         failed += 1;
-                        println!("error  {e}");
+                        eprintln!("error  {e}");
                     }
                 }
             }

@@ -9,25 +9,30 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::ClientSpec;
 use crate::metrics::NoBuckets;
-use crate::policy::{self, Override, PolicyDocument};
-use crate::report::chart::{write_chart, ChartLabels, ChartSeries, Tee};
+use crate::policy::Override;
+use crate::report::chart::{check_chart_path, write_chart, ChartLabels, ChartSeries, Tee};
 use crate::report::{self, RunInfo, TimeseriesCsv};
 use crate::sim::{self, DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation, DEFAULT_START};
 use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, MILLISECOND, SECOND};
 use crate::trace::scale::{Factor, Scaling};
-use crate::trace::{self, TraceError, TraceRow, TraceSource, TraceTime};
+use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
+
+use super::inputs::{self, TraceInput};
+use super::outputs::{self, Named};
 
 /// Arguments of `ratesim run`.
 #[derive(Args, Debug)]
 pub(super) struct RunArgs {
-    /// Policy file.
-    #[arg(long, value_name = "FILE", default_value = "policies/runinfra.toml")]
+    /// Policy file. The default is also built in: it works from any
+    /// directory.
+    #[arg(long, value_name = "FILE", default_value = inputs::DEFAULT_POLICY)]
     policy: PathBuf,
     /// Plan of the policy.
     #[arg(long, value_name = "NAME", default_value = "pro")]
     plan: String,
-    /// Recorded trace (.csv, .jsonl) or synthetic spec (.toml).
-    #[arg(long, value_name = "FILE_OR_SPEC", default_value = "traces/steady-over.toml")]
+    /// Recorded trace (.csv, .jsonl) or synthetic spec (.toml). The default
+    /// is also built in: it works from any directory.
+    #[arg(long, value_name = "FILE_OR_SPEC", default_value = inputs::DEFAULT_TRACE)]
     trace: PathBuf,
     /// Client behaviour: a preset, optionally with overrides
     /// (`openai-python,max_retries=5`). Presets: none, openai-python,
@@ -36,9 +41,9 @@ pub(super) struct RunArgs {
     #[arg(long, value_name = "PRESET", default_value = "openai-python")]
     client: String,
     /// Seed of every random stream (client jitter; a synthetic spec's
-    /// arrivals, overriding the spec's own `seed`). Default: the spec's
-    /// seed, else 42.
-    #[arg(long, value_name = "N")]
+    /// arrivals, overriding the spec's own `seed`), from 0 to 2^64 - 1.
+    /// Default: the spec's seed, else 42.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = inputs::seed_value)]
     seed: Option<u64>,
     /// Virtual instant of trace offset 0 (RFC 3339). Default:
     /// 2026-01-01T00:00:00Z. A trace of RFC 3339 times starts at its first
@@ -66,6 +71,10 @@ pub(super) struct RunArgs {
     /// Print only the summary table (no progress line).
     #[arg(long)]
     quiet: bool,
+    /// Run a synthetic spec expected to produce more than a billion rows
+    /// (refused without this flag or a shorter --until).
+    #[arg(long)]
+    allow_huge: bool,
     /// Override a limit field: PLAN.LIMIT.FIELD=VALUE, e.g.
     /// pro.rpm.rate=600/min (`*` for every plan with that limit); checked
     /// as the policy file is. Repeatable; recorded in summary.json.
@@ -124,13 +133,8 @@ fn scaling(args: &RunArgs) -> Result<Scaling, String> {
 
 /// A progress bar over virtual time: with a known horizon (synthetic
 /// specs) a bar, else a spinner.
-fn progress_bar(trace: &Path) -> ProgressBar {
-    let horizon = if trace.extension().is_some_and(|e| e == "toml") {
-        trace::synth::load_spec(trace).ok().map(|s| s.horizon() / SECOND)
-    } else {
-        None
-    };
-    match horizon {
+fn progress_bar(trace: &TraceInput) -> ProgressBar {
+    match trace.spec().map(|s| s.horizon() / SECOND) {
         Some(h) => ProgressBar::new(h).with_style(
             ProgressStyle::with_template("{spinner} virtual {pos}/{len} s [{bar:30}] {msg} ({elapsed})")
                 .expect("valid template")
@@ -143,6 +147,7 @@ fn progress_bar(trace: &Path) -> ProgressBar {
 }
 
 pub(super) fn run(args: RunArgs) -> u8 {
+    // Every argument and output is checked before the simulation starts.
     let overrides = match args.set.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>() {
         Ok(o) => o,
         Err(e) => return fail(format!("--set: {e}")),
@@ -151,21 +156,13 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let (policy, document) = if overrides.is_empty() {
-        match policy::load(&args.policy) {
-            Ok(p) => (p, None),
-            Err(e) => return fail(e),
-        }
-    } else {
-        match PolicyDocument::load(&args.policy).and_then(|d| d.with_overrides(&overrides)) {
-            Ok((p, d)) => (p, Some(d)),
-            Err(e) => return fail(e),
-        }
+    let (policy, document, policy_name) = match inputs::load_policy_with(&args.policy, &overrides) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
     };
     let Some(plan) = policy.plan(&args.plan) else {
         return fail(format!(
-            "{}: no plan named {:?}; its plans are: {}",
-            args.policy.display(),
+            "{policy_name}: no plan named {:?}; its plans are: {}",
             args.plan,
             policy.plan_names().join(", ")
         ));
@@ -189,17 +186,24 @@ pub(super) fn run(args: RunArgs) -> u8 {
         }
         Err(e) => return fail(format!("--bucket: {e}")),
     };
-    let seed = match args.seed {
-        Some(s) => s,
-        None => super::spec_seed(&args.trace).unwrap_or(42),
-    };
     let until = match args.until.as_deref().map(parse_duration) {
         None => None,
         Some(Ok(d)) if d > 0 => Some(d),
         Some(Ok(_)) => return fail("--until: expected a duration above zero, such as 24h"),
         Some(Err(e)) => return fail(format!("--until: {e}")),
     };
-    let mut source = match trace::open_scaled(&args.trace, Some(seed), &scaling, None) {
+    let trace = match TraceInput::resolve(&args.trace).and_then(|t| t.scaled(scaling)) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let seed = args.seed.or_else(|| trace.spec().and_then(|s| s.seed())).unwrap_or(42);
+    if let Some(spec) = trace.spec() {
+        let remedy = "pass --until DURATION to simulate less of it, or --allow-huge to run it all";
+        if let Err(e) = inputs::check_rows(&trace.name(), spec, until, args.allow_huge, remedy) {
+            return fail(e);
+        }
+    }
+    let mut source = match trace.open(seed) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -216,12 +220,39 @@ pub(super) fn run(args: RunArgs) -> u8 {
     }
     let trace_start = sim::trace_start(first.t, start);
     let mut source = FirstRowAgain { first: Some(first), rest: source };
+    if let Some(chart) = &args.chart {
+        if let Err(e) = check_chart_path(chart) {
+            return fail(format!("--chart {e}"));
+        }
+    }
+    if let Some(dir) = &args.out {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return fail(format!("cannot create output directory {}: {e}", dir.display()));
+        }
+    }
+    let out_files: Vec<PathBuf> = match &args.out {
+        Some(dir) => ["summary.json", "timeseries.csv", "chart.png"].iter().map(|f| dir.join(f)).collect(),
+        None => Vec::new(),
+    };
+    let mut read = Vec::new();
+    if args.policy.exists() {
+        read.push(Named { flag: "--policy", path: &args.policy });
+    }
+    if let Some(file) = trace.file() {
+        read.push(Named { flag: "--trace", path: file });
+    }
+    let mut writes: Vec<Named<'_>> = out_files.iter().map(|p| Named { flag: "--out", path: p }).collect();
+    writes.extend(args.chart.iter().map(|p| Named { flag: "--chart", path: p }));
+    writes.extend(args.decisions.iter().map(|p| Named { flag: "--decisions", path: p }));
+    if let Err(e) = outputs::check(&read, &writes) {
+        return fail(e);
+    }
     let config = SimConfig { start, seed, bucket, client: client.clone(), until, ..SimConfig::default() };
     let info = RunInfo {
         provider: policy.provider.clone(),
-        policy: args.policy.display().to_string(),
+        policy: policy_name,
         plan: plan.name.clone(),
-        trace: args.trace.display().to_string(),
+        trace: trace.name(),
         client: client.name.clone(),
         client_behaviour: client.describe(),
         seed,
@@ -234,11 +265,6 @@ pub(super) fn run(args: RunArgs) -> u8 {
         scale_keys: (scaling.key_copies != 1).then_some(scaling.key_copies),
     };
 
-    if let Some(dir) = &args.out {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            return fail(format!("cannot create output directory {}: {e}", dir.display()));
-        }
-    }
     let create = |path: &Path| {
         File::create(path).map(BufWriter::new).map_err(|e| format!("cannot create {}: {e}", path.display()))
     };
@@ -255,7 +281,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
     };
     let limit_ids: Vec<String> = plan.limits.iter().map(|l| l.id.clone()).collect();
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
-    let bar = show_progress.then(|| progress_bar(&args.trace));
+    let bar = show_progress.then(|| progress_bar(&trace));
     let mut sim = Simulation::new(&policy, plan, config);
     if let Some(bar) = bar.clone() {
         sim = sim.with_progress(move |p| {

@@ -4,12 +4,13 @@
 //! arguments, checks every one before anything runs, and chooses outputs.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::interrupt;
+use super::outputs::{self, Named};
 use crate::time::{parse_duration, parse_rfc3339, MILLISECOND};
 use crate::whatif::axes::{parse_key_copies, parse_scales, seeds_from, SetAxis, Shard, SweepDefinition};
 use crate::whatif::merge::read_parts;
@@ -186,21 +187,21 @@ fn spec(args: &SweepArgs) -> Result<SweepSpec, String> {
     })
 }
 
-/// Refuses an output that would overwrite an input.
-fn check_outputs(outputs: &Outputs, inputs: &[&Path]) -> Result<Destinations, String> {
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    };
-    let mut written: Vec<PathBuf> = outputs.csv.iter().cloned().collect();
+/// Checks the outputs before any scenario runs: each writable, none an
+/// input (`inputs`: flag and path), no two the same file (see
+/// [`outputs::check`]). Creates the `--out` directory.
+fn check_outputs(outputs: &Outputs, inputs: &[Named<'_>]) -> Result<Destinations, String> {
     if let Some(dir) = &outputs.out {
-        written.extend(["results.csv", "results.json", "statistics.csv"].map(|f| dir.join(f)));
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--out {}: cannot create the directory: {e}", dir.display()))?;
     }
-    for w in &written {
-        if let Some(input) = inputs.iter().find(|i| same(w, i)) {
-            return Err(format!("{} is an input of this sweep; refusing to overwrite it", input.display()));
-        }
-    }
+    let files: Vec<PathBuf> = match &outputs.out {
+        Some(dir) => ["results.csv", "results.json", "statistics.csv"].iter().map(|f| dir.join(f)).collect(),
+        None => Vec::new(),
+    };
+    let mut written: Vec<Named<'_>> = files.iter().map(|p| Named { flag: "--out", path: p }).collect();
+    written.extend(outputs.csv.iter().map(|p| Named { flag: "--csv", path: p }));
+    outputs::check(inputs, &written)?;
     Ok(Destinations { dir: outputs.out.clone(), csv: outputs.csv.clone(), json_stdout: outputs.json })
 }
 
@@ -278,7 +279,8 @@ fn sweep(args: SweepArgs) -> u8 {
             args.threads
         ));
     }
-    let to = match check_outputs(&args.outputs, &[&args.policy, &args.trace]) {
+    let inputs = [Named { flag: "--policy", path: &args.policy }, Named { flag: "--trace", path: &args.trace }];
+    let to = match check_outputs(&args.outputs, &inputs) {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
@@ -349,7 +351,7 @@ fn merge(args: MergeArgs) -> u8 {
     };
     let inputs: Vec<PathBuf> =
         args.parts.iter().map(|p| if p.is_dir() { p.join("results.json") } else { p.clone() }).collect();
-    let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let input_refs: Vec<Named<'_>> = inputs.iter().map(|p| Named { flag: "part", path: p }).collect();
     let to = match check_outputs(&args.outputs, &input_refs) {
         Ok(d) => d,
         Err(e) => return fail(e),

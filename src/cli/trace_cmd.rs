@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
+use super::inputs;
+use super::outputs::{self, Named};
 use crate::report::group;
 use crate::time::{format_decimal_seconds, format_duration, format_rfc3339};
 use crate::trace::{self, csv, synth, TraceError, TraceRow, TraceSource, TraceTime};
@@ -31,8 +33,8 @@ pub(super) enum TraceCommand {
     ///
     /// Reads recorded traces (.csv, .jsonl) and expands synthetic specs
     /// (.toml) to the end, and prints for each file its rows, distinct keys
-    /// and first and last time, or the first error with its file, line,
-    /// column and field. Exits 1 if any file fails.
+    /// and first and last time on stdout, or the first error with its file,
+    /// line, column and field on stderr. Exits 1 if any file fails.
     Check(CheckArgs),
 }
 
@@ -46,9 +48,14 @@ pub(super) struct GenArgs {
     #[arg(short, long, value_name = "FILE.csv")]
     out: PathBuf,
     /// Seed of the arrivals and request attributes, overriding the spec's own
-    /// `seed`. Default: the spec's seed, else 42 (as `ratesim run`).
-    #[arg(long, value_name = "N")]
+    /// `seed`, from 0 to 2^64 - 1. Default: the spec's seed, else 42 (as
+    /// `ratesim run`).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = inputs::seed_value)]
     seed: Option<u64>,
+    /// Generate a spec expected to produce more than a billion rows
+    /// (refused without this flag).
+    #[arg(long)]
+    allow_huge: bool,
 }
 
 /// Arguments of `ratesim trace check`.
@@ -57,9 +64,14 @@ pub(super) struct CheckArgs {
     /// Recorded traces (.csv, .jsonl, .ndjson) or synthetic specs (.toml).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
-    /// Seed to expand synthetic specs with. Default: each spec's seed, else 42.
-    #[arg(long, value_name = "N")]
+    /// Seed to expand synthetic specs with, from 0 to 2^64 - 1. Default:
+    /// each spec's seed, else 42.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = inputs::seed_value)]
     seed: Option<u64>,
+    /// Expand specs expected to produce more than a billion rows (refused
+    /// without this flag).
+    #[arg(long)]
+    allow_huge: bool,
 }
 
 pub(super) fn run(cmd: TraceCommand) -> u8 {
@@ -147,6 +159,14 @@ fn gen(args: GenArgs) -> u8 {
         Err(e) => return fail(e),
     };
     let seed = seed_for(args.seed, &spec);
+    let name = args.spec.display().to_string();
+    if let Err(e) = inputs::check_rows(&name, &spec, None, args.allow_huge, "pass --allow-huge to generate it all") {
+        return fail(e);
+    }
+    let read = [Named { flag: "spec", path: &args.spec }];
+    if let Err(e) = outputs::check(&read, &[Named { flag: "-o", path: &args.out }]) {
+        return fail(e);
+    }
 
     // Write next to the target and rename at the end, so that a failed run
     // never leaves a truncated trace that would replay as a shorter one.
@@ -211,11 +231,11 @@ fn write_csv(source: &mut dyn TraceSource, path: &Path, shown: &Path) -> Result<
 fn check(args: CheckArgs) -> u8 {
     let mut failed = 0;
     for file in &args.files {
-        match check_one(file, args.seed) {
+        match check_one(file, args.seed, args.allow_huge) {
             Ok(line) => println!("ok     {}: {line}", file.display()),
             Err(e) => {
                 failed += 1;
-                println!("error  {e}");
+                eprintln!("error  {e}");
             }
         }
     }
@@ -232,11 +252,17 @@ fn check(args: CheckArgs) -> u8 {
 }
 
 /// Reads one trace or spec to the end; its description, or the first error.
-fn check_one(path: &Path, seed: Option<u64>) -> Result<String, TraceError> {
+fn check_one(path: &Path, seed: Option<u64>, allow_huge: bool) -> Result<String, TraceError> {
     let mut tally = Tally::default();
     let mut row = TraceRow::default();
     if has_extension(path, "toml") {
         let spec = synth::load_spec(path)?;
+        let name = path.display().to_string();
+        inputs::check_rows(&name, &spec, None, allow_huge, "pass --allow-huge to check it all").map_err(|message| {
+            // The message names the file already.
+            let message = message.strip_prefix(&format!("{name}: ")).unwrap_or(&message).to_string();
+            TraceError { file: name.clone(), line: 0, column: 0, field: String::new(), message }
+        })?;
         let seed = seed_for(seed, &spec);
         let mut source = spec.generate(seed);
         while source.next_row(&mut row)? {

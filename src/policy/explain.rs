@@ -65,8 +65,10 @@ fn rate_words(rate: Rate, measure: &Measure) -> String {
     format!("{}/{per}", amount_words(rate.count(), measure))
 }
 
-/// A steady rate in the unit that makes it readable: `8.33/s`, `0.5/min`
-/// (money in major units, as the rate shows it).
+/// A steady rate in the unit that makes it readable: `8.33/s`, `0.5/min`,
+/// `2.4/day` (money in major units, as the rate shows it). Below 0.1 a day
+/// it keeps two significant digits (`0.000027/day` for one per 100 years),
+/// never rounding a positive rate to 0.
 fn steady(rate: Rate, measure: &Measure) -> String {
     let mut per_s = rate.per_second();
     if let Measure::Money { .. } = measure {
@@ -76,10 +78,14 @@ fn steady(rate: Rate, measure: &Measure) -> String {
         (per_s, "s")
     } else if per_s * 60.0 >= 0.1 {
         (per_s * 60.0, "min")
-    } else {
+    } else if per_s * 3600.0 >= 0.1 {
         (per_s * 3600.0, "h")
+    } else {
+        (per_s * 86_400.0, "day")
     };
-    let s = format!("{v:.2}");
+    // Two decimals, or two significant digits for smaller values.
+    let decimals = if v >= 0.1 { 2 } else { (1.0 - v.log10().floor()) as usize };
+    let s = format!("{v:.decimals$}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     format!("{s}/{u}")
 }

@@ -23,6 +23,7 @@ use crate::engines::{
     TokenBucketSteps, WindowAlign,
 };
 use crate::time::{parse_duration, Rate};
+use crate::toml_input;
 
 /// A policy that could not be read: where, which field, what was expected.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,15 +56,16 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
-/// Reads and validates the policy file at `path`.
+/// Reads and validates the policy file at `path` (UTF-8, at most
+/// [`MAX_TOML_BYTES`](crate::toml_input::MAX_TOML_BYTES)).
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+    let text = toml_input::read(path, "policy file").map_err(|e| PolicyError {
         file: file.clone(),
-        line: 0,
-        column: 0,
+        line: e.line,
+        column: e.column,
         field: String::new(),
-        message: format!("cannot read the policy file: {e}"),
+        message: e.message,
     })?;
     parse(&text, &file)
 }
@@ -72,92 +74,10 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyError> {
     let cx = Cx { text, file };
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-        let span = e.span();
-        let offset = span.as_ref().map_or(0, |s| s.start);
-        let mut message = human_serde_message(e.message());
-        // An error about the whole document (a missing top-level key) is
-        // about the top level, not about the first table in the file.
-        // (toml reports those with an empty span at offset 0.)
-        let whole_document = span.is_none_or(|s| s.start == 0 && (s.end == 0 || s.end >= text.trim_end().len()));
-        let field = if whole_document { String::new() } else { structural_field(text, offset) };
-        if message == "duplicate key" {
-            message = duplicate_message(text, offset);
-        }
+        let (offset, field, message) = toml_input::serde_error(text, &e);
         cx.err(offset, &field, message)
     })?;
     cx.policy(raw)
-}
-
-/// Names what a "duplicate key" error at `offset` repeats: a table header
-/// (`[response]` twice) or a key (quoted keys may contain `=`).
-fn duplicate_message(text: &str, offset: usize) -> String {
-    let offset = offset.min(text.len());
-    let line_start = text.get(..offset).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
-    let line = text.get(line_start..).unwrap_or("").lines().next().unwrap_or("").trim();
-    if line.starts_with('[') {
-        let header = line.split('#').next().unwrap_or(line).trim();
-        return format!("duplicate table `{header}`: it is already defined above");
-    }
-    let rest = text.get(offset..).unwrap_or("");
-    let key = match rest.strip_prefix(['"', '\'']) {
-        Some(quoted) => {
-            let close = rest.as_bytes()[0] as char;
-            quoted.find(close).map_or(quoted, |end| &quoted[..end])
-        }
-        None => rest[..rest.find(['=', '\n']).unwrap_or(rest.len())].trim(),
-    };
-    if key.is_empty() {
-        "duplicate key: it is already set earlier in this table".to_string()
-    } else {
-        format!("duplicate key `{key}`: it is already set earlier in this table")
-    }
-}
-
-/// The field an error found while reading the TOML structure points at:
-/// the enclosing table (`plan.limit`) and, if the offset is in a value, its
-/// key (`plan.limit > burst`).
-fn structural_field(text: &str, offset: usize) -> String {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    let line = &text[line_start..line_end];
-    let table = text[..line_end]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    let key =
-        line.find('=').filter(|&eq| line_start + eq < offset).map(|eq| line[..eq].trim().trim_matches('"').to_string());
-    match (table, key) {
-        (Some(t), Some(k)) => format!("{t} > {k}"),
-        (Some(t), None) => t,
-        (None, Some(k)) => k,
-        (None, None) => String::new(),
-    }
-}
-
-/// serde's wording made readable: Rust type names become words.
-fn human_serde_message(message: &str) -> String {
-    let words = |t: &str| -> String {
-        match t.trim() {
-            "i64" | "u64" | "i32" | "u32" | "u16" => "a whole number".into(),
-            "a sequence" => "an array".into(),
-            "a map" | "struct" => "a table".into(),
-            "a boolean" => "true or false".into(),
-            other => other.to_string(),
-        }
-    };
-    let m = message.trim();
-    if let Some(rest) = m.strip_prefix("invalid type: ") {
-        if let Some((found, expected)) = rest.split_once(", expected ") {
-            if let Some(big) = found.strip_suffix(" as i128") {
-                return format!("expected a whole number below 2^63, found {big}");
-            }
-            return format!("expected {}, found {found}", words(expected));
-        }
-    }
-    m.replace("unknown variant", "unknown value")
 }
 
 #[derive(Deserialize)]
@@ -249,10 +169,7 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn err(&self, offset: usize, field: &str, message: impl Into<String>) -> PolicyError {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = toml_input::line_column(self.text, offset);
         PolicyError { file: self.file.to_string(), line, column, field: field.to_string(), message: message.into() }
     }
 

@@ -19,6 +19,7 @@
 //! | `{code}`, `{message}` | the denying limit's code and message |
 //! | `{limit_id}` | the denying limit's id |
 //! | `{limit}`, `{remaining}`, `{used}` | the limit's capacity, what remains, `limit - remaining` |
+//! | `{header_limit}` | what the limit header advertises: the limit's `header_limit` if set, else its capacity |
 //! | `{reset}` | reset as a Unix timestamp in seconds (rounded up) |
 //! | `{reset_at}` | reset as RFC 3339 (rounded up to the second) |
 //! | `{reset_after}` | seconds until reset (rounded up) |
@@ -159,6 +160,7 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
                         "message" => Value::from(limit.message.as_str()),
                         "limit_id" => Value::from(limit.id.as_str()),
                         "limit" => Value::from(d.limit),
+                        "header_limit" => Value::from(limit.header_limit.unwrap_or(d.limit)),
                         "remaining" => Value::from(d.remaining),
                         "used" => Value::from(d.limit.saturating_sub(d.remaining)),
                         // A limit that never resets (a lifetime budget) has no reset.

@@ -340,11 +340,20 @@ where
 /// Writes the chart of `series` to `path`: PNG if it ends in `.png`, SVG if
 /// in `.svg`.
 pub fn write_chart(path: &Path, series: &ChartSeries, labels: &ChartLabels) -> Result<(), String> {
+    check_chart_path(path)?;
     register_font();
     let size = (1400, 900);
     match path.extension().and_then(|e| e.to_str()) {
         Some("png") => draw(BitMapBackend::new(path, size).into_drawing_area(), series, labels),
-        Some("svg") => draw(SVGBackend::new(path, size).into_drawing_area(), series, labels),
+        _ => draw(SVGBackend::new(path, size).into_drawing_area(), series, labels),
+    }
+}
+
+/// Whether [`write_chart`] can draw to `path`: its name ends in `.png` or
+/// `.svg`. For callers that check their arguments before a long run.
+pub fn check_chart_path(path: &Path) -> Result<(), String> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("png" | "svg") => Ok(()),
         _ => Err(format!("{}: a chart file must end in .png or .svg", path.display())),
     }
 }

@@ -52,8 +52,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
-use super::{TraceError, TraceRow, TraceSource, TraceTime};
-use crate::time::{format_rfc3339, parse_decimal_seconds, parse_rfc3339, Nanos, SECOND};
+use super::{TraceError, TraceRow, TraceSource, TraceTime, MAX_AMOUNT};
+use crate::time::{format_rfc3339, parse_decimal_seconds, parse_rfc3339, Nanos, MAX_DURATION, SECOND};
 
 /// The canonical header written by [`write_header`]: every column, in the
 /// order of the table in [`crate::trace`].
@@ -153,6 +153,8 @@ const EITHER_EXPECTED: &str =
 pub(crate) struct TimeCheck {
     form: Option<(Form, u64)>,
     last: Option<(TraceTime, u64)>,
+    /// The first RFC 3339 time and its line: later ones are at most 100 years after it.
+    first_absolute: Option<(Nanos, u64)>,
 }
 
 impl TimeCheck {
@@ -178,7 +180,7 @@ impl TimeCheck {
         let t = match form {
             Form::Offset => {
                 if text.starts_with('-') {
-                    return Err(format!("{OFFSET_EXPECTED}, found {text:?}, which is negative"));
+                    return Err(format!("{OFFSET_EXPECTED}, found {text:?}{}", negative_why(text)));
                 }
                 TraceTime::Offset(
                     decimal_seconds(text).map_err(|why| format!("{OFFSET_EXPECTED}, found {text:?}{why}"))?,
@@ -203,6 +205,25 @@ impl TimeCheck {
         line: u64,
     ) -> Result<TraceTime, String> {
         self.check_form(form, shown, line)?;
+        match t {
+            TraceTime::Offset(ns) if ns > MAX_DURATION => {
+                return Err(format!(
+                    "{OFFSET_EXPECTED}, found {shown} (more than 100 years, {} s: a trace spans at most 100 years)",
+                    MAX_DURATION / SECOND
+                ));
+            }
+            TraceTime::Absolute(ns) => {
+                let (first, first_line) = *self.first_absolute.get_or_insert((ns, line));
+                if ns.saturating_sub(first) > MAX_DURATION {
+                    return Err(format!(
+                        "{ABSOLUTE_EXPECTED}, found {shown}, more than 100 years after the first row's {} \
+                         (line {first_line}): a trace spans at most 100 years",
+                        format_rfc3339(first)
+                    ));
+                }
+            }
+            TraceTime::Offset(_) => {}
+        }
         if let Some((prev, prev_line)) = self.last {
             if t < prev {
                 return Err(format!(
@@ -240,7 +261,7 @@ impl TimeCheck {
 }
 
 /// Displays a string as a Rust-style quoted literal.
-struct Quoted<'a>(&'a str);
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -309,6 +330,9 @@ pub(crate) fn fast_decimal(b: &[u8]) -> Option<Nanos> {
 
 const POW10: [u64; 10] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000];
 
+// The reason below spells out MAX_DURATION in seconds.
+const _: () = assert!(MAX_DURATION / SECOND == 3_155_760_000);
+
 /// Exact decimal seconds; on error, a reason to append to the message
 /// (possibly empty), e.g. `" (finer than a nanosecond)"`.
 pub(crate) fn decimal_seconds(text: &str) -> Result<Nanos, &'static str> {
@@ -321,7 +345,7 @@ pub(crate) fn decimal_seconds(text: &str) -> Result<Nanos, &'static str> {
         } else if text.split_once('.').is_some_and(|(_, f)| f.len() > 9 && f[9..].bytes().any(|c| c != b'0')) {
             " (finer than a nanosecond)"
         } else {
-            " (too large)"
+            " (more than 100 years, 3155760000 s)"
         }
     })
 }
@@ -367,7 +391,7 @@ fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
-/// A whole number (empty means 0), parsed by hand.
+/// A whole number (empty means 0) of at most [`MAX_AMOUNT`], parsed by hand.
 #[inline]
 fn parse_count(text: &str, what: &str) -> Result<u64, String> {
     let mut n: u64 = 0;
@@ -376,27 +400,59 @@ fn parse_count(text: &str, what: &str) -> Result<u64, String> {
         if d > 9 {
             return Err(count_error(text, what));
         }
-        n = match n.checked_mul(10).and_then(|n| n.checked_add(d as u64)) {
-            Some(n) => n,
-            None => return Err(format!("expected a whole number of {what} (0 or more), found {text:?} (too large)")),
-        };
+        n = n.saturating_mul(10).saturating_add(d as u64);
+    }
+    if n > MAX_AMOUNT {
+        return Err(amount_too_large(&Quoted(text), what));
     }
     Ok(n)
 }
 
+/// What an amount (`tokens`, `cost`) may be.
+pub(crate) fn amount_expected(what: &str) -> String {
+    format!("expected a whole number of {what} from 0 to {MAX_AMOUNT} (10^15)")
+}
+
+/// The error for an amount above [`MAX_AMOUNT`].
+pub(crate) fn amount_too_large(shown: &dyn fmt::Display, what: &str) -> String {
+    format!("{}, found {shown} (too large: one request carries at most 10^15)", amount_expected(what))
+}
+
 fn count_error(text: &str, what: &str) -> String {
-    let why = if text.starts_with('-') && text.len() > 1 { ", which is negative" } else { "" };
-    format!("expected a whole number of {what} (0 or more), found {text:?}{why}")
+    format!("{}, found {text:?}{}", amount_expected(what), negative_why(text))
+}
+
+/// Why a number written with a minus sign is refused: `", which is
+/// negative"`, or for a zero (`-0`) that it has a sign; empty for text
+/// without a leading minus.
+pub(crate) fn negative_why(text: &str) -> &'static str {
+    match text.strip_prefix('-') {
+        Some(rest) if rest.contains('0') && rest.bytes().all(|b| b == b'0' || b == b'.') => {
+            ", which has a minus sign; write it without one"
+        }
+        Some(rest) if !rest.is_empty() => ", which is negative",
+        _ => "",
+    }
+}
+
+/// Refuses a duration above [`MAX_DURATION`] (100 years); `expected` and
+/// `shown` make the message.
+pub(crate) fn cap_duration(ns: Nanos, expected: &str, shown: &dyn fmt::Display) -> Result<Nanos, String> {
+    if ns > MAX_DURATION {
+        return Err(format!("{expected}, found {shown} (more than 100 years, {} s)", MAX_DURATION / SECOND));
+    }
+    Ok(ns)
 }
 
 const DURATION_EXPECTED: &str = "expected a service time in decimal seconds (e.g. 0.25)";
 
-/// A non-empty `duration` field: exact decimal seconds.
+/// A non-empty `duration` field: exact decimal seconds, at most 100 years.
 pub(crate) fn parse_duration(text: &str) -> Result<Nanos, String> {
     if text.starts_with('-') && text.len() > 1 {
-        return Err(format!("{DURATION_EXPECTED}, found {text:?}, which is negative"));
+        return Err(format!("{DURATION_EXPECTED}, found {text:?}{}", negative_why(text)));
     }
-    decimal_seconds(text).map_err(|why| format!("{DURATION_EXPECTED}, found {text:?}{why}"))
+    let ns = decimal_seconds(text).map_err(|why| format!("{DURATION_EXPECTED}, found {text:?}{why}"))?;
+    cap_duration(ns, DURATION_EXPECTED, &Quoted(text))
 }
 
 // ---------------------------------------------------------------------------
@@ -618,14 +674,14 @@ impl<R: BufRead> CsvTrace<R> {
 
     /// Appends one physical line to `buf`; returns the bytes read.
     fn read_line(&mut self) -> Result<usize, TraceError> {
-        match self.reader.read_until(b'\n', &mut self.buf) {
+        match super::read_line(&mut self.reader, &mut self.buf) {
             Ok(n) => {
                 if n > 0 {
                     self.line += 1;
                 }
                 Ok(n)
             }
-            Err(e) => Err(self.error(self.line + 1, 0, "", format!("cannot read the trace: {e}"))),
+            Err(message) => Err(self.error(self.line + 1, 0, "", message)),
         }
     }
 
@@ -647,7 +703,24 @@ impl<R: BufRead> CsvTrace<R> {
                     break;
                 }
                 from = self.buf.len();
-                if self.read_line()? == 0 {
+                let read = self.read_line().map_err(|e| {
+                    if self.buf.len() <= crate::trace::MAX_LINE_BYTES {
+                        return e;
+                    }
+                    let field = if self.columns.is_empty() { "" } else { self.field_name(scan.open_field) };
+                    self.error(
+                        scan.open_line,
+                        scan.open_field as u64 + 1,
+                        field,
+                        format!(
+                            "the quoted field that opens here runs on for more than {} MiB ({} bytes) without \
+                             closing; a quoted field ends with a quote followed by a comma or the end of the line",
+                            crate::trace::MAX_LINE_BYTES >> 20,
+                            crate::trace::MAX_LINE_BYTES
+                        ),
+                    )
+                })?;
+                if read == 0 {
                     let field = if self.columns.is_empty() { "" } else { self.field_name(scan.open_field) };
                     return Err(self.error(
                         scan.open_line,

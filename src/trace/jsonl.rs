@@ -29,7 +29,11 @@
 //! - `duration`: decimal seconds, a number or a string, by the same rule.
 //! - `key`, `user`, `workspace`, `endpoint`: strings (integers are accepted
 //!   and used as their decimal text); `key` must not be empty.
-//! - `auth`: `true`/`false` (or `1`/`0`); `tokens`, `cost`: whole numbers.
+//! - `auth`: `true`/`false` (or `1`/`0`); `tokens`, `cost`: whole numbers
+//!   from 0 to [`MAX_AMOUNT`], written as integers or, like `t`, in any JSON
+//!   number form that is whole (`1e3` is 1000; `1.5` is an error).
+//! - A number the reader refuses is quoted in the error as the file writes
+//!   it (not as the `f64` it was parsed into).
 //! - `null` for an optional key means its default.
 //!
 //! Every error is a [`TraceError`] naming the file, the 1-based line, the
@@ -43,9 +47,11 @@ use std::path::Path;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Unexpected, Visitor};
 
-use super::csv::{decimal_seconds, parse_duration, Column, Form, TimeCheck, ACCEPTED};
-use super::{TraceError, TraceRow, TraceSource, TraceTime};
-use crate::time::{Nanos, SECOND};
+use super::csv::{
+    amount_expected, amount_too_large, cap_duration, decimal_seconds, parse_duration, Column, Form, TimeCheck, ACCEPTED,
+};
+use super::{TraceError, TraceRow, TraceSource, TraceTime, MAX_AMOUNT};
+use crate::time::{Nanos, MAX_DURATION, SECOND};
 
 /// A streaming reader of a JSON Lines trace; see the [module docs](self).
 #[derive(Debug)]
@@ -99,6 +105,21 @@ impl<R: BufRead> JsonlTrace<R> {
         if message.starts_with("invalid unicode code point") {
             message = "expected UTF-8 text, found a byte that is not valid UTF-8; trace files must be UTF-8".into();
         }
+        // A number the reader refused is shown as written in the file (a
+        // JSON number reaches the reader as an `f64`, whose shortest form
+        // may differ: 18446744073709551616 prints as 18446744073709552000).
+        if let Some((before, rest)) = message.split_once(AS_WRITTEN) {
+            if let Some((parsed, after)) = rest.split_once(AS_WRITTEN) {
+                let end = e.column().min(self.buf.len());
+                let start = self.buf[..end]
+                    .iter()
+                    .rposition(|b| !matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+                    .map_or(0, |i| i + 1);
+                let literal = std::str::from_utf8(&self.buf[start..end]).unwrap_or("");
+                let shown = if literal.is_empty() { parsed } else { literal };
+                message = format!("{before}{shown}{after}");
+            }
+        }
         // serde_json counts bytes; report characters.
         let bytes = &self.buf[..e.column().min(self.buf.len())];
         let column = bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count().max(1) as u64;
@@ -110,16 +131,16 @@ impl<R: BufRead> TraceSource for JsonlTrace<R> {
     fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, TraceError> {
         loop {
             self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
+            match super::read_line(&mut self.reader, &mut self.buf) {
                 Ok(0) => return Ok(false),
                 Ok(_) => self.line += 1,
-                Err(e) => {
+                Err(message) => {
                     return Err(TraceError {
                         file: self.name.clone(),
                         line: self.line + 1,
                         column: 0,
                         field: String::new(),
-                        message: format!("cannot read the trace: {e}"),
+                        message,
                     })
                 }
             }
@@ -345,15 +366,31 @@ impl<'de> Visitor<'de> for CountSeed {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        if v > MAX_AMOUNT {
+            return Err(E::custom(amount_too_large(&v, self.0)));
+        }
         Ok(v)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-        Err(E::custom(format!("expected a whole number of {} (0 or more), found {v}, which is negative", self.0)))
+        Err(E::custom(format!("{}, found {v}, which is negative", amount_expected(self.0))))
     }
 
+    /// A number with a fraction or an exponent: accepted when it is a whole
+    /// number in range (`1e3` is 1000, as for `t`).
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
-        Err(E::custom(format!("expected a whole number of {} (0 or more), found {v}", self.0)))
+        let shown = AsWritten(v);
+        if v.is_sign_negative() {
+            let why = if v == 0.0 { ", which has a minus sign; write it without one" } else { ", which is negative" };
+            return Err(E::custom(format!("{}, found {shown}{why}", amount_expected(self.0))));
+        }
+        if v > MAX_AMOUNT as f64 {
+            return Err(E::custom(amount_too_large(&shown, self.0)));
+        }
+        if v.fract() != 0.0 {
+            return Err(E::custom(format!("{}, found {shown}, which is not a whole number", amount_expected(self.0))));
+        }
+        Ok(v as u64)
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
@@ -364,8 +401,10 @@ impl<'de> Visitor<'de> for CountSeed {
 /// Decimal seconds from a JSON number: exact integers, or an `f64` turned
 /// back into its shortest decimal text (see the module docs).
 fn number_seconds<E: de::Error>(v: f64, scratch: &mut String, expected: &str, key: &str) -> Result<Nanos, E> {
-    if v < 0.0 {
-        return Err(E::custom(format!("{expected}, found {v}, which is negative")));
+    let shown = AsWritten(v);
+    if v.is_sign_negative() {
+        let why = if v == 0.0 { ", which has a minus sign; write it without one" } else { ", which is negative" };
+        return Err(E::custom(format!("{expected}, found {shown}{why}")));
     }
     scratch.clear();
     let _ = write!(scratch, "{v}");
@@ -377,15 +416,30 @@ fn number_seconds<E: de::Error>(v: f64, scratch: &mut String, expected: &str, ke
     };
     if digits > 15 {
         return Err(E::custom(format!(
-            "{expected}, found the JSON number {v}, which has more than 15 significant digits \
+            "{expected}, found the JSON number {shown}, which has more than 15 significant digits \
              and may have been rounded; give it as a string, e.g. \"{key}\": \"1767225600.123456789\""
         )));
     }
-    decimal_seconds(scratch).map_err(|why| E::custom(format!("{expected}, found {v}{why}")))
+    decimal_seconds(scratch).map_err(|why| E::custom(format!("{expected}, found {shown}{why}")))
 }
 
 fn whole_seconds<E: de::Error>(v: u64, expected: &str) -> Result<Nanos, E> {
-    v.checked_mul(SECOND).ok_or_else(|| E::custom(format!("{expected}, found {v} (too large)")))
+    v.checked_mul(SECOND)
+        .ok_or_else(|| E::custom(format!("{expected}, found {v} (more than 100 years, {} s)", MAX_DURATION / SECOND)))
+}
+
+/// Marks a number in a message, for [`JsonlTrace`] to replace with the
+/// number as the file writes it.
+const AS_WRITTEN: char = '\u{1}';
+
+/// A JSON number in a message: shown as written in the file (see
+/// [`AS_WRITTEN`]), else as the `f64` it was parsed into.
+struct AsWritten(f64);
+
+impl fmt::Display for AsWritten {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{AS_WRITTEN}{}{AS_WRITTEN}", self.0)
+    }
 }
 
 const T_EXPECTED: &str = "expected seconds since the trace start (a number such as 12.5 or a \
@@ -425,7 +479,7 @@ impl<'de> Visitor<'de> for TimeSeed<'_> {
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<TraceTime, E> {
         let ns = number_seconds(v, self.scratch, T_EXPECTED, "t")?;
-        self.times.admit(Form::Offset, TraceTime::Offset(ns), &v, self.line).map_err(E::custom)
+        self.times.admit(Form::Offset, TraceTime::Offset(ns), &AsWritten(v), self.line).map_err(E::custom)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<TraceTime, E> {
@@ -456,7 +510,7 @@ impl<'de> Visitor<'de> for DurationSeed<'_> {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Nanos, E> {
-        whole_seconds(v, DURATION_EXPECTED)
+        cap_duration(whole_seconds(v, DURATION_EXPECTED)?, DURATION_EXPECTED, &v).map_err(E::custom)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Nanos, E> {
@@ -464,7 +518,8 @@ impl<'de> Visitor<'de> for DurationSeed<'_> {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Nanos, E> {
-        number_seconds(v, self.scratch, DURATION_EXPECTED, "duration")
+        let ns = number_seconds(v, self.scratch, DURATION_EXPECTED, "duration")?;
+        cap_duration(ns, DURATION_EXPECTED, &AsWritten(v)).map_err(E::custom)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Nanos, E> {

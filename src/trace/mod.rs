@@ -18,12 +18,19 @@
 //! | `workspace` | no | workspace owning the key |
 //! | `endpoint` | no | endpoint name (default empty) |
 //! | `auth` | no | `true`/`false` (default `true`) |
-//! | `tokens` | no | tokens used, a whole number (default 0) |
-//! | `cost` | no | money in minor units, a whole number (default 0) |
-//! | `duration` | no | service time in decimal seconds (default 0) |
+//! | `tokens` | no | tokens used, a whole number from 0 to [`MAX_AMOUNT`] (default 0) |
+//! | `cost` | no | money in minor units, a whole number from 0 to [`MAX_AMOUNT`] (default 0) |
+//! | `duration` | no | service time in decimal seconds, at most 100 years ([`MAX_DURATION`]) (default 0) |
 //!
-//! Rows must be in non-decreasing time order. Every error names the file,
-//! line and column and says what was expected.
+//! Rows must be in non-decreasing time order. An offset `t` is at most 100
+//! years ([`MAX_DURATION`]); RFC 3339 times are at most
+//! [`MAX_INSTANT`](crate::time::MAX_INSTANT) (2200) and at most 100 years
+//! after the file's first row. Every error names the file, line and column
+//! and says what was expected.
+//!
+//! Lines are read into a buffer of at most [`MAX_LINE_BYTES`]: a file that is
+//! not a trace (or a line without an end) is refused with an error instead
+//! of filling memory.
 
 pub mod csv;
 pub mod jsonl;
@@ -34,6 +41,18 @@ use std::fmt;
 use std::path::Path;
 
 use crate::time::Nanos;
+#[cfg(doc)]
+use crate::time::MAX_DURATION;
+
+/// The largest `tokens` or `cost` of one request, from any trace (recorded
+/// or synthetic): 10^15. Every such amount is exact as a JSON number (below
+/// 2^53, so every JSON reader gets it back), and 18,000 of them still add up
+/// within `u64`.
+pub const MAX_AMOUNT: u64 = 1_000_000_000_000_000;
+
+/// The longest line (or CSV record) a recorded trace may have: 1 MiB. Rows
+/// are a few hundred bytes; a longer line means the file is not a trace.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// When a row happens: an offset from the trace start, or an absolute instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -186,6 +205,24 @@ impl<T: TraceSource + ?Sized> TraceSource for Box<T> {
     }
 }
 
+/// Appends one line of `reader` (up to and including its `\n`) to `buf`,
+/// which with what it already holds may reach [`MAX_LINE_BYTES`]; returns
+/// the bytes read, 0 at the end. The error says why, for the caller to
+/// locate.
+pub(crate) fn read_line(reader: &mut impl std::io::BufRead, buf: &mut Vec<u8>) -> Result<usize, String> {
+    use std::io::{BufRead, Read};
+    let room = (MAX_LINE_BYTES + 1).saturating_sub(buf.len()) as u64;
+    let n = reader.by_ref().take(room).read_until(b'\n', buf).map_err(|e| format!("cannot read the trace: {e}"))?;
+    if buf.len() > MAX_LINE_BYTES {
+        return Err(format!(
+            "the line is longer than {} MiB ({MAX_LINE_BYTES} bytes); a trace row takes a few hundred \
+             bytes, so this is not a trace file or its lines do not end",
+            MAX_LINE_BYTES >> 20
+        ));
+    }
+    Ok(n)
+}
+
 /// Opens a trace file for buffered reading; the error names the file.
 pub(crate) fn open_file(path: &Path) -> Result<(std::io::BufReader<std::fs::File>, String), TraceError> {
     let name = path.display().to_string();
@@ -196,7 +233,7 @@ pub(crate) fn open_file(path: &Path) -> Result<(std::io::BufReader<std::fs::File
             line: 0,
             column: 0,
             field: String::new(),
-            message: format!("cannot open the trace: {e}"),
+            message: format!("cannot open the trace: {e}{}", crate::toml_input::relative_hint(path)),
         }),
     }
 }

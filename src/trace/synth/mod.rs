@@ -114,7 +114,11 @@
 //! Parameters are non-negative numbers. For `duration` they are seconds, and
 //! may also be duration strings (`value = "250ms"`). Tokens and cost are
 //! rounded to the nearest whole number, durations to the nearest nanosecond;
-//! samples are never negative.
+//! samples are never negative. A parameter giving a size (`value`, `mean`,
+//! `median`, `min`, `max`; `e^mu` for `mu`) may be at most
+//! [`MAX_AMOUNT`] (10^15) for tokens and cost and
+//! 100 years for durations, and a sample in the far tail of a distribution
+//! (a lognormal with a large `sigma`) is capped at that maximum.
 //!
 //! ## Jobs
 //!
@@ -165,13 +169,19 @@ mod sample;
 pub use parse::{load_spec, parse_spec};
 use sample::{next_arrival, to_whole, uniform};
 
-use super::{TraceError, TraceRow, TraceSource, TraceTime};
-use crate::time::{Nanos, Rate};
+use super::{TraceError, TraceRow, TraceSource, TraceTime, MAX_AMOUNT};
+use crate::time::{Nanos, Rate, MAX_DURATION};
 use crate::trace::scale::Factor;
 
 /// Most clients one spec may define (over all populations): each costs
 /// about 0.7 KB while its trace is generated.
 pub const MAX_CLIENTS: u64 = 1_000_000;
+
+/// The most rows a spec may be expected to produce (over its horizon, or up
+/// to a `--until`) before the command line asks for a confirmation
+/// (`--allow-huge`): a billion rows, about ten minutes of `ratesim run` on
+/// one core. See [`Spec::expected_rows`].
+pub const MAX_ROWS_UNCONFIRMED: f64 = 1e9;
 
 /// A validated synthetic trace spec. Build one with [`load_spec`] or
 /// [`parse_spec`]; expand it with [`Spec::generate`].
@@ -208,6 +218,24 @@ impl Spec {
     /// Total clients over all populations.
     pub fn clients(&self) -> u64 {
         self.populations.iter().map(|p| p.clients as u64).sum()
+    }
+
+    /// The expected number of rows with an offset below `until` (the whole
+    /// horizon if `None`): each client's expected arrivals in its active
+    /// span, from the mean rate of its arrival process. An estimate for
+    /// random processes (the count varies around it from seed to seed), a
+    /// little above the exact count for `constant`; cheap to compute however
+    /// long the trace, so a caller can refuse a spec that would run for days
+    /// before generating any of it.
+    pub fn expected_rows(&self, until: Option<Nanos>) -> f64 {
+        let until = until.unwrap_or(self.horizon).min(self.horizon);
+        self.populations
+            .iter()
+            .map(|p| {
+                let span = p.end.min(until).saturating_sub(p.start) as f64;
+                p.clients as f64 * p.arrival.expected_arrivals(span)
+            })
+            .sum()
     }
 
     /// This spec at `factor` times the offered load: every population's
@@ -492,13 +520,13 @@ fn fill_row(pop: &Population, client: &mut Client, t: Nanos, row: &mut TraceRow)
     row.auth = pop.auth;
     row.items = pop.batch;
     if let Some(d) = &pop.tokens {
-        row.tokens = to_whole(d.sample(rng));
+        row.tokens = to_whole(d.sample(rng), MAX_AMOUNT);
     }
     if let Some(d) = &pop.cost {
-        row.cost = to_whole(d.sample(rng));
+        row.cost = to_whole(d.sample(rng), MAX_AMOUNT);
     }
     if let Some(d) = &pop.duration {
-        row.duration = to_whole(d.sample(rng));
+        row.duration = to_whole(d.sample(rng), MAX_DURATION);
     }
     if let Some(job) = &pop.job {
         row.poll_every = job.poll_every;

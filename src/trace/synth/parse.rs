@@ -8,18 +8,20 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Arrival, Dist, Job, Population, Spec, Workspaces, MAX_CLIENTS};
-use crate::time::{parse_duration, Nanos, Rate, HOUR, SECOND};
-use crate::trace::TraceError;
+use crate::time::{parse_duration, Nanos, Rate, HOUR, MAX_DURATION, SECOND};
+use crate::toml_input;
+use crate::trace::{TraceError, MAX_AMOUNT};
 
-/// Reads and validates the spec file at `path`.
+/// Reads and validates the spec file at `path` (UTF-8, at most
+/// [`MAX_TOML_BYTES`](crate::toml_input::MAX_TOML_BYTES)).
 pub fn load_spec(path: &Path) -> Result<Spec, TraceError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| TraceError {
+    let text = toml_input::read(path, "synthetic trace spec").map_err(|e| TraceError {
         file: file.clone(),
-        line: 0,
-        column: 0,
+        line: e.line as u64,
+        column: e.column as u64,
         field: String::new(),
-        message: format!("cannot read the synthetic trace spec: {e}"),
+        message: e.message,
     })?;
     parse_spec(&text, &file)
 }
@@ -28,9 +30,8 @@ pub fn load_spec(path: &Path) -> Result<Spec, TraceError> {
 pub fn parse_spec(text: &str, file: &str) -> Result<Spec, TraceError> {
     let cx = Cx { text, file };
     let raw: RawSpec = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().to_string();
-        let message = message.replace("unknown variant", "unknown value").replace("invalid type", "wrong type");
-        cx.err(e.span().map_or(0, |s| s.start), "", message)
+        let (offset, field, message) = toml_input::serde_error(text, &e);
+        cx.err(offset, &field, message)
     })?;
     cx.spec(raw)
 }
@@ -129,10 +130,7 @@ type Res<T> = Result<T, TraceError>;
 
 impl Cx<'_> {
     fn err(&self, offset: usize, field: &str, message: impl Into<String>) -> TraceError {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = toml_input::line_column(self.text, offset);
         TraceError {
             file: self.file.to_string(),
             line: line as u64,
@@ -165,7 +163,10 @@ impl Cx<'_> {
             if let Some((count, unit)) = text.split_once('/') {
                 if count.trim() == "0" {
                     // Check the unit with a count of one.
-                    Rate::parse(&format!("1/{unit}")).map_err(|e| self.at(v, field, e))?;
+                    let one = format!("1/{unit}");
+                    Rate::parse(&one).map_err(|e| {
+                        self.at(v, field, e.replace(&format!("found {one:?}"), &format!("found {text:?}")))
+                    })?;
                     return Ok(0.0);
                 }
             }
@@ -175,8 +176,7 @@ impl Cx<'_> {
     }
 
     fn exact_rate(&self, v: &Spanned<String>, field: &str) -> Res<Rate> {
-        Rate::parse(v.get_ref())
-            .map_err(|e| self.at(v, field, format!("{e}; a rate must be positive (requests per client)")))
+        Rate::parse(v.get_ref()).map_err(|e| self.at(v, field, e))
     }
 
     /// A whole number in `min..=max`.
@@ -728,6 +728,25 @@ impl Cx<'_> {
         let need = |v: &Option<Spanned<toml::Value>>, key: &str| -> Res<Spanned<toml::Value>> {
             v.clone().ok_or_else(|| self.err(start_at, &f(key), format!("missing field `{key}` for dist = {kind:?}")))
         };
+        // The largest size a parameter (and a sample) may have, in output units.
+        let (max, too_large) = match unit {
+            Unit::Tokens => (MAX_AMOUNT as f64, "tokens (10^15, the most one request may carry)"),
+            Unit::Cost => (MAX_AMOUNT as f64, "minor currency units (10^15, the most one request may carry)"),
+            Unit::Seconds => (MAX_DURATION as f64, "seconds (100 years)"),
+        };
+        let at_most = |v: &Spanned<toml::Value>, key: &str, x: f64| -> Res<f64> {
+            if x > max {
+                let limit = if unit == Unit::Seconds { MAX_DURATION / SECOND } else { MAX_AMOUNT };
+                let found = self.text.get(v.span()).unwrap_or_default().trim();
+                let message = if key == "mu" {
+                    format!("expected a `mu` whose median e^mu is at most {limit} {too_large}, found mu = {found}")
+                } else {
+                    format!("expected at most {limit} {too_large}, found {found}")
+                };
+                return Err(self.at(v, &f(key), message));
+            }
+            Ok(x)
+        };
         // A parameter in output units (tokens, minor units, nanoseconds).
         let param = |v: &Spanned<toml::Value>, key: &str| -> Res<f64> {
             if unit == Unit::Seconds {
@@ -736,7 +755,7 @@ impl Cx<'_> {
                 }
             }
             let x = self.non_negative(v, &f(key))?;
-            Ok(if unit == Unit::Seconds { x * SECOND as f64 } else { x })
+            at_most(v, key, if unit == Unit::Seconds { x * SECOND as f64 } else { x })
         };
         Ok(match kind {
             "constant" => Dist::Constant(param(&need(&rd.value, "value")?, "value")?),
@@ -761,11 +780,10 @@ impl Cx<'_> {
                     }
                     (None, Some(m)) => {
                         let mu = self.number(m, &f("mu"))?;
-                        if unit == Unit::Seconds {
-                            mu + (SECOND as f64).ln()
-                        } else {
-                            mu
-                        }
+                        let mu = if unit == Unit::Seconds { mu + (SECOND as f64).ln() } else { mu };
+                        // The median e^mu is a size like the others.
+                        at_most(m, "mu", mu.exp())?;
+                        mu
                     }
                     (Some(m), Some(_)) => return Err(self.at(m, &f("median"), "give `median` or `mu`, not both")),
                     (None, None) => {

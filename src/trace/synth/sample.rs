@@ -7,12 +7,13 @@ use rand_chacha::ChaCha8Rng;
 use super::{Arrival, Client, Dist, Population, State};
 use crate::time::Nanos;
 
-/// Rounds to the nearest whole number, never negative (saturating).
-pub(super) fn to_whole(x: f64) -> u64 {
+/// Rounds to the nearest whole number from 0 to `max` (a sample in the far
+/// tail of a distribution is capped at `max`).
+pub(super) fn to_whole(x: f64, max: u64) -> u64 {
     if x.is_nan() || x <= 0.0 {
         0
     } else {
-        x.round() as u64
+        (x.round() as u64).min(max)
     }
 }
 
@@ -93,6 +94,24 @@ impl Arrival {
                 State::OnOff { t, on_end }
             }
             Arrival::Diurnal { .. } | Arrival::Ramp { .. } | Arrival::FlashCrowd { .. } => State::Thinned { t: 0.0 },
+        }
+    }
+
+    /// The expected number of arrivals of one client in `span` nanoseconds
+    /// from its population's start: the integral of its rate.
+    pub(super) fn expected_arrivals(&self, span: f64) -> f64 {
+        match *self {
+            Arrival::Constant { rate, .. } => (span * rate.count() as f64 / rate.period() as f64).ceil(),
+            Arrival::Poisson { rate } | Arrival::Diurnal { rate, .. } => rate * span,
+            Arrival::OnOff { rate, on, off, .. } => rate * span * on / (on + off),
+            Arrival::Ramp { from, to, over } => {
+                let ramp = span.min(over);
+                from * ramp + (to - from) * ramp * ramp / (2.0 * over) + to * (span - ramp)
+            }
+            Arrival::FlashCrowd { base, at, peak, decay } => {
+                let after = (span - at).max(0.0);
+                base * span + (peak - base) * decay * (1.0 - (-after / decay).exp())
+            }
         }
     }
 
