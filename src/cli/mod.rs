@@ -4,6 +4,7 @@
 //! are printed for people (file, line, field, what was expected), never as a
 //! panic or a debug dump.
 
+mod client_cmd;
 mod inputs;
 mod interrupt;
 mod outputs;
@@ -58,6 +59,9 @@ enum Command {
     /// Generate CSV traces from synthetic specs and check trace files.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// List client presets and explain a client's retry schedule.
+    #[command(subcommand)]
+    Client(client_cmd::ClientCommand),
 }
 
 /// Parses the arguments and runs the command.
@@ -70,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Sweep(args) => sweep_cmd::run(args),
         Command::Solve(args) => solve_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
+        Command::Client(cmd) => client_cmd::run(cmd),
     };
     ExitCode::from(code)
 }

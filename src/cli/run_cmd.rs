@@ -36,8 +36,12 @@ pub(super) struct RunArgs {
     trace: PathBuf,
     /// Client behaviour: a preset, optionally with overrides
     /// (`openai-python,max_retries=5`). Presets: none, openai-python,
-    /// runagent-backoff, runagent-js, predictions-node, aicredits-jitter,
-    /// naive-immediate, fixed-1s, exp-full-jitter.
+    /// openai-python-2.51, openai-node, anthropic-python,
+    /// anthropic-python-1.5, google-genai, google-genai-retry, aws-legacy,
+    /// aws-standard, aws-standard-1.35, aws-adaptive, urllib3-default,
+    /// urllib3-backoff, runagent-backoff, runagent-js, predictions-node,
+    /// aicredits-jitter, naive-immediate, fixed-1s, exp-full-jitter
+    /// (`ratesim client list` says where each comes from).
     #[arg(long, value_name = "PRESET", default_value = "openai-python")]
     client: String,
     /// Seed of every random stream (client jitter; a synthetic spec's

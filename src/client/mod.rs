@@ -1,29 +1,53 @@
 //! Client behaviour: what a client does when it meets a 429.
 //!
-//! A [`ClientSpec`] says how a client retries (how many attempts, which
-//! statuses, backoff, jitter, whether it honours `Retry-After`), whether it
-//! keeps an SRE-book retry budget or adaptive throttle, and whether it paces
-//! itself with a client-side limiter. Named presets ([`PRESETS`], [`preset`]) reproduce the clients
-//! shown on the provider pages and the official OpenAI Python SDK.
+//! A [`ClientSpec`] is plain data saying how a client retries: how many
+//! attempts, which statuses and error codes, backoff and jitter, which retry
+//! headers it reads and how it treats them, and what keeps it from retrying
+//! or sending (an SRE retry budget, an AWS retry quota, adaptive throttling,
+//! a client-side limiter). Named presets ([`PRESETS`], [`preset`]) reproduce
+//! the SDKs people run, each checked against the source of the version it
+//! names, and the clients shown on the provider pages; `--client` strings
+//! are parsed by [`ClientSpec::parse`].
+//!
+//! ## What a client reads
+//!
+//! A client sees a [`Response`]: the status, the denying limit's error code
+//! and the [`RetryHeaders`] the policy renders (`Retry-After`,
+//! `retry-after-ms`, `x-should-retry`), exactly as
+//! [`crate::policy::render`] writes them, never the engine's exact instant.
+//! Each client reads them as its SDK does ([`Reads`]): the OpenAI and
+//! Anthropic SDKs take `retry-after-ms` first, then `Retry-After` as
+//! (fractional) seconds, then as an HTTP date, and obey `x-should-retry`
+//! over their status rules; urllib3 reads whole seconds or an HTTP date and
+//! fails the request on anything else.
+//!
+//! ## Randomness
 //!
 //! Delays are computed in floating point seconds (backoff formulas are
-//! floating point in every SDK) and rounded to whole nanoseconds once; every
-//! random draw comes from the client's own ChaCha stream, so a run is
-//! reproducible draw for draw.
+//! floating point in every SDK) and rounded to whole nanoseconds once; a
+//! jittered delay draws exactly one uniform number from the client's own
+//! ChaCha stream, so a run is reproducible draw for draw. Waits read from
+//! headers are exact integers (nanoseconds).
 //!
-//! Clients see what a real client sees: the `Retry-After` header in whole
-//! seconds as the policy renders it (rounded up), not the engine's exact
-//! instant.
+//! The stateful mechanisms live beside this module as plain data and
+//! functions the simulator calls: [`quota`] (AWS's retry quota) and
+//! [`cubic`] (AWS's adaptive CUBIC rate limiter); [`schedule`] replays a
+//! scripted sequence of responses (`ratesim client explain`).
 
+pub mod cubic;
+mod describe;
+mod parse;
 mod presets;
+pub mod quota;
+pub mod schedule;
 
 pub use presets::{preset, preset_names, PRESETS};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::policy::status_listed;
-use crate::time::{format_duration, Nanos, SECOND};
+use crate::policy::{status_listed, RetryAfterValue, RetryHeaders};
+use crate::time::{Nanos, SECOND};
 
 /// Backoff before retry `n` (0 for the first retry).
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +65,14 @@ pub enum Backoff {
         /// Upper bound on the delay before jitter.
         cap: Nanos,
     },
+    /// urllib3's `Retry.get_backoff_time`: nothing before the first retry,
+    /// then `min(max, backoff_factor · 2^n)`.
+    Urllib3 {
+        /// `backoff_factor`, as a duration.
+        factor: Nanos,
+        /// `backoff_max` (120 s by default).
+        max: Nanos,
+    },
 }
 
 /// Randomization of a backoff delay `d` (AWS architecture blog naming).
@@ -54,31 +86,124 @@ pub enum Jitter {
     Equal,
     /// `min(cap, U(base, 3 · previous))`, previous starting at base.
     Decorrelated,
-    /// `d · (1 - fraction · U(0,1))` (the OpenAI SDK: fraction 0.25).
+    /// `d · (1 - fraction · U(0,1))` (the OpenAI SDKs: fraction 0.25).
     Subtract(f64),
-    /// `d + U(0, max)` (the AICredits example: max 1 s).
+    /// `min(cap, d + U(0, max))` (tenacity's `wait_exponential_jitter`,
+    /// the AICredits example: max 1 s).
     Add(Nanos),
 }
 
-/// What a client does with a `Retry-After` header.
+/// What a client does with a `Retry-After` (or `retry-after-ms`) wait `w`
+/// that it has read (see [`Reads`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum RetryAfter {
     /// Always use its own backoff.
     Ignore,
-    /// Wait what the header says, up to `cap`; above the cap either wait the
-    /// cap (`give_up_above_cap = false`) or give up (the OpenAI SDK does not
-    /// retry when `Retry-After` exceeds two minutes). Without the header, back off.
+    /// Wait `w` when `0 < w <= cap`; otherwise as `above_cap` and `zero`
+    /// say. A negative wait (an HTTP date in the past) and a missing header
+    /// use the backoff.
     Honour {
-        /// Longest wait accepted.
+        /// Longest wait accepted (`None`: any).
         cap: Option<Nanos>,
-        /// Give up instead of clamping when the header exceeds the cap.
-        give_up_above_cap: bool,
+        /// What a wait above the cap does.
+        above_cap: AboveCap,
+        /// A wait of exactly 0 retries at once (openai-node) instead of
+        /// using the backoff (the Python SDKs, urllib3).
+        zero_immediate: bool,
     },
     /// `min(header or default, backoff)` (the predictions page's Node example).
     MinOfBackoff {
         /// What a missing header counts as.
         default: Nanos,
     },
+}
+
+/// What a `Retry-After` above a client's cap does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AboveCap {
+    /// Wait the cap (urllib3 clamps to `retry_after_max`, 6 h).
+    Clamp,
+    /// Do not retry (openai-python 2.52 and later, above 120 s).
+    GiveUp,
+    /// Use the client's own backoff (openai-node, openai-python up to 2.51
+    /// and anthropic-python up to 1.5, above 60 s).
+    Backoff,
+}
+
+/// Which retry headers a client reads, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reads {
+    /// Reads `retry-after-ms` before `Retry-After`.
+    pub retry_after_ms: bool,
+    /// Reads a `Retry-After` with a fraction (`0.25`); otherwise such a
+    /// value is unreadable.
+    pub fractional: bool,
+    /// Reads a `Retry-After` HTTP date (wait = date − now); otherwise it is
+    /// unreadable.
+    pub http_date: bool,
+    /// Obeys `x-should-retry: true|false` over its status rules.
+    pub should_retry: bool,
+    /// An unreadable `Retry-After` fails the request (urllib3 raises
+    /// `InvalidHeader`); otherwise it counts as absent.
+    pub unreadable_fails: bool,
+}
+
+impl Reads {
+    /// Reads nothing but the status.
+    pub const NOTHING: Reads = Reads {
+        retry_after_ms: false,
+        fractional: false,
+        http_date: false,
+        should_retry: false,
+        unreadable_fails: false,
+    };
+    /// `Retry-After` as a number of seconds, whole or fractional (the page examples).
+    pub const SECONDS: Reads = Reads { fractional: true, ..Reads::NOTHING };
+    /// Stainless-generated SDKs (OpenAI, Anthropic): `retry-after-ms`, then
+    /// `Retry-After` as seconds (fractional allowed), then as an HTTP date;
+    /// `x-should-retry` obeyed.
+    pub const STAINLESS: Reads =
+        Reads { retry_after_ms: true, fractional: true, http_date: true, should_retry: true, unreadable_fails: false };
+    /// urllib3's `Retry.parse_retry_after`: whole seconds or an HTTP date,
+    /// anything else raises.
+    pub const URLLIB3: Reads = Reads { http_date: true, unreadable_fails: true, ..Reads::NOTHING };
+}
+
+/// An error code a client retries, at any status or only at one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorCode {
+    /// The code, e.g. `ThrottlingException`.
+    pub code: String,
+    /// Only with this status (botocore's legacy mode: 400); `None`: any.
+    pub status: Option<u16>,
+}
+
+/// The HTTP method a client's requests use and the methods it retries on
+/// status (urllib3's `allowed_methods`: idempotent methods only by default,
+/// so a POST is never retried on status).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Methods {
+    /// The method of the client's requests (upper case).
+    pub method: String,
+    /// Methods retried on status.
+    pub retried: Vec<String>,
+}
+
+/// Which responses count as throttling: for the AWS retry quota's cost and
+/// backoff scale, and the CUBIC limiter (`pace=cubic`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Throttling {
+    /// Statuses that are throttling (botocore: 429).
+    pub statuses: Vec<u16>,
+    /// Error codes that are throttling, at any status.
+    pub codes: Vec<String>,
+}
+
+impl Throttling {
+    /// Whether `r` is a throttling response.
+    pub fn matches(&self, status: u16, code: &str) -> bool {
+        status_listed(&self.statuses, status) || self.codes.iter().any(|c| c == code)
+    }
 }
 
 /// SRE-book retry budget: a retry is allowed only while retries stay below
@@ -124,6 +249,9 @@ pub enum Pacing {
         /// Requests in flight.
         max: u64,
     },
+    /// AWS's adaptive retry mode: a token bucket whose rate follows CUBIC,
+    /// switched on by the first throttling response (see [`cubic`]).
+    Cubic,
 }
 
 /// How a client behaves.
@@ -131,18 +259,34 @@ pub enum Pacing {
 pub struct ClientSpec {
     /// Preset or custom name, for reports.
     pub name: String,
-    /// Where the behaviour comes from (SDK version, page line), for reports.
+    /// Where the behaviour comes from (SDK version and file, page line).
     pub origin: String,
     /// Attempts in all, the first included (1: never retry).
     pub max_attempts: u32,
     /// Statuses that are retried.
     pub retry_on: Vec<u16>,
+    /// Error codes that are retried (AWS).
+    pub retry_codes: Vec<ErrorCode>,
+    /// Statuses retried only when the response carries `Retry-After`
+    /// (urllib3: 413, 429, 503).
+    pub retry_on_with_retry_after: Vec<u16>,
+    /// The method rule of urllib3 clients; `None`: every method is retried.
+    pub methods: Option<Methods>,
     /// Backoff schedule.
     pub backoff: Backoff,
+    /// The exponential backoff's base after a response that is not
+    /// throttling (botocore's standard mode: 50 ms instead of 1 s).
+    pub non_throttling_base: Option<Nanos>,
     /// Jitter applied to the backoff.
     pub jitter: Jitter,
+    /// Which retry headers it reads.
+    pub reads: Reads,
     /// Treatment of `Retry-After`.
     pub retry_after: RetryAfter,
+    /// What counts as throttling.
+    pub throttling: Throttling,
+    /// Optional AWS retry quota.
+    pub retry_quota: Option<quota::RetryQuota>,
     /// Optional retry budget.
     pub retry_budget: Option<RetryBudget>,
     /// Optional adaptive throttling.
@@ -159,187 +303,117 @@ impl ClientSpec {
             origin: "open loop: every request is one attempt".into(),
             max_attempts: 1,
             retry_on: vec![],
+            retry_codes: vec![],
+            retry_on_with_retry_after: vec![],
+            methods: None,
             backoff: Backoff::Immediate,
+            non_throttling_base: None,
             jitter: Jitter::None,
+            reads: Reads::NOTHING,
             retry_after: RetryAfter::Ignore,
+            throttling: Throttling { statuses: vec![429], codes: vec![] },
+            retry_quota: None,
             retry_budget: None,
             adaptive: None,
             pacing: None,
         }
     }
 
-    /// Parses `PRESET[,key=value...]`, e.g. `openai-python,max_retries=5` or
-    /// `none`. Keys: `max_attempts`, `max_retries`, `backoff`
-    /// (`immediate`, `fixed:1s`, `exp:0.5s:2:8s`), `jitter` (`none`, `full`,
-    /// `equal`, `decorrelated`), `retry_after` (`ignore`, `honour`,
-    /// `honour:60s` waits at most 60 s, `honour:120s:give-up` gives up above
-    /// 120 s), `retry_on` (`429+503`), `retry_budget` (`0.1`),
-    /// `adaptive` (`2`), `pace` (`window:100:1h`, `bucket:10:1s:5`, `semaphore:10`).
-    pub fn parse(text: &str) -> Result<ClientSpec, String> {
-        let mut parts = text.split(',');
-        let name = parts.next().unwrap_or("").trim();
-        let mut spec = preset(name)
-            .ok_or_else(|| format!("unknown client preset {name:?}; expected one of: {}", preset_names().join(", ")))?;
-        let mut custom = Vec::new();
-        for part in parts {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| format!("expected key=value after the preset name, found {part:?}"))?;
-            let (k, v) = (k.trim(), v.trim());
-            let bad = |what: &str| format!("client option `{k}`: expected {what}, found {v:?}");
-            match k {
-                "max_attempts" => spec.max_attempts = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| bad("a whole number >= 1"))?,
-                "max_retries" => spec.max_attempts = v.parse::<u32>().map(|n| n + 1).map_err(|_| bad("a whole number"))?,
-                "backoff" => spec.backoff = parse_backoff(v).ok_or_else(|| bad("immediate, fixed:DURATION or exp:BASE:FACTOR:CAP"))?,
-                "jitter" => {
-                    spec.jitter = match v {
-                        "none" => Jitter::None,
-                        "full" => Jitter::Full,
-                        "equal" => Jitter::Equal,
-                        "decorrelated" => Jitter::Decorrelated,
-                        _ => return Err(bad("none, full, equal or decorrelated")),
-                    }
-                }
-                "retry_after" => {
-                    spec.retry_after = match v.split_once(':') {
-                        None if v == "ignore" => RetryAfter::Ignore,
-                        None if v == "honour" || v == "honor" => RetryAfter::Honour { cap: None, give_up_above_cap: false },
-                        Some(("honour" | "honor", cap)) => {
-                            let (cap, give_up) = match cap.strip_suffix(":give-up") {
-                                Some(c) => (c, true),
-                                None => (cap, false),
-                            };
-                            RetryAfter::Honour {
-                                cap: Some(crate::time::parse_duration(cap).map_err(|e| format!("client option `{k}`: {e}"))?),
-                                give_up_above_cap: give_up,
-                            }
-                        }
-                        _ => return Err(bad("ignore, honour, honour:CAP or honour:CAP:give-up")),
-                    }
-                }
-                "retry_on" => {
-                    spec.retry_on = v
-                        .split('+')
-                        .map(|s| s.parse::<u16>().ok().filter(|s| (400..=599).contains(s)))
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| bad("statuses joined by +, e.g. 429+503"))?
-                }
-                "retry_budget" => {
-                    let ratio: f64 = v.parse().ok().filter(|r: &f64| r.is_finite() && *r >= 0.0).ok_or_else(|| bad("a ratio such as 0.1"))?;
-                    spec.retry_budget = Some(RetryBudget { ratio });
-                }
-                "adaptive" => {
-                    let k: f64 = v.parse().ok().filter(|k: &f64| k.is_finite() && *k >= 1.0).ok_or_else(|| bad("K >= 1, e.g. 2"))?;
-                    spec.adaptive = Some(AdaptiveThrottle { k });
-                }
-                "pace" => spec.pacing = Some(parse_pacing(v).ok_or_else(|| bad("window:LIMIT:PERIOD, bucket:COUNT:PERIOD:BURST or semaphore:MAX"))?),
-                _ => {
-                    return Err(format!(
-                        "unknown client option `{k}`; expected max_attempts, max_retries, backoff, jitter, retry_after, retry_on, retry_budget, adaptive or pace"
-                    ))
-                }
-            }
-            custom.push(format!("{k}={v}"));
-        }
-        if !custom.is_empty() {
-            spec.name = format!("{},{}", spec.name, custom.join(","));
-        }
-        Ok(spec)
-    }
-
-    /// One line describing the behaviour, e.g. `3 attempts; backoff
-    /// 0.5s·2^n up to 8s, minus up to 25% jitter; honours Retry-After up to
-    /// 2min (gives up above)`.
-    pub fn describe(&self) -> String {
-        if self.max_attempts <= 1 {
-            return "1 attempt, no retries".to_string();
-        }
-        let secs = |ns: Nanos| format!("{}s", crate::time::format_decimal_seconds(ns));
-        let backoff = match &self.backoff {
-            Backoff::Immediate => "retries at once".to_string(),
-            Backoff::Fixed(d) => format!("retries after {}", secs(*d)),
-            Backoff::Exponential { base, factor, cap } if *cap == u64::MAX => {
-                format!("backoff {}·{factor}^n", secs(*base))
-            }
-            Backoff::Exponential { base, factor, cap } => {
-                format!("backoff {}·{factor}^n up to {}", secs(*base), secs(*cap))
-            }
-        };
-        let jitter = match &self.jitter {
-            Jitter::None => String::new(),
-            Jitter::Full => ", full jitter".into(),
-            Jitter::Equal => ", equal jitter".into(),
-            Jitter::Decorrelated => ", decorrelated jitter".into(),
-            Jitter::Subtract(f) => format!(", minus up to {}% jitter", f * 100.0),
-            Jitter::Add(max) => format!(", plus up to {} jitter", secs(*max)),
-        };
-        let ra = match &self.retry_after {
-            RetryAfter::Ignore => "ignores Retry-After".to_string(),
-            RetryAfter::Honour { cap: None, .. } => "honours Retry-After".to_string(),
-            RetryAfter::Honour { cap: Some(c), give_up_above_cap } => format!(
-                "honours Retry-After up to {}{}",
-                format_duration(*c),
-                if *give_up_above_cap { " (gives up above)" } else { "" }
-            ),
-            RetryAfter::MinOfBackoff { default } => {
-                format!("waits min(Retry-After or {}, backoff)", format_duration(*default))
-            }
-        };
-        let mut statuses: Vec<String> = self.retry_on.iter().filter(|s| **s < 500).map(u16::to_string).collect();
-        if self.retry_on.iter().any(|s| *s >= 500) {
-            let all_5xx = (500..=599).all(|s| self.retry_on.contains(&s));
-            if all_5xx {
-                statuses.push("5xx".into());
-            } else {
-                statuses.extend(self.retry_on.iter().filter(|s| **s >= 500).map(u16::to_string));
-            }
-        }
-        let mut out = format!("{} attempts on {}; {backoff}{jitter}; {ra}", self.max_attempts, statuses.join("/"));
-        if let Some(b) = &self.retry_budget {
-            out.push_str(&format!("; retry budget {}", b.ratio));
-        }
-        if let Some(a) = &self.adaptive {
-            out.push_str(&format!("; adaptive throttling K={}", a.k));
-        }
-        match self.pacing {
-            Some(Pacing::SlidingWindow { limit, period }) => {
-                out.push_str(&format!("; paces itself to {limit} per rolling {}", format_duration(period)))
-            }
-            Some(Pacing::TokenBucket { count, period, burst }) => {
-                out.push_str(&format!("; paces itself to {count}/{} burst {burst}", format_duration(period)))
-            }
-            Some(Pacing::Semaphore { max }) => out.push_str(&format!("; at most {max} in flight")),
-            None => {}
-        }
-        out
+    /// Whether the client can ever retry: more than one attempt and
+    /// something it retries on.
+    pub fn retries_anything(&self) -> bool {
+        self.max_attempts > 1
+            && (!self.retry_on.is_empty()
+                || !self.retry_codes.is_empty()
+                || !self.retry_on_with_retry_after.is_empty()
+                || self.reads.should_retry)
     }
 }
 
-fn parse_backoff(v: &str) -> Option<Backoff> {
-    let d = |s: &str| crate::time::parse_duration(s).ok();
-    let parts: Vec<&str> = v.split(':').collect();
-    match parts.as_slice() {
-        ["immediate"] => Some(Backoff::Immediate),
-        ["fixed", x] => Some(Backoff::Fixed(d(x)?)),
-        ["exp", base, factor, cap] => {
-            let factor: f64 = factor.parse().ok().filter(|f: &f64| f.is_finite() && *f >= 1.0)?;
-            Some(Backoff::Exponential { base: d(base)?, factor, cap: d(cap)? })
-        }
-        _ => None,
-    }
+/// A response as a client sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Response<'a> {
+    /// HTTP status.
+    pub status: u16,
+    /// The error code of the body (the denying limit's `code`; AWS
+    /// clients retry on some), empty when none.
+    pub code: &'a str,
+    /// The retry headers, as the policy renders them.
+    pub headers: RetryHeaders,
+    /// When the client reads it (an HTTP date is relative to this).
+    pub now: Nanos,
 }
 
-fn parse_pacing(v: &str) -> Option<Pacing> {
-    let parts: Vec<&str> = v.split(':').collect();
-    let n = |s: &str| s.parse::<u64>().ok().filter(|n| *n >= 1);
-    let d = |s: &str| crate::time::parse_duration(s).ok().filter(|d| *d > 0);
-    match parts.as_slice() {
-        ["window", limit, period] => Some(Pacing::SlidingWindow { limit: n(limit)?, period: d(period)? }),
-        ["bucket", count, period, burst] => {
-            Some(Pacing::TokenBucket { count: n(count)?, period: d(period)?, burst: n(burst)? })
+/// What a client decides after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryChoice {
+    /// Try again after this delay.
+    After(Nanos),
+    /// Stop: the request fails.
+    GiveUp,
+}
+
+/// Why a client decided what it did (for `ratesim client explain`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// No attempts left.
+    OutOfAttempts,
+    /// `x-should-retry: false`.
+    ServerSaidNo,
+    /// The status (and code) is not one it retries, or its method is not retried.
+    NotRetried,
+    /// The `Retry-After` could not be read, and that fails the request.
+    UnreadableRetryAfter,
+    /// The wait asked for is above the cap, and the client gives up there.
+    RetryAfterAboveCap,
+    /// Waits what the header says (`Retry-After` or `retry-after-ms`).
+    HonoursHeader,
+    /// Waits the cap (the header asked for more).
+    ClampedToCap,
+    /// Header `Retry-After: 0` (or `retry-after-ms: 0`): at once.
+    ZeroImmediate,
+    /// Its own backoff, with the reason it did not use a header.
+    Backoff(BackoffReason),
+    /// The smaller of header (or default) and backoff.
+    MinOfBackoff,
+}
+
+/// Why a client used its own backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackoffReason {
+    /// It ignores `Retry-After`.
+    Ignores,
+    /// No header it reads.
+    NoHeader,
+    /// The wait was zero or negative.
+    NotPositive,
+    /// The wait was above its cap.
+    AboveCap,
+}
+
+/// A wait read from the headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hint {
+    Absent,
+    Unreadable,
+    /// Nanoseconds; negative for an HTTP date in the past.
+    Wait(i128),
+}
+
+impl Reads {
+    /// The wait the headers ask for, read in this client's order.
+    #[inline]
+    fn wait(&self, h: &RetryHeaders, now: Nanos) -> Hint {
+        if let (true, Some(ms)) = (self.retry_after_ms, h.retry_after_ms) {
+            return Hint::Wait(ms as i128 * 1_000_000);
         }
-        ["semaphore", max] => Some(Pacing::Semaphore { max: n(max)? }),
-        _ => None,
+        match h.retry_after {
+            None => Hint::Absent,
+            Some(RetryAfterValue::Seconds(s)) => Hint::Wait(s as i128 * SECOND as i128),
+            Some(RetryAfterValue::Millis(ms)) if self.fractional => Hint::Wait(ms as i128 * 1_000_000),
+            Some(RetryAfterValue::Date(s)) if self.http_date => Hint::Wait(s as i128 * SECOND as i128 - now as i128),
+            Some(_) => Hint::Unreadable,
+        }
     }
 }
 
@@ -357,71 +431,157 @@ fn secs_to_nanos(s: f64) -> Nanos {
     }
 }
 
-/// What a client decides after a failed attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RetryChoice {
-    /// Try again after this delay.
-    After(Nanos),
-    /// Stop: the request fails.
-    GiveUp,
-}
-
 impl ClientSpec {
-    /// The decision after attempt `attempt` (0-based) failed with `status`;
-    /// `retry_after` is the header in whole seconds if the response carried
-    /// one. `prev_delay` is the previous delay (for decorrelated jitter).
+    /// The decision after attempt `attempt` (0-based) failed with
+    /// `response`. `prev_delay` is the previous delay (for decorrelated
+    /// jitter); a jittered backoff draws one number from `rng`.
+    #[inline]
     pub fn after_failure(
         &self,
         attempt: u32,
-        status: u16,
-        retry_after: Option<u64>,
+        response: &Response,
         prev_delay: Nanos,
         rng: &mut ChaCha8Rng,
     ) -> RetryChoice {
-        if attempt + 1 >= self.max_attempts || !status_listed(&self.retry_on, status) {
-            return RetryChoice::GiveUp;
-        }
-        let header = retry_after.map(|s| s.saturating_mul(SECOND));
-        let mut backoff = || self.backoff_delay(attempt, prev_delay, rng);
-        let delay = match (&self.retry_after, header) {
-            (RetryAfter::Ignore, _) | (RetryAfter::Honour { .. }, None) => backoff(),
-            (RetryAfter::Honour { cap, give_up_above_cap }, Some(h)) => match cap {
-                Some(c) if h > *c => {
-                    if *give_up_above_cap {
-                        return RetryChoice::GiveUp;
-                    }
-                    *c
-                }
-                _ if h == 0 => backoff(),
-                _ => h,
-            },
-            (RetryAfter::MinOfBackoff { default }, h) => h.unwrap_or(*default).min(self.raw_backoff(attempt)),
-        };
-        RetryChoice::After(delay)
+        self.decide(attempt, response, prev_delay, &mut || rng.random::<f64>()).0
     }
 
-    /// The backoff delay before jitter.
-    fn raw_backoff(&self, attempt: u32) -> Nanos {
+    /// Whether this client retries `response` at all (attempts aside):
+    /// `x-should-retry` if it obeys one, else its method, status and code rules.
+    #[inline]
+    pub fn retries(&self, r: &Response) -> bool {
+        if let (true, Some(b)) = (self.reads.should_retry, r.headers.should_retry) {
+            return b;
+        }
+        if let Some(m) = &self.methods {
+            if !m.retried.contains(&m.method) {
+                return false;
+            }
+        }
+        status_listed(&self.retry_on, r.status)
+            || self.retry_codes.iter().any(|c| c.code == r.code && c.status.is_none_or(|s| s == r.status))
+            || (r.headers.retry_after.is_some() && status_listed(&self.retry_on_with_retry_after, r.status))
+    }
+
+    /// [`ClientSpec::after_failure`] with the reason, drawing uniform
+    /// numbers in `[0, 1)` from `draw` (a constant 0 or 1 gives the bounds
+    /// of the jitter).
+    #[inline]
+    pub fn decide<D: FnMut() -> f64>(
+        &self,
+        attempt: u32,
+        r: &Response,
+        prev_delay: Nanos,
+        draw: &mut D,
+    ) -> (RetryChoice, Why) {
+        if attempt.saturating_add(1) >= self.max_attempts {
+            return (RetryChoice::GiveUp, Why::OutOfAttempts);
+        }
+        if !self.retries(r) {
+            let why = if self.reads.should_retry && r.headers.should_retry == Some(false) {
+                Why::ServerSaidNo
+            } else {
+                Why::NotRetried
+            };
+            return (RetryChoice::GiveUp, why);
+        }
+        // Only botocore's backoff depends on it.
+        let throttling = self.non_throttling_base.is_none() || self.throttling.matches(r.status, r.code);
+        let reason = match self.header_wait(r) {
+            Ok(decided) => return decided,
+            Err(reason) => reason,
+        };
+        match (&self.retry_after, reason) {
+            (RetryAfter::MinOfBackoff { default }, _) => {
+                let h = match self.reads.wait(&r.headers, r.now) {
+                    Hint::Wait(w) => w.clamp(0, u64::MAX as i128) as Nanos,
+                    Hint::Absent | Hint::Unreadable => *default,
+                };
+                (RetryChoice::After(h.min(self.raw_backoff(attempt, throttling))), Why::MinOfBackoff)
+            }
+            _ => (RetryChoice::After(self.backoff_delay(attempt, prev_delay, throttling, draw)), Why::Backoff(reason)),
+        }
+    }
+
+    /// What the retry headers decide for a retried response: a wait or a
+    /// give-up (`Ok`), or why the client uses its own backoff (`Err`).
+    #[inline]
+    fn header_wait(&self, r: &Response) -> Result<(RetryChoice, Why), BackoffReason> {
+        let RetryAfter::Honour { cap, above_cap, zero_immediate } = &self.retry_after else {
+            return Err(BackoffReason::Ignores);
+        };
+        let w = match self.reads.wait(&r.headers, r.now) {
+            Hint::Unreadable if self.reads.unreadable_fails => {
+                return Ok((RetryChoice::GiveUp, Why::UnreadableRetryAfter))
+            }
+            Hint::Absent | Hint::Unreadable => return Err(BackoffReason::NoHeader),
+            Hint::Wait(w) => w,
+        };
+        match cap {
+            Some(c) if w > *c as i128 => match above_cap {
+                AboveCap::GiveUp => Ok((RetryChoice::GiveUp, Why::RetryAfterAboveCap)),
+                AboveCap::Clamp => Ok((RetryChoice::After(*c), Why::ClampedToCap)),
+                AboveCap::Backoff => Err(BackoffReason::AboveCap),
+            },
+            _ if w == 0 && *zero_immediate => Ok((RetryChoice::After(0), Why::ZeroImmediate)),
+            _ if w <= 0 => Err(BackoffReason::NotPositive),
+            _ => Ok((RetryChoice::After(w.min(u64::MAX as i128) as Nanos), Why::HonoursHeader)),
+        }
+    }
+
+    /// Whether the client reads any retry header (if not, the simulator
+    /// need not compute them).
+    pub fn reads_retry_headers(&self) -> bool {
+        !matches!(self.retry_after, RetryAfter::Ignore)
+            || self.reads.should_retry
+            || !self.retry_on_with_retry_after.is_empty()
+    }
+
+    /// The backoff delay before retry `attempt` (0-based), before jitter.
+    fn raw_backoff(&self, attempt: u32, throttling: bool) -> Nanos {
+        let exponential = |base: Nanos, factor: f64, cap: Nanos| {
+            let d = base as f64 * factor.powi(attempt.min(1000) as i32);
+            if d >= cap as f64 {
+                cap
+            } else {
+                d.round() as Nanos
+            }
+        };
         match &self.backoff {
             Backoff::Immediate => 0,
             Backoff::Fixed(d) => *d,
             Backoff::Exponential { base, factor, cap } => {
-                let d = *base as f64 * factor.powi(attempt.min(1000) as i32);
-                if d >= *cap as f64 {
-                    *cap
-                } else {
-                    d.round() as Nanos
-                }
+                let base = if throttling { *base } else { self.non_throttling_base.unwrap_or(*base) };
+                exponential(base, *factor, *cap)
             }
+            Backoff::Urllib3 { factor, max } if attempt > 0 => exponential(*factor, 2.0, *max),
+            Backoff::Urllib3 { .. } => 0,
         }
     }
 
-    fn backoff_delay(&self, attempt: u32, prev_delay: Nanos, rng: &mut ChaCha8Rng) -> Nanos {
-        let d = self.raw_backoff(attempt);
+    /// The backoff's upper bound (for the cap of [`Jitter::Add`] and
+    /// [`Jitter::Decorrelated`]).
+    fn backoff_cap(&self) -> Option<Nanos> {
+        match &self.backoff {
+            Backoff::Exponential { cap, .. } => Some(*cap),
+            Backoff::Urllib3 { max, .. } => Some(*max),
+            Backoff::Immediate | Backoff::Fixed(_) => None,
+        }
+    }
+
+    #[inline]
+    fn backoff_delay<D: FnMut() -> f64>(
+        &self,
+        attempt: u32,
+        prev_delay: Nanos,
+        throttling: bool,
+        draw: &mut D,
+    ) -> Nanos {
+        let d = self.raw_backoff(attempt, throttling);
         match &self.jitter {
             Jitter::None => d,
-            Jitter::Full => secs_to_nanos(rng.random::<f64>() * d as f64 / SECOND as f64),
-            Jitter::Equal => d / 2 + secs_to_nanos(rng.random::<f64>() * (d / 2) as f64 / SECOND as f64),
+            Jitter::Full => secs_to_nanos(draw() * d as f64 / SECOND as f64),
+            Jitter::Equal => d / 2 + secs_to_nanos(draw() * (d / 2) as f64 / SECOND as f64),
             Jitter::Decorrelated => {
                 let (base, cap) = match &self.backoff {
                     Backoff::Exponential { base, cap, .. } => (*base, *cap),
@@ -429,11 +589,13 @@ impl ClientSpec {
                 };
                 let prev = if prev_delay == 0 { base } else { prev_delay };
                 let hi = (prev as f64 * 3.0).max(base as f64);
-                let x = base as f64 + rng.random::<f64>() * (hi - base as f64);
+                let x = base as f64 + draw() * (hi - base as f64);
                 (x.round() as Nanos).min(cap)
             }
-            Jitter::Subtract(f) => secs_to_nanos(d as f64 / SECOND as f64 * (1.0 - f * rng.random::<f64>())),
-            Jitter::Add(max) => d + secs_to_nanos(rng.random::<f64>() * *max as f64 / SECOND as f64),
+            Jitter::Subtract(f) => secs_to_nanos(d as f64 / SECOND as f64 * (1.0 - f * draw())),
+            Jitter::Add(max) => d
+                .saturating_add(secs_to_nanos(draw() * *max as f64 / SECOND as f64))
+                .min(self.backoff_cap().unwrap_or(u64::MAX)),
         }
     }
 }

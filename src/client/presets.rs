@@ -1,15 +1,94 @@
-//! Named client behaviours, each taken from the code it models.
+//! Named client behaviours, each taken from the code it models: the SDK
+//! version and source file are in its origin line (and README's client
+//! table).
 
-use super::{Backoff, ClientSpec, Jitter, RetryAfter};
-use crate::time::{MINUTE, SECOND};
+use super::quota::RetryQuota;
+use super::{AboveCap, Backoff, ClientSpec, ErrorCode, Jitter, Methods, Pacing, Reads, RetryAfter, Throttling};
+use crate::time::{MILLISECOND, MINUTE, SECOND};
 
 /// Preset names and one-line origins, in the order `--help` lists them.
 pub const PRESETS: &[(&str, &str)] = &[
     ("none", "no retries: each request is exactly one attempt (open loop)"),
     (
         "openai-python",
-        "official OpenAI Python SDK 3.3.1 (_base_client.py): 2 retries, 0.5 s·2^n capped at 8 s minus up to 25% jitter; \
-         honours Retry-After/retry-after-ms up to 120 s and gives up above; retries 408, 409, 429, 5xx",
+        "official OpenAI Python SDK 2.52.0 to 3.57.0 (openai/_base_client.py: _calculate_retry_timeout, _should_retry; \
+         checked on 3.3.1 and 3.57.0): 2 retries, 0.5 s·2^n capped at 8 s minus up to 25% jitter; reads retry-after-ms, \
+         then Retry-After (seconds, fractional, or HTTP date); honours 0 < wait ≤ 120 s and gives up above; obeys \
+         x-should-retry; retries 408, 409, 429, 5xx",
+    ),
+    (
+        "openai-python-2.51",
+        "official OpenAI Python SDK up to 2.51.0 (openai/_base_client.py: _calculate_retry_timeout, _should_retry): \
+         as openai-python, but honours 0 < wait ≤ 60 s and otherwise uses its own backoff (never gives up on the header)",
+    ),
+    (
+        "openai-node",
+        "official OpenAI Node SDK 7.59.0 (src/client.ts: shouldRetry, retryRequest, calculateDefaultRetryTimeoutMillis): \
+         2 retries, 0.5 s·2^n capped at 8 s minus up to 25% jitter; reads retry-after-ms, then Retry-After (seconds, \
+         fractional, or HTTP date); honours 0 ≤ wait ≤ 60 s (0: at once), else own backoff; obeys x-should-retry; \
+         retries 408, 409, 429, 5xx",
+    ),
+    (
+        "anthropic-python",
+        "official Anthropic Python SDK 1.6.0 to 2.15.0 (anthropic/_base_client.py: _calculate_retry_timeout, \
+         _should_retry; checked on 2.15.0): 2 retries, 0.5 s·2^n capped at 8 s minus up to 25% jitter; reads \
+         retry-after-ms, then Retry-After; honours any wait > 0 (at most 4,294,967 s), else own backoff; obeys \
+         x-should-retry; retries 408, 409, 429, 5xx",
+    ),
+    (
+        "anthropic-python-1.5",
+        "official Anthropic Python SDK up to 1.5.0 (anthropic/_base_client.py: _calculate_retry_timeout): as \
+         anthropic-python, but honours 0 < wait ≤ 60 s and otherwise uses its own backoff",
+    ),
+    (
+        "google-genai",
+        "Google GenAI Python SDK 3.6.1 without HttpRetryOptions (google/genai/_api_client.py: retry_args(None) stops \
+         after 1 attempt): no retries",
+    ),
+    (
+        "google-genai-retry",
+        "Google GenAI Python SDK 3.6.1 with HttpRetryOptions() (google/genai/_api_client.py: retry_args; tenacity \
+         9.1 wait_exponential_jitter): 5 attempts, min(1 s·2^n + U(0,1) s, 60 s), retries 408, 429, 500, 502, 503, \
+         504, ignores Retry-After",
+    ),
+    (
+        "aws-legacy",
+        "AWS botocore 1.44.8, retry_mode legacy (botocore/retryhandler.py, data/_retry.json __default__; the default \
+         mode up to botocore 1.35): 5 attempts, U(0,1)·2^n s uncapped; retries 429, 500, 502, 503, 504, 509 and 400 \
+         with Throttling, ThrottlingException, ThrottledException, RequestThrottledException or \
+         ProvisionedThroughputExceededException; ignores Retry-After",
+    ),
+    (
+        "aws-standard",
+        "AWS botocore 1.44.8, retry_mode standard, the default (botocore/retries/standard.py, retries/quota.py): \
+         3 attempts, U(0,1)·min(2^n, 20) s after throttling, U(0,1)·min(0.05·2^n, 20) s otherwise; retries 429, \
+         500, 502, 503, 504 and the throttling and transient error codes; ignores Retry-After; retry quota 500 per \
+         client, 14 per retry, 5 after throttling",
+    ),
+    (
+        "aws-standard-1.35",
+        "AWS botocore 1.35.0, retry_mode standard (botocore/retries/standard.py, retries/quota.py): 3 attempts, \
+         U(0,1)·min(2^n, 20) s; retries 500, 502, 503, 504 and the throttling and transient error codes (a bare 429 \
+         is not retried); ignores Retry-After; retry quota 500 per client, 5 per retry",
+    ),
+    (
+        "aws-adaptive",
+        "AWS botocore 1.44.8, retry_mode adaptive (botocore/retries/adaptive.py, throttling.py, bucket.py): \
+         aws-standard plus a client-side token bucket whose rate follows CUBIC (β 0.7, C 0.4, at least 0.5/s, \
+         at most 2× the measured rate), switched on by the first throttling response",
+    ),
+    (
+        "urllib3-default",
+        "urllib3 2.8.0 Retry.DEFAULT = Retry(3) (urllib3/util/retry.py: is_retry, sleep, parse_retry_after, \
+         get_backoff_time), what urllib3.request() and PoolManager use (requests' HTTPAdapter never retries by \
+         default): 4 attempts; retries 413, 429, 503 only when they carry Retry-After (whole seconds or HTTP date, \
+         at most 6 h; anything else fails the request); no backoff; GET requests (POST is never retried on status)",
+    ),
+    (
+        "urllib3-backoff",
+        "urllib3 2.8.0 Retry(total=5, backoff_factor=1, status_forcelist=[429, 500, 502, 503, 504]), the recipe \
+         mounted on requests' HTTPAdapter (urllib3/util/retry.py): 6 attempts; first retry at once, then 1 s·2^n \
+         up to 120 s; honours Retry-After (at most 6 h); GET requests",
     ),
     (
         "runagent-backoff",
@@ -33,9 +112,46 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("exp-full-jitter", "exponential 1 s·2^n capped at 60 s with full jitter, 6 attempts, honours Retry-After"),
 ];
 
+/// botocore's `ThrottledRetryableChecker._THROTTLED_ERROR_CODES` (1.44.8; 1.35.0 has the same list).
+const AWS_THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// botocore's `TransientRetryableChecker._TRANSIENT_ERROR_CODES`.
+const AWS_TRANSIENT_CODES: &[&str] = &["RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"];
+
+/// The 400-status error codes of botocore's legacy `_retry.json` `__default__`.
+const AWS_LEGACY_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "ProvisionedThroughputExceededException",
+];
+
+/// urllib3's `Retry.DEFAULT_ALLOWED_METHODS`.
+const URLLIB3_METHODS: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS", "PUT", "TRACE"];
+
 /// Every preset name.
 pub fn preset_names() -> Vec<&'static str> {
     PRESETS.iter().map(|(n, _)| *n).collect()
+}
+
+fn codes(list: &[&str], status: Option<u16>) -> Vec<ErrorCode> {
+    list.iter().map(|c| ErrorCode { code: c.to_string(), status }).collect()
 }
 
 /// The preset called `name`.
@@ -43,35 +159,114 @@ pub fn preset(name: &str) -> Option<ClientSpec> {
     let origin = PRESETS.iter().find(|(n, _)| *n == name)?.1.to_string();
     let base = ClientSpec { name: name.to_string(), origin, ..ClientSpec::none() };
     let exp = |base: u64, cap: u64| Backoff::Exponential { base, factor: 2.0, cap };
+    // The Stainless-generated SDKs (OpenAI, Anthropic) share their retry
+    // loop; they differ in what they do with the wait they read.
+    let stainless = |retry_after: RetryAfter| ClientSpec {
+        max_attempts: 3,
+        // 429 first: it is the status the simulator produces most.
+        retry_on: [429, 408, 409].into_iter().chain(500..=599).collect(),
+        backoff: exp(SECOND / 2, 8 * SECOND),
+        jitter: Jitter::Subtract(0.25),
+        reads: Reads::STAINLESS,
+        retry_after,
+        ..base.clone()
+    };
+    let within_60s =
+        |zero_immediate| RetryAfter::Honour { cap: Some(MINUTE), above_cap: AboveCap::Backoff, zero_immediate };
+    let throttling =
+        Throttling { statuses: vec![429], codes: AWS_THROTTLING_CODES.iter().map(|c| c.to_string()).collect() };
+    let aws_standard = ClientSpec {
+        max_attempts: 3,
+        retry_on: vec![429, 500, 502, 503, 504],
+        retry_codes: codes(AWS_THROTTLING_CODES, None)
+            .into_iter()
+            .chain(codes(AWS_TRANSIENT_CODES, None).into_iter().filter(|c| c.code != "PriorRequestNotComplete"))
+            .collect(),
+        backoff: exp(SECOND, 20 * SECOND),
+        non_throttling_base: Some(50 * MILLISECOND),
+        jitter: Jitter::Full,
+        throttling: throttling.clone(),
+        retry_quota: Some(RetryQuota::BOTOCORE),
+        ..base.clone()
+    };
+    let urllib3 = |max_attempts, retry_on: Vec<u16>, factor| ClientSpec {
+        max_attempts,
+        retry_on,
+        retry_on_with_retry_after: vec![413, 429, 503],
+        methods: Some(Methods {
+            method: "GET".into(),
+            retried: URLLIB3_METHODS.iter().map(|m| m.to_string()).collect(),
+        }),
+        backoff: Backoff::Urllib3 { factor, max: 120 * SECOND },
+        reads: Reads::URLLIB3,
+        retry_after: RetryAfter::Honour {
+            cap: Some(6 * 3600 * SECOND),
+            above_cap: AboveCap::Clamp,
+            zero_immediate: false,
+        },
+        ..base.clone()
+    };
     Some(match name {
         "none" => ClientSpec { origin: base.origin, ..ClientSpec::none() },
-        "openai-python" => ClientSpec {
-            max_attempts: 3,
-            // 429 first: it is the status the simulator produces most.
-            retry_on: [429, 408, 409].into_iter().chain(500..=599).collect(),
-            backoff: exp(SECOND / 2, 8 * SECOND),
-            jitter: Jitter::Subtract(0.25),
-            retry_after: RetryAfter::Honour { cap: Some(2 * MINUTE), give_up_above_cap: true },
+        "openai-python" => {
+            stainless(RetryAfter::Honour { cap: Some(2 * MINUTE), above_cap: AboveCap::GiveUp, zero_immediate: false })
+        }
+        "openai-python-2.51" | "anthropic-python-1.5" => stainless(within_60s(false)),
+        "openai-node" => stainless(within_60s(true)),
+        "anthropic-python" => stainless(RetryAfter::Honour {
+            cap: Some(4_294_967 * SECOND),
+            above_cap: AboveCap::Clamp,
+            zero_immediate: false,
+        }),
+        "google-genai" | "google-genai-retry" => ClientSpec {
+            // retry_args(None) stops after one attempt; HttpRetryOptions()
+            // fills in the rest, which `max_attempts` can turn on here.
+            max_attempts: if name == "google-genai" { 1 } else { 5 },
+            retry_on: vec![408, 429, 500, 502, 503, 504],
+            backoff: exp(SECOND, 60 * SECOND),
+            jitter: Jitter::Add(SECOND),
             ..base
         },
+        "aws-legacy" => ClientSpec {
+            max_attempts: 5,
+            retry_on: vec![429, 500, 502, 503, 504, 509],
+            retry_codes: codes(AWS_LEGACY_CODES, Some(400)),
+            backoff: exp(SECOND, u64::MAX),
+            jitter: Jitter::Full,
+            throttling,
+            ..base
+        },
+        "aws-standard" => aws_standard,
+        "aws-standard-1.35" => ClientSpec {
+            retry_on: vec![500, 502, 503, 504],
+            non_throttling_base: None,
+            retry_quota: Some(RetryQuota { retry_cost: 5, throttling_cost: 5, ..RetryQuota::BOTOCORE }),
+            ..aws_standard
+        },
+        "aws-adaptive" => ClientSpec { pacing: Some(Pacing::Cubic), ..aws_standard },
+        "urllib3-default" => urllib3(4, vec![], 0),
+        "urllib3-backoff" => urllib3(6, vec![429, 500, 502, 503, 504], SECOND),
         "runagent-backoff" => ClientSpec {
             max_attempts: 5,
             retry_on: vec![429],
             backoff: exp(SECOND, u64::MAX),
-            retry_after: RetryAfter::Honour { cap: None, give_up_above_cap: false },
+            reads: Reads::SECONDS,
+            retry_after: RetryAfter::Honour { cap: None, above_cap: AboveCap::Clamp, zero_immediate: false },
             ..base
         },
         "runagent-js" => ClientSpec {
             max_attempts: 3,
             retry_on: vec![429],
             backoff: Backoff::Fixed(60 * SECOND),
-            retry_after: RetryAfter::Honour { cap: None, give_up_above_cap: false },
+            reads: Reads::SECONDS,
+            retry_after: RetryAfter::Honour { cap: None, above_cap: AboveCap::Clamp, zero_immediate: false },
             ..base
         },
         "predictions-node" => ClientSpec {
             max_attempts: 3,
             retry_on: vec![429],
             backoff: exp(SECOND, u64::MAX),
+            reads: Reads::SECONDS,
             retry_after: RetryAfter::MinOfBackoff { default: 60 * SECOND },
             ..base
         },
@@ -89,73 +284,14 @@ pub fn preset(name: &str) -> Option<ClientSpec> {
             retry_on: vec![429, 503],
             backoff: exp(SECOND, 60 * SECOND),
             jitter: Jitter::Full,
-            retry_after: RetryAfter::Honour { cap: Some(60 * SECOND), give_up_above_cap: false },
+            reads: Reads::SECONDS,
+            retry_after: RetryAfter::Honour {
+                cap: Some(60 * SECOND),
+                above_cap: AboveCap::Clamp,
+                zero_immediate: false,
+            },
             ..base
         },
         _ => return None,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::client::RetryChoice;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-
-    #[test]
-    fn every_listed_preset_exists() {
-        for name in preset_names() {
-            assert!(preset(name).is_some(), "{name}");
-        }
-    }
-
-    #[test]
-    fn openai_schedule_matches_the_sdk() {
-        let c = preset("openai-python").unwrap();
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        // No header: 0.5 s, then 1 s, each reduced by at most 25 %.
-        for (attempt, full) in [(0u32, SECOND / 2), (1, SECOND)] {
-            match c.after_failure(attempt, 429, None, 0, &mut rng) {
-                RetryChoice::After(d) => assert!(d <= full && d >= full * 3 / 4, "{d}"),
-                other => panic!("{other:?}"),
-            }
-        }
-        // Third failure: out of retries (2 retries = 3 attempts).
-        assert_eq!(c.after_failure(2, 429, None, 0, &mut rng), RetryChoice::GiveUp);
-        // Header honoured exactly up to 120 s; above, the SDK gives up.
-        assert_eq!(c.after_failure(0, 429, Some(12), 0, &mut rng), RetryChoice::After(12 * SECOND));
-        assert_eq!(c.after_failure(0, 429, Some(121), 0, &mut rng), RetryChoice::GiveUp);
-        assert_eq!(c.after_failure(0, 402, None, 0, &mut rng), RetryChoice::GiveUp);
-    }
-
-    #[test]
-    fn page_clients_follow_their_code() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let ra = preset("runagent-backoff").unwrap();
-        assert_eq!(ra.after_failure(0, 429, None, 0, &mut rng), RetryChoice::After(SECOND));
-        assert_eq!(ra.after_failure(3, 429, None, 0, &mut rng), RetryChoice::After(8 * SECOND));
-        assert_eq!(ra.after_failure(2, 429, Some(3600), 0, &mut rng), RetryChoice::After(3600 * SECOND));
-        assert_eq!(ra.after_failure(4, 429, None, 0, &mut rng), RetryChoice::GiveUp);
-        let node = preset("predictions-node").unwrap();
-        assert_eq!(node.after_failure(0, 429, Some(30), 0, &mut rng), RetryChoice::After(SECOND));
-        assert_eq!(node.after_failure(1, 429, None, 0, &mut rng), RetryChoice::After(2 * SECOND));
-        assert_eq!(node.after_failure(2, 429, None, 0, &mut rng), RetryChoice::GiveUp);
-        let ai = preset("aicredits-jitter").unwrap();
-        match ai.after_failure(2, 429, Some(1), 0, &mut rng) {
-            RetryChoice::After(d) => assert!((4 * SECOND..=5 * SECOND).contains(&d)),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn overrides_parse_and_errors_are_clear() {
-        let c = ClientSpec::parse("openai-python,max_retries=5").unwrap();
-        assert_eq!(c.max_attempts, 6);
-        let c = ClientSpec::parse("fixed-1s,jitter=full,retry_on=429+503,pace=window:100:1h").unwrap();
-        assert_eq!(c.jitter, Jitter::Full);
-        assert!(ClientSpec::parse("nope").unwrap_err().contains("openai-python"));
-        assert!(ClientSpec::parse("none,max_attempts=0").unwrap_err().contains("max_attempts"));
-        assert!(ClientSpec::parse("none,colour=red").unwrap_err().contains("unknown client option"));
-    }
 }

@@ -63,7 +63,10 @@ mod response;
 pub use overrides::{Override, PolicyDocument};
 pub use parse::{load, parse, PolicyError};
 pub(crate) use response::status_listed;
-pub use response::{render, retry_after_header, Rendered, ResetFormat, ResponseStyle};
+pub use response::{
+    render, retry_headers, Rendered, ResetFormat, ResponseStyle, RetryAfterFormat, RetryAfterValue, RetryHeaders,
+    ShouldRetry, RETRY_AFTER_MS, X_SHOULD_RETRY,
+};
 
 use crate::engines::{Completion, Decision, Engine, Retry, StateMut, Ticket};
 use crate::time::Nanos;

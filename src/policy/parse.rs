@@ -17,7 +17,7 @@ use super::{
     AuthMatch, Limit, Measure, Plan, Policy, Request, Reserve, Scope, Selector, MAX_COMPLETING_LIMITS_PER_PLAN,
     MAX_LIMITS_PER_PLAN,
 };
-use super::{ResetFormat, ResponseStyle};
+use super::{ResetFormat, ResponseStyle, RetryAfterFormat, ShouldRetry};
 use crate::engines::{
     Budget, BudgetPeriod, Concurrency, Dialect, Engine, FixedWindow, Gcra, NginxLimitReq, SlidingCounter, SlidingLog,
     TokenBucketSteps, WindowAlign,
@@ -103,6 +103,9 @@ struct RawResponse {
     retry_after_header: Option<String>,
     retry_after_on: Option<Vec<Spanned<i64>>>,
     retry_after_unknown: Option<Spanned<String>>,
+    retry_after_format: Option<Spanned<String>>,
+    retry_after_ms: Option<bool>,
+    x_should_retry: Option<Spanned<toml::Value>>,
     x_ratelimit: Option<bool>,
     ietf: Option<bool>,
     body: Option<Spanned<String>>,
@@ -307,6 +310,41 @@ impl Cx<'_> {
         if let Some(v) = r.retry_after_unknown {
             let d = parse_duration(v.get_ref()).map_err(|e| self.at(&v, "response > retry_after_unknown", e))?;
             style.retry_after_unknown = Some(d);
+        }
+        if let Some(v) = r.retry_after_format {
+            style.retry_after_format = match v.get_ref().as_str() {
+                "seconds" => RetryAfterFormat::Seconds,
+                "seconds-floor" => RetryAfterFormat::SecondsFloor,
+                "fractional" => RetryAfterFormat::Fractional,
+                "http-date" => RetryAfterFormat::HttpDate,
+                other => {
+                    return Err(self.at(
+                        &v,
+                        "response > retry_after_format",
+                        format!(
+                            "expected \"seconds\", \"seconds-floor\", \"fractional\" or \"http-date\", found {other:?}"
+                        ),
+                    ))
+                }
+            };
+        }
+        if let Some(b) = r.retry_after_ms {
+            style.retry_after_ms = b;
+        }
+        if let Some(v) = r.x_should_retry {
+            let field = "response > x_should_retry";
+            style.x_should_retry = match v.get_ref() {
+                toml::Value::Boolean(true) => ShouldRetry::On,
+                toml::Value::Boolean(false) => ShouldRetry::Off,
+                toml::Value::String(d) => ShouldRetry::Within(parse_duration(d).map_err(|e| self.at(&v, field, e))?),
+                other => {
+                    return Err(self.at(
+                        &v,
+                        field,
+                        format!("expected true, false or a duration such as \"1h\", found {other}"),
+                    ))
+                }
+            };
         }
         if let Some(b) = r.x_ratelimit {
             style.x_ratelimit = b;

@@ -28,10 +28,33 @@
 //!
 //! Seconds are always rounded *up*: waiting the advertised number of whole
 //! seconds is always enough.
+//!
+//! ## Retry headers
+//!
+//! What a client reads to decide whether and when to retry is computed in
+//! one place, [`retry_headers`], and written by [`render`]; the simulator
+//! hands the same [`RetryHeaders`] to its client models, so a simulated SDK
+//! reads exactly what a real one would receive:
+//!
+//! - `Retry-After` (name from `retry_after_header`) on the statuses of
+//!   `retry_after_on`, in the `retry_after_format`: whole seconds rounded up
+//!   (at least 1, RFC 9110's delta-seconds, the default), whole seconds
+//!   rounded down (`seconds-floor`: `0` for a wait under a second, as
+//!   servers that truncate send it), seconds rounded up to the millisecond
+//!   (`fractional`: `0.25`; not RFC 9110, but the OpenAI and Anthropic SDKs
+//!   read it), or the retry instant as an HTTP date rounded up to the second
+//!   (`http-date`: `Thu, 01 Jan 2026 00:00:03 GMT`).
+//! - `retry-after-ms` (with `retry_after_ms = true`): the same wait in
+//!   milliseconds, rounded up, on the same statuses.
+//! - `x-should-retry` (with `x_should_retry`): on every denial, `false` when
+//!   the request can never be admitted (or, with a duration, when the retry
+//!   is further away than that), else `true`.
+
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::engines::{Engine, Retry};
 use crate::policy::{Plan, PlanDecision, Policy};
-use crate::time::{ceil_seconds, format_rfc3339, Nanos, SECOND};
+use crate::time::{ceil_seconds, format_rfc3339, Nanos, MILLISECOND, SECOND};
 
 /// How a reset instant is written in the reset header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +63,32 @@ pub enum ResetFormat {
     Unix,
     /// Seconds until the reset, rounded up (`35`).
     Seconds,
+}
+
+/// How the `Retry-After` header writes the wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryAfterFormat {
+    /// Whole seconds rounded up, at least 1 (`Retry-After: 3`).
+    Seconds,
+    /// Whole seconds rounded down: `0` for a wait under a second.
+    SecondsFloor,
+    /// Seconds rounded up to the millisecond (`Retry-After: 0.25`).
+    Fractional,
+    /// The retry instant as an HTTP date (IMF-fixdate), rounded up to the second.
+    HttpDate,
+}
+
+/// When denials carry `x-should-retry`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShouldRetry {
+    /// Never sent.
+    Off,
+    /// On every denial: `false` when the request can never be admitted, else `true`.
+    On,
+    /// On every denial: `false` when the request can never be admitted or
+    /// would be admitted only later than this, else `true` (a quota that
+    /// resets next month: tell clients not to retry).
+    Within(Nanos),
 }
 
 /// The `[response]` section of a policy.
@@ -66,6 +115,12 @@ pub struct ResponseStyle {
     /// A retry hint sent when the engine cannot know when to retry
     /// (concurrency without leases); none by default.
     pub retry_after_unknown: Option<Nanos>,
+    /// How `Retry-After` writes the wait (default whole seconds rounded up).
+    pub retry_after_format: RetryAfterFormat,
+    /// Whether `retry-after-ms` is sent beside `Retry-After`.
+    pub retry_after_ms: bool,
+    /// Whether (and when) denials carry `x-should-retry`.
+    pub x_should_retry: ShouldRetry,
     /// Whether the IETF `RateLimit` and `RateLimit-Policy` fields are sent.
     pub ietf: bool,
     /// The default JSON body template of denials.
@@ -85,6 +140,9 @@ impl Default for ResponseStyle {
             retry_after_header: "Retry-After".into(),
             retry_after_on: vec![429],
             retry_after_unknown: None,
+            retry_after_format: RetryAfterFormat::Seconds,
+            retry_after_ms: false,
+            x_should_retry: ShouldRetry::Off,
             ietf: false,
             body: Some(serde_json::json!({
                 "error": {"code": "{code}", "message": "{message}", "status": "{status}", "retry_after": "{retry_after}"}
@@ -142,10 +200,8 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
             headers.push(("RateLimit".into(), format!("\"{}\";r={}{t}", limit.id, d.remaining)));
         }
     }
-    let retry_after = retry_after_seconds(decision.retry, now, style.retry_after_unknown);
-    if let Some(s) = retry_after_header(style, decision, now) {
-        headers.push((style.retry_after_header.clone(), s.to_string()));
-    }
+    let retry_after = retry_wait(decision.retry, now, style.retry_after_unknown).map(|w| ceil_seconds(w).max(1));
+    retry_headers(style, decision, now).write(style, &mut headers);
     let body = match (decision.allowed, decision.denied_by) {
         (false, Some(i)) => {
             let limit = &plan.limits[i];
@@ -184,14 +240,151 @@ pub fn render(policy: &Policy, plan: &Plan, decision: &PlanDecision, now: Nanos)
     Rendered { status: decision.status, headers, body }
 }
 
-/// The `Retry-After` value (whole seconds) a client receives with
-/// `decision`, or `None` if the response carries no such header (admitted,
-/// a status the policy does not put it on, or no known retry instant).
-pub fn retry_after_header(style: &ResponseStyle, decision: &PlanDecision, now: Nanos) -> Option<u64> {
-    if decision.allowed || !status_listed(&style.retry_after_on, decision.status) {
-        return None;
+/// A `Retry-After` value as a response carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryAfterValue {
+    /// Whole seconds (`3`).
+    Seconds(u64),
+    /// Seconds with a fraction, in milliseconds (`250` is written `0.25`);
+    /// never a whole number of seconds (that is [`RetryAfterValue::Seconds`]).
+    Millis(u64),
+    /// An HTTP date, as Unix seconds.
+    Date(u64),
+}
+
+impl RetryAfterValue {
+    /// The header value: `3`, `0.25`, `Thu, 01 Jan 2026 00:00:03 GMT`.
+    pub fn to_header(self) -> String {
+        match self {
+            RetryAfterValue::Seconds(s) => s.to_string(),
+            RetryAfterValue::Millis(ms) => {
+                let frac = format!("{:03}", ms % 1000);
+                format!("{}.{}", ms / 1000, frac.trim_end_matches('0'))
+            }
+            RetryAfterValue::Date(s) => httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(s)),
+        }
     }
-    retry_after_seconds(decision.retry, now, style.retry_after_unknown)
+
+    /// Reads a header value written by [`RetryAfterValue::to_header`] (or
+    /// by a server): whole seconds, seconds with up to three decimals, or an
+    /// HTTP date (IMF-fixdate, RFC 850 or asctime). `None` for anything else.
+    pub fn parse(text: &str) -> Option<RetryAfterValue> {
+        let t = text.trim();
+        if let Some((whole, frac)) = t.split_once('.') {
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if !digits(whole) || !digits(frac) || frac.len() > 3 {
+                return None;
+            }
+            let ms = whole.parse::<u64>().ok()?.checked_mul(1000)?.checked_add(format!("{frac:0<3}").parse().ok()?)?;
+            return Some(if ms % 1000 == 0 {
+                RetryAfterValue::Seconds(ms / 1000)
+            } else {
+                RetryAfterValue::Millis(ms)
+            });
+        }
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t.parse().ok().map(RetryAfterValue::Seconds);
+        }
+        let at = httpdate::parse_http_date(t).ok()?;
+        at.duration_since(UNIX_EPOCH).ok().map(|d| RetryAfterValue::Date(d.as_secs()))
+    }
+
+    /// The wait this value asks for, in seconds, for a client reading it at
+    /// `now` (an HTTP date in the past gives a negative wait).
+    pub fn seconds(self, now: Nanos) -> f64 {
+        match self {
+            RetryAfterValue::Seconds(s) => s as f64,
+            RetryAfterValue::Millis(ms) => ms as f64 / 1000.0,
+            RetryAfterValue::Date(s) => (s as f64 * SECOND as f64 - now as f64) / SECOND as f64,
+        }
+    }
+}
+
+/// The headers of a response that tell a client whether and when to retry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetryHeaders {
+    /// `Retry-After` (under the policy's name for it).
+    pub retry_after: Option<RetryAfterValue>,
+    /// `retry-after-ms`.
+    pub retry_after_ms: Option<u64>,
+    /// `x-should-retry`.
+    pub should_retry: Option<bool>,
+}
+
+/// The `retry-after-ms` header's name (the OpenAI and Anthropic APIs' spelling).
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+/// The `x-should-retry` header's name.
+pub const X_SHOULD_RETRY: &str = "x-should-retry";
+
+impl RetryHeaders {
+    /// Appends the headers present, in the order `Retry-After`,
+    /// `retry-after-ms`, `x-should-retry`.
+    pub fn write(&self, style: &ResponseStyle, headers: &mut Vec<(String, String)>) {
+        if let Some(v) = self.retry_after {
+            headers.push((style.retry_after_header.clone(), v.to_header()));
+        }
+        if let Some(ms) = self.retry_after_ms {
+            headers.push((RETRY_AFTER_MS.into(), ms.to_string()));
+        }
+        if let Some(b) = self.should_retry {
+            headers.push((X_SHOULD_RETRY.into(), b.to_string()));
+        }
+    }
+
+    /// Reads the retry headers from a response's headers (names compared
+    /// case-insensitively; `retry_after_name` is the policy's name for
+    /// `Retry-After`). Values that are not what [`RetryHeaders::write`]
+    /// writes are left out.
+    pub fn read(headers: &[(String, String)], retry_after_name: &str) -> RetryHeaders {
+        let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
+        RetryHeaders {
+            retry_after: get(retry_after_name).and_then(RetryAfterValue::parse),
+            retry_after_ms: get(RETRY_AFTER_MS).and_then(|v| v.parse().ok()),
+            should_retry: get(X_SHOULD_RETRY).and_then(|v| match v {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            }),
+        }
+    }
+}
+
+/// The retry headers of the response to `decision` (made at `now`): none
+/// when admitted; `Retry-After` and `retry-after-ms` on the statuses the
+/// policy puts them on when the retry instant is known (or hinted);
+/// `x-should-retry` on every denial when the policy sends it.
+#[inline]
+pub fn retry_headers(style: &ResponseStyle, decision: &PlanDecision, now: Nanos) -> RetryHeaders {
+    let mut out = RetryHeaders::default();
+    if decision.allowed {
+        return out;
+    }
+    if status_listed(&style.retry_after_on, decision.status) {
+        if let Some(wait) = retry_wait(decision.retry, now, style.retry_after_unknown) {
+            out.retry_after = Some(match style.retry_after_format {
+                RetryAfterFormat::Seconds => RetryAfterValue::Seconds(ceil_seconds(wait).max(1)),
+                RetryAfterFormat::SecondsFloor => RetryAfterValue::Seconds(wait / SECOND),
+                RetryAfterFormat::Fractional => match wait.div_ceil(MILLISECOND).max(1) {
+                    ms if ms % 1000 == 0 => RetryAfterValue::Seconds(ms / 1000),
+                    ms => RetryAfterValue::Millis(ms),
+                },
+                RetryAfterFormat::HttpDate => RetryAfterValue::Date(ceil_seconds(now.saturating_add(wait))),
+            });
+            if style.retry_after_ms {
+                out.retry_after_ms = Some(wait.div_ceil(MILLISECOND).max(1));
+            }
+        }
+    }
+    out.should_retry = match style.x_should_retry {
+        ShouldRetry::Off => None,
+        ShouldRetry::On => Some(decision.retry != Retry::Never),
+        ShouldRetry::Within(limit) => Some(match decision.retry {
+            Retry::Never => false,
+            Retry::At(t) => t.saturating_sub(now) <= limit,
+            Retry::Now | Retry::Unknown => true,
+        }),
+    };
+    out
 }
 
 /// Whether `status` is in `statuses`: a loop the compiler inlines, not
@@ -203,12 +396,12 @@ pub(crate) fn status_listed(statuses: &[u16], status: u16) -> bool {
     statuses.iter().any(|&s| s == status)
 }
 
-/// Seconds a client should wait, rounded up; at least 1 for a denial that
-/// can be retried (a `Retry-After: 0` invites an immediate retry storm).
-fn retry_after_seconds(retry: Retry, now: Nanos, unknown_hint: Option<Nanos>) -> Option<u64> {
+/// How long a client should wait (exact), or the policy's hint when the
+/// engine cannot know; `None` when there is nothing to wait for.
+fn retry_wait(retry: Retry, now: Nanos, unknown_hint: Option<Nanos>) -> Option<Nanos> {
     match retry {
-        Retry::At(t) => Some(ceil_seconds(t.saturating_sub(now)).max(1)),
-        Retry::Unknown => unknown_hint.map(|h| ceil_seconds(h).max(1)),
+        Retry::At(t) => Some(t.saturating_sub(now)),
+        Retry::Unknown => unknown_hint,
         Retry::Now | Retry::Never => None,
     }
 }

@@ -1,12 +1,14 @@
 //! What the simulator keeps per client (API key): its random stream, the
-//! one-minute windows behind retry budgets and adaptive throttling, and its
-//! own pacing state and queue.
+//! one-minute windows behind retry budgets and adaptive throttling, its own
+//! pacing state and queue, its retry quota and CUBIC limiter.
 
 use std::collections::VecDeque;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::client::cubic::Cubic;
+use crate::client::quota::QuotaState;
 use crate::engines::EngineState;
 use crate::time::{Nanos, MINUTE};
 
@@ -55,8 +57,13 @@ pub(super) struct ClientState {
     /// Requests in flight under `pace=semaphore`.
     pub(super) in_flight: u64,
     /// Requests the client holds back, in arrival order: waiting for a
-    /// semaphore slot, or behind the send that waits for the limiter.
+    /// semaphore slot or a CUBIC token, or behind the send that waits for
+    /// the limiter.
     pub(super) queue: VecDeque<u32>,
+    /// Its AWS retry quota, when it keeps one (created full on first use).
+    pub(super) quota: Option<QuotaState>,
+    /// Its adaptive CUBIC limiter (`pace=cubic`), created at its first send.
+    pub(super) cubic: Option<Box<Cubic>>,
     pub(super) denied: u64,
     pub(super) sent: u64,
 }

@@ -56,10 +56,11 @@ mod tests;
 
 use rand::Rng;
 
-use crate::client::{ClientSpec, Pacing, RetryChoice};
+use crate::client::cubic::Cubic;
+use crate::client::{ClientSpec, Pacing, Response, RetryChoice};
 use crate::engines::{Engine, Gcra, SlidingLog};
 use crate::metrics::{ratio, Bucket, BucketSink, Delays, KeyDenials, Latencies, Summary};
-use crate::policy::{retry_after_header, Plan, PlanDecision, Policy, Request, Tickets};
+use crate::policy::{retry_headers, Plan, PlanDecision, Policy, Request, RetryHeaders, Tickets};
 use crate::time::{format_decimal_seconds, format_rfc3339, Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
@@ -197,6 +198,8 @@ struct Live {
     resolved: bool,
     /// Holds a client-semaphore slot.
     holds_client_slot: bool,
+    /// What its last retry took from the client's retry quota (0: none).
+    quota_cost: u32,
 }
 
 /// The policy's view of a request (a poll carries no tokens or money).
@@ -303,6 +306,8 @@ pub struct Simulation<'p> {
     decision: PlanDecision,
     /// Whether the decision sink keeps decisions (asked once per run).
     recording: bool,
+    /// Whether the client reads retry headers (asked once).
+    reads_headers: bool,
     seq: u64,
     /// Steps of the event loop so far: one per trace row and per queued event.
     steps: u64,
@@ -359,6 +364,7 @@ impl<'p> Simulation<'p> {
             heap: EventQueue::new(),
             decision: PlanDecision::default(),
             recording: true,
+            reads_headers: config.client.reads_retry_headers(),
             seq: 0,
             steps: 0,
             pace_checks: 0,
@@ -649,6 +655,9 @@ impl<'p> Simulation<'p> {
                 self.slots[slot as usize].holds_client_slot = true;
             }
         }
+        if self.config.client.pacing == Some(Pacing::Cubic) && !self.cubic_admits(slot, key) {
+            return Ok(());
+        }
         if let Some(engine) = &self.pace_engine {
             let c = client_of(&mut self.clients, key);
             let state = &mut **c.pace.get_or_insert_with(|| Box::new(engine.new_state()));
@@ -710,6 +719,39 @@ impl<'p> Simulation<'p> {
         }
     }
 
+    /// Whether AWS's adaptive limiter lets `slot` send now. Sends waiting
+    /// for a token queue in order (the client's `queue`); only the first
+    /// has a timer, set for when its token is due and checked again then
+    /// (responses meanwhile may have changed the rate). So a backlog costs
+    /// a few events per send, not one per waiting send per token.
+    fn cubic_admits(&mut self, slot: u32, key: u32) -> bool {
+        let now = self.now;
+        let c = client_of(&mut self.clients, key);
+        let first = c.queue.front().copied();
+        if first.is_some_and(|f| f != slot) {
+            c.queue.push_back(slot);
+            self.slots[slot as usize].pending += 1;
+            return false;
+        }
+        let cubic = c.cubic.get_or_insert_with(|| Box::new(Cubic::new(now)));
+        if let Some(wait) = cubic.acquire(now) {
+            if first.is_none() {
+                c.queue.push_back(slot);
+            }
+            self.schedule(now.saturating_add(wait), EventKind::Send, slot);
+            return false;
+        }
+        if first.is_some() {
+            c.queue.pop_front();
+            if let Some(&next) = c.queue.front() {
+                // Its turn: it asks for its token now, after this send.
+                self.slots[next as usize].pending -= 1;
+                self.schedule(now, EventKind::Send, next);
+            }
+        }
+        true
+    }
+
     fn attempt(&mut self, slot: u32, kind: AttemptKind, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
         let now = self.now;
         let live = &mut self.slots[slot as usize];
@@ -729,7 +771,8 @@ impl<'p> Simulation<'p> {
             if p > 0.0 && rng_of(&mut self.clients, self.config.seed, key).random::<f64>() < p {
                 self.summary.throttled += 1;
                 self.bucket.throttled += 1;
-                return self.failed(slot, attempt_no, 429, None);
+                let response = Response { status: 429, code: "", headers: RetryHeaders::default(), now };
+                return self.failed(slot, attempt_no, &response);
             }
         }
 
@@ -754,9 +797,20 @@ impl<'p> Simulation<'p> {
             self.record(&self.slots[slot as usize].info, attempt_no, kind, &self.decision, decisions)?;
         }
         let (allowed, status, denied_by) = (self.decision.allowed, self.decision.status, self.decision.denied_by);
+        let code = denied_by.map_or("", |i| self.plan.limits[i].code.as_str());
+        let client = &self.config.client;
         let c = client_of(&mut self.clients, key);
         c.sent += 1;
+        if !poll {
+            if let Some(cubic) = &mut c.cubic {
+                cubic.on_response(now, !allowed && client.throttling.matches(status, code));
+            }
+        }
         if allowed {
+            if let (Some(q), false) = (&client.retry_quota, poll) {
+                let cost = std::mem::take(&mut self.slots[slot as usize].quota_cost);
+                c.quota.get_or_insert_with(|| q.new_state()).succeeded(q, cost);
+            }
             c.accepts[1] += 1;
             self.summary.admitted += 1;
             self.bucket.admitted += 1;
@@ -791,8 +845,13 @@ impl<'p> Simulation<'p> {
             self.schedule(at, EventKind::Poll, slot);
             return Ok(());
         }
-        let header = retry_after_header(&self.policy.response, &self.decision, now);
-        self.failed(slot, attempt_no, status, header)
+        // A client out of attempts, or one that reads no retry header, gets none.
+        let headers = if self.reads_headers && attempt_no.saturating_add(1) < self.config.client.max_attempts {
+            retry_headers(&self.policy.response, &self.decision, now)
+        } else {
+            RetryHeaders::default()
+        };
+        self.failed(slot, attempt_no, &Response { status, code, headers, now })
     }
 
     fn record(
@@ -912,7 +971,7 @@ impl<'p> Simulation<'p> {
         }
     }
 
-    fn failed(&mut self, slot: u32, attempt: u32, status: u16, header: Option<u64>) -> Result<(), SimError> {
+    fn failed(&mut self, slot: u32, attempt: u32, response: &Response) -> Result<(), SimError> {
         let now = self.now;
         let (key, prev_delay) = {
             let l = &self.slots[slot as usize];
@@ -920,13 +979,21 @@ impl<'p> Simulation<'p> {
         };
         let client = &self.config.client;
         let mut choice =
-            client.after_failure(attempt, status, header, prev_delay, rng_of(&mut self.clients, self.config.seed, key));
+            client.after_failure(attempt, response, prev_delay, rng_of(&mut self.clients, self.config.seed, key));
         if let (RetryChoice::After(_), Some(budget)) = (choice, &client.retry_budget) {
             let c = client_of(&mut self.clients, key);
             c.roll(now);
             let requests = (c.requests[0] + c.requests[1]) as f64;
             let retries = (c.retries[0] + c.retries[1]) as f64;
             if retries + 1.0 > budget.ratio * requests {
+                choice = RetryChoice::GiveUp;
+            }
+        }
+        if let (RetryChoice::After(_), Some(q)) = (choice, &client.retry_quota) {
+            let cost = q.cost(client.throttling.matches(response.status, response.code));
+            if client_of(&mut self.clients, key).quota.get_or_insert_with(|| q.new_state()).acquire(cost) {
+                self.slots[slot as usize].quota_cost = cost;
+            } else {
                 choice = RetryChoice::GiveUp;
             }
         }
