@@ -17,6 +17,7 @@
 //! - [`sim`]: the deterministic discrete-event simulator and sweeps;
 //! - [`metrics`]: time buckets and run summaries;
 //! - [`report`]: the terminal summary, JSON/CSV files and charts;
+//! - [`serve`]: `ratesim serve`, a live HTTP emulator of a plan;
 //! - [`cli`]: the `ratesim` command line.
 //!
 //! See ARCHITECTURE.md for the data path and the invariants.
@@ -31,6 +32,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod policy;
 pub mod report;
+pub mod serve;
 pub mod sim;
 pub mod time;
 pub mod toml_input;

@@ -10,6 +10,7 @@ mod interrupt;
 mod outputs;
 mod policy_cmd;
 mod run_cmd;
+mod serve_cmd;
 mod solve_cmd;
 mod sweep_cmd;
 
@@ -56,6 +57,21 @@ enum Command {
     /// Find the smallest (or largest) value of one limit parameter for which
     /// targets hold, e.g. --vary pro.rpm.rate --target 'success_ratio >= 0.99'.
     Solve(solve_cmd::SolveArgs),
+    /// Emulate a provider's plan live: an HTTP server answering like the
+    /// policy (OpenAI-compatible chat completions, predictions, usage),
+    /// driven by the production limiter on the system clock.
+    ///
+    /// Point your client at it (base URL http://127.0.0.1:8080/v1) and watch
+    /// it meet the plan's limits: the status, rate-limit headers and JSON
+    /// error bodies are rendered from the policy exactly as the simulator's
+    /// clients see them. --log records every decision; `ratesim trace
+    /// from-log` turns the log into a trace that `ratesim run --client none`
+    /// replays with the same decisions.
+    #[command(after_help = "Example:\n  \
+        ratesim serve --policy policies/runinfra.toml --plan pro --log serve.jsonl\n  \
+        curl -s http://127.0.0.1:8080/v1/chat/completions -H 'Authorization: Bearer sk-test' \\\n       \
+        -d '{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'")]
+    Serve(serve_cmd::ServeArgs),
     /// Generate CSV traces from synthetic specs and check trace files.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
@@ -72,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Policy(cmd) => policy_cmd::run(cmd),
         Command::Run(args) => run_cmd::run(args),
         Command::Sweep(args) => sweep_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
         Command::Solve(args) => solve_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
         Command::Client(cmd) => client_cmd::run(cmd),

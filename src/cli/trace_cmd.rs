@@ -36,6 +36,29 @@ pub(super) enum TraceCommand {
     /// and first and last time on stdout, or the first error with its file,
     /// line, column and field on stderr. Exits 1 if any file fails.
     Check(CheckArgs),
+    /// Turn a `ratesim serve --log` file into a trace of its arrivals.
+    ///
+    /// Writes one JSON Lines row per logged decision, in arrival order, with
+    /// its instant (RFC 3339), key, user, workspace, endpoint,
+    /// authentication, tokens, money and how long it held its permits.
+    /// Replaying it with `ratesim run --client none --decisions FILE` decides
+    /// the same requests at the same instants: the decisions file holds the
+    /// log's decision columns, line for line.
+    #[command(after_help = "Example:\n  \
+        ratesim trace from-log serve.jsonl -o replay.jsonl\n  \
+        ratesim run --policy policies/runinfra.toml --plan pro --trace replay.jsonl --client none --decisions replayed.jsonl")]
+    FromLog(FromLogArgs),
+}
+
+/// Arguments of `ratesim trace from-log`.
+#[derive(Args, Debug)]
+pub(super) struct FromLogArgs {
+    /// Decision log written by `ratesim serve --log`.
+    #[arg(value_name = "LOG.jsonl")]
+    log: PathBuf,
+    /// JSON Lines trace to write (replaced if it exists).
+    #[arg(short, long, value_name = "FILE.jsonl")]
+    out: PathBuf,
 }
 
 /// Arguments of `ratesim trace gen`.
@@ -78,6 +101,22 @@ pub(super) fn run(cmd: TraceCommand) -> u8 {
     match cmd {
         TraceCommand::Gen(args) => gen(args),
         TraceCommand::Check(args) => check(args),
+        TraceCommand::FromLog(args) => from_log(args),
+    }
+}
+
+fn from_log(args: FromLogArgs) -> u8 {
+    match crate::serve::log::to_trace(&args.log, &args.out) {
+        Ok(w) => {
+            println!(
+                "wrote {}: {} rows, {} of arrivals (replay with --client none)",
+                args.out.display(),
+                group(w.rows),
+                crate::serve::log::human_span(w.span)
+            );
+            0
+        }
+        Err(e) => fail(e),
     }
 }
 

@@ -73,7 +73,7 @@ mod store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::engines::Completion;
+use crate::engines::{Completion, Decision};
 use crate::policy::{render, Plan, PlanDecision, Policy, Rendered, Request, Tickets, MAX_LIMITS_PER_PLAN};
 use crate::time::{Nanos, SECOND};
 
@@ -232,6 +232,13 @@ impl<C: Clock, K: Key + ?Sized> KeyedLimiter<C, K> {
     /// [`Completion`] reports any budget overshoot (actual above reserved).
     pub fn complete_at(&self, req: &Request<'_, K::Ref<'_>>, tickets: &Tickets, now: Nanos) -> Completion {
         self.plan().complete(&mut self.store(now), now, req, tickets)
+    }
+
+    /// What every limit applying to `req` would answer at `now` for a
+    /// request of cost 0, consuming nothing (see [`Plan::inspect`]): a
+    /// key's live figures, e.g. for a usage endpoint.
+    pub fn inspect_at(&self, req: &Request<'_, K::Ref<'_>>, now: Nanos) -> Vec<(usize, Decision)> {
+        self.plan().inspect(&mut self.store(now), now, req)
     }
 
     /// The states, for a request decided at `now`.

@@ -603,6 +603,18 @@ impl Plan {
         self.limits.iter().find(|l| l.id == id)
     }
 
+    /// The limits whose selector matches `req`: bit `i` is limit `i`.
+    #[inline]
+    pub fn applicable<I>(&self, req: &Request<'_, I>) -> LimitSet {
+        let mut set: LimitSet = 0;
+        for (i, limit) in self.limits.iter().enumerate() {
+            if limit.selector.matches(req) {
+                set |= 1 << i;
+            }
+        }
+        set
+    }
+
     /// Decides `req` at `now` against every applicable limit, atomically
     /// (see the module docs), committing the admission if all admit.
     pub fn check<I: Identity, S: StateStore<I>>(
@@ -641,13 +653,7 @@ impl Plan {
         out: &mut PlanDecision,
     ) {
         assert!(self.limits.len() <= MAX_LIMITS_PER_PLAN, "a plan has at most {MAX_LIMITS_PER_PLAN} limits");
-        // Bit i: limit i applies to this request.
-        let mut applicable: LimitSet = 0;
-        for (i, limit) in self.limits.iter().enumerate() {
-            if limit.selector.matches(req) {
-                applicable |= 1 << i;
-            }
-        }
+        let applicable = self.applicable(req);
         store.with_states(
             applicable,
             |i| self.limits[i].scope.key_of(req),
@@ -753,6 +759,32 @@ impl Plan {
             out.retry = retry;
             out.applied = applied;
         }
+    }
+
+    /// What every limit that applies to `req` would answer at `now` for a
+    /// request of cost 0, consuming nothing: `(limit index, decision)` in
+    /// plan order. A decision's `remaining` is then the room left now
+    /// (for a concurrency cap, which ignores cost, the room after one more
+    /// permit). The emulator's usage endpoint reports these live figures.
+    pub fn inspect<I: Identity, S: StateStore<I>>(
+        &self,
+        store: &mut S,
+        now: Nanos,
+        req: &Request<'_, I>,
+    ) -> Vec<(usize, Decision)> {
+        let applicable = self.applicable(req);
+        store.with_states(
+            applicable,
+            |i| self.limits[i].scope.key_of(req),
+            |states| {
+                limits_in(applicable)
+                    .map(|i| {
+                        let state = states[i].as_mut().expect("the store gives every applicable limit's state");
+                        (i, self.limits[i].engine.decide(state.reborrow(), now, 0))
+                    })
+                    .collect()
+            },
+        )
     }
 
     /// An admitted request finished at `now`: releases its permits and

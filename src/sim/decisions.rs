@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use crate::policy::{Plan, PlanDecision};
 use crate::time::Nanos;
 
 /// Where per-attempt decisions go (`--decisions FILE.jsonl`).
@@ -64,6 +65,49 @@ pub struct DecisionRecord<'a> {
     /// not, or denied). `None` for every other plan, whose records have no
     /// such field.
     pub delay_ns: Option<Nanos>,
+}
+
+/// The decision fields of a [`DecisionRecord`] (`allowed` through
+/// `retry_after_ns`), as the simulator and the emulator (`ratesim serve`)
+/// both write them: one definition of what the decisions file says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecisionFigures<'a> {
+    /// Admitted or not.
+    pub allowed: bool,
+    /// 200 or the denying status.
+    pub status: u16,
+    /// The denying limit's id.
+    pub limit: Option<&'a str>,
+    /// Remaining units: of the denying limit for a denial, of the limit the
+    /// headers report for an admission.
+    pub remaining: Option<u64>,
+    /// Reset instant of that same limit, nanoseconds since `origin`.
+    pub reset_ns: Option<Nanos>,
+    /// For a denial: exact wait until the request would be admitted.
+    pub retry_after_ns: Option<Nanos>,
+    /// For a plan whose limits can delay admissions: how long the server
+    /// holds the request before serving it (see [`DecisionRecord::delay_ns`]);
+    /// `None` for every other plan.
+    pub delay_ns: Option<Nanos>,
+}
+
+impl<'a> DecisionFigures<'a> {
+    /// The figures of `d`, decided at `now` against `plan`; instants are
+    /// written as nanoseconds since `origin` (the trace start).
+    pub fn of(plan: &'a Plan, d: &PlanDecision, now: Nanos, origin: Nanos) -> DecisionFigures<'a> {
+        // A denial shows the binding limit's own figures; an admission those
+        // of the limit the headers report.
+        let reported = d.denial.or(d.reported.map(|(_, r)| r));
+        DecisionFigures {
+            allowed: d.allowed,
+            status: d.status,
+            limit: d.denied_by.map(|i| plan.limits[i].id.as_str()),
+            remaining: reported.map(|r| r.remaining),
+            reset_ns: reported.map(|r| r.reset.saturating_sub(origin)),
+            retry_after_ns: d.retry.at().map(|t| t - now),
+            delay_ns: plan.limits.iter().any(|l| l.engine.can_delay()).then_some(d.delay),
+        }
+    }
 }
 
 /// What an attempt is.

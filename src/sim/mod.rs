@@ -65,7 +65,7 @@ use crate::time::{format_decimal_seconds, format_rfc3339, Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
 use client_state::{client_of, rng_of, ClientState};
-pub use decisions::{AttemptKind, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions};
+pub use decisions::{AttemptKind, DecisionFigures, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions};
 use intern::{own_identity, Interner};
 use queue::EventQueue;
 pub use store::SimStore;
@@ -863,10 +863,8 @@ impl<'p> Simulation<'p> {
         sink: &mut dyn DecisionSink,
     ) -> std::io::Result<()> {
         let origin = self.origin();
-        // A denial shows the binding limit's own figures; an admission those
-        // of the limit the headers report.
-        let reported = d.denial.or(d.reported.map(|(_, r)| r));
         let endpoint = if kind == AttemptKind::Poll { info.poll_endpoint } else { info.endpoint };
+        let f = DecisionFigures::of(self.plan, d, self.now, origin);
         sink.decision(&DecisionRecord {
             t_ns: self.now - origin,
             request: info.index,
@@ -874,13 +872,13 @@ impl<'p> Simulation<'p> {
             kind,
             key: self.keys.names[info.key as usize].as_str(),
             endpoint: self.endpoints.names[endpoint as usize].as_str(),
-            allowed: d.allowed,
-            status: d.status,
-            limit: d.denied_by.map(|i| self.plan.limits[i].id.as_str()),
-            remaining: reported.map(|r| r.remaining),
-            reset_ns: reported.map(|r| r.reset.saturating_sub(origin)),
-            retry_after_ns: d.retry.at().map(|t| t - self.now),
-            delay_ns: self.can_delay.then_some(d.delay),
+            allowed: f.allowed,
+            status: f.status,
+            limit: f.limit,
+            remaining: f.remaining,
+            reset_ns: f.reset_ns,
+            retry_after_ns: f.retry_after_ns,
+            delay_ns: f.delay_ns,
         })
     }
 

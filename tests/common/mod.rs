@@ -26,3 +26,6 @@ pub mod arrivals;
 
 /// A minimal Redis client (RESP2) for tests that drive a real redis-server.
 pub mod resp;
+
+/// `ratesim serve` started and stopped by tests, and a raw HTTP client.
+pub mod serve;

@@ -410,8 +410,10 @@ enum Arrival {
     FlashCrowd { base: f64, at: f64, peak: f64, decay: f64 },
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Dist {
+/// A distribution of values (tokens, minor units, or nanoseconds for
+/// durations); also the emulator's `--service-time`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Dist {
     Constant(f64),
     Exponential { mean: f64 },
     LogNormal { mu: f64, sigma: f64 },

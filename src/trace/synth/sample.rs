@@ -35,7 +35,7 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
 }
 
 impl Dist {
-    pub(super) fn sample(&self, rng: &mut ChaCha8Rng) -> f64 {
+    pub(crate) fn sample(&self, rng: &mut ChaCha8Rng) -> f64 {
         match *self {
             Dist::Constant(v) => v,
             Dist::Exponential { mean } => mean * exp1(rng),
