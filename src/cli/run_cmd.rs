@@ -12,9 +12,10 @@ use crate::metrics::NoBuckets;
 use crate::policy::Override;
 use crate::report::chart::{check_chart_path, write_chart, ChartLabels, ChartSeries, Tee};
 use crate::report::{self, RunInfo, TimeseriesCsv};
-use crate::sim::{DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation};
+use crate::sim::{self, DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation, DEFAULT_START};
 use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, MILLISECOND, SECOND};
 use crate::trace::scale::{Factor, Scaling};
+use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
 use super::inputs::{self, TraceInput};
 use super::outputs::{self, Named};
@@ -48,9 +49,11 @@ pub(super) struct RunArgs {
     /// Default: the spec's seed, else 42.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = inputs::seed_value)]
     seed: Option<u64>,
-    /// Virtual instant of trace offset 0 (RFC 3339).
-    #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
-    start: String,
+    /// Virtual instant of trace offset 0 (RFC 3339). Default:
+    /// 2026-01-01T00:00:00Z. A trace of RFC 3339 times starts at its first
+    /// row; --start is refused with it.
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
     /// Stop after this much virtual time (e.g. 24h); requests still waiting
     /// to retry then count as unresolved. Default: run until every retry,
     /// poll and completion has happened.
@@ -92,6 +95,24 @@ pub(super) struct RunArgs {
     /// this (default: the whole trace).
     #[arg(long, value_name = "DURATION")]
     scale_window: Option<String>,
+}
+
+/// A trace whose first row was read ahead: gives that row again, then the rest.
+struct FirstRowAgain {
+    first: Option<TraceRow>,
+    rest: Box<dyn TraceSource>,
+}
+
+impl TraceSource for FirstRowAgain {
+    fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, TraceError> {
+        match self.first.take() {
+            Some(first) => {
+                *row = first;
+                Ok(true)
+            }
+            None => self.rest.next_row(row),
+        }
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
@@ -154,9 +175,10 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return fail(format!("--client: {e}")),
     };
-    let start = match parse_rfc3339(&args.start) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("--start: {e}")),
+    let start = match args.start.as_deref().map(parse_rfc3339) {
+        None => DEFAULT_START,
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return fail(format!("--start: {e}")),
     };
     let bucket = match parse_duration(&args.bucket) {
         Ok(b) if b >= MILLISECOND => b,
@@ -189,6 +211,19 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    // The first row, read ahead: a trace without rows is refused and the
+    // real start is known before any output is created.
+    let mut first = TraceRow::default();
+    match source.next_row(&mut first) {
+        Ok(true) => {}
+        Ok(false) => return fail(TraceError::no_rows(&args.trace)),
+        Err(e) => return fail(e),
+    }
+    if let (TraceTime::Absolute(at), Some(given)) = (first.t, &args.start) {
+        return fail(sim::start_refused(given, &args.trace, at));
+    }
+    let trace_start = sim::trace_start(first.t, start);
+    let mut source = FirstRowAgain { first: Some(first), rest: source };
     if let Some(chart) = &args.chart {
         if let Err(e) = check_chart_path(chart) {
             return fail(format!("--chart {e}"));
@@ -225,7 +260,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         client: client.name.clone(),
         client_behaviour: client.describe(),
         seed,
-        start: format_rfc3339(start),
+        start: format_rfc3339(trace_start),
         bucket_ns: bucket,
         version: env!("CARGO_PKG_VERSION").to_string(),
         overrides: overrides.iter().map(|o| o.text.clone()).collect(),
@@ -293,7 +328,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
             return fail(format!("cannot write {}: {e}", p.display()));
         }
     }
-    print!("{}", report::terminal_summary(&info, &summary, start));
+    print!("{}", report::terminal_summary(&info, &summary, trace_start));
     if let Some(dir) = &args.out {
         let path = dir.join("summary.json");
         if let Err(e) = std::fs::write(&path, report::summary_json(&info, &summary)) {

@@ -91,6 +91,29 @@ impl BucketSink for ChartSeries {
         p.peak_attempts = p.peak_attempts.max(b.attempts);
         Ok(())
     }
+
+    /// A quiet stretch adds nothing to any point: only the position moves
+    /// on (empty points are appended, and merged as the series grows), in
+    /// steps of whole points rather than of buckets.
+    fn idle(&mut self, _: &Bucket, count: u64, _: Nanos) -> std::io::Result<()> {
+        let mut left = count;
+        while left > 0 {
+            let slot = (self.seen / self.factor) as usize;
+            if slot >= self.points.len() {
+                if self.points.len() == MAX_POINTS {
+                    let merged = self.coarsened(MAX_POINTS / 2);
+                    self.points = merged.points;
+                    self.factor = merged.factor;
+                    continue;
+                }
+                self.points.push(Point::default());
+            }
+            let take = (self.factor - self.seen % self.factor).min(left);
+            self.seen += take;
+            left -= take;
+        }
+        Ok(())
+    }
 }
 
 impl ChartSeries {
@@ -108,6 +131,11 @@ impl BucketSink for Tee<'_> {
     fn bucket(&mut self, b: &Bucket) -> std::io::Result<()> {
         self.0.bucket(b)?;
         self.1.bucket(b)
+    }
+
+    fn idle(&mut self, first: &Bucket, count: u64, width: Nanos) -> std::io::Result<()> {
+        self.0.idle(first, count, width)?;
+        self.1.idle(first, count, width)
     }
 }
 
@@ -355,5 +383,36 @@ mod tests {
         assert_eq!(s.points.iter().map(|p| p.requests).sum::<u64>(), n);
         assert_eq!(s.points.iter().map(|p| p.attempts).sum::<u64>(), (0..n).map(|i| i % 7).sum::<u64>());
         assert_eq!(s.factor, 8);
+    }
+
+    /// A quiet stretch handed over at once leaves the series exactly as
+    /// bucket-by-bucket calls do, however it falls across points and merges.
+    #[test]
+    fn a_quiet_stretch_at_once_equals_its_buckets_one_by_one() {
+        let busy = |i: u64| Bucket { attempts: i % 5 + 1, requests: 1, ..Bucket::default() };
+        for (before, gap, after) in [(3, 1, 3), (5, 4_000, 2), (2_040, 9, 100), (1, 70_000, 5_000), (700, 0, 1)] {
+            let mut one_by_one = ChartSeries::new(SECOND);
+            let mut at_once = ChartSeries::new(SECOND);
+            for i in 0..before {
+                one_by_one.bucket(&busy(i)).unwrap();
+                at_once.bucket(&busy(i)).unwrap();
+            }
+            for _ in 0..gap {
+                one_by_one.bucket(&Bucket::default()).unwrap();
+            }
+            at_once.idle(&Bucket::default(), gap, SECOND).unwrap();
+            for i in 0..after {
+                one_by_one.bucket(&busy(i)).unwrap();
+                at_once.bucket(&busy(i)).unwrap();
+            }
+            assert_eq!(format!("{one_by_one:?}"), format!("{at_once:?}"), "{before} + {gap} quiet + {after}");
+        }
+        // A stretch of 2^40 buckets costs a few thousand steps, not 2^40.
+        let mut s = ChartSeries::new(SECOND);
+        s.bucket(&busy(0)).unwrap();
+        s.idle(&Bucket::default(), 1 << 40, SECOND).unwrap();
+        s.bucket(&busy(1)).unwrap();
+        assert_eq!((s.seen, s.points.iter().map(|p| p.requests).sum::<u64>()), ((1 << 40) + 2, 2));
+        assert!(s.points.len() <= MAX_POINTS);
     }
 }

@@ -218,6 +218,29 @@ impl ExtraColumns for NoExtra {
     }
 }
 
+impl TraceError {
+    /// The error for a trace with no rows: a header-only CSV, an empty or
+    /// blank JSONL file, a spec that produces nothing. Every command that
+    /// needs rows refuses such a trace the same way (a 0-byte CSV, which
+    /// lacks even the header, is refused by the reader).
+    pub fn no_rows(path: &Path) -> TraceError {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let what = match ext.as_str() {
+            "csv" => "no rows after the header",
+            "jsonl" | "ndjson" => "no rows (the file is empty or blank)",
+            "toml" => "the spec produces no rows (with this seed and horizon)",
+            _ => "no rows",
+        };
+        TraceError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("{what}: there is nothing to simulate"),
+        }
+    }
+}
+
 /// A stream of trace rows in non-decreasing time order.
 pub trait TraceSource {
     /// Reads the next row into `row` (overwriting it). `Ok(false)` at the end.
