@@ -65,8 +65,10 @@ use crate::time::{format_decimal_seconds, format_rfc3339, Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
 use client_state::{client_of, rng_of, ClientState};
-pub use decisions::{AttemptKind, DecisionFigures, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions};
-use intern::{own_identity, Interner};
+pub use decisions::{
+    AttemptKind, DecisionFigures, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions, RequestFacts,
+};
+use intern::{named, own_identity, Interner};
 use queue::EventQueue;
 pub use store::SimStore;
 
@@ -863,7 +865,8 @@ impl<'p> Simulation<'p> {
         sink: &mut dyn DecisionSink,
     ) -> std::io::Result<()> {
         let origin = self.origin();
-        let endpoint = if kind == AttemptKind::Poll { info.poll_endpoint } else { info.endpoint };
+        let poll = kind == AttemptKind::Poll;
+        let endpoint = if poll { info.poll_endpoint } else { info.endpoint };
         let f = DecisionFigures::of(self.plan, d, self.now, origin);
         sink.decision(&DecisionRecord {
             t_ns: self.now - origin,
@@ -879,6 +882,14 @@ impl<'p> Simulation<'p> {
             reset_ns: f.reset_ns,
             retry_after_ns: f.retry_after_ns,
             delay_ns: f.delay_ns,
+            facts: RequestFacts {
+                user: named(&self.users, info.user, &self.keys, info.key),
+                workspace: named(&self.workspaces, info.workspace, &self.keys, info.key),
+                auth: info.auth,
+                tokens: if poll { 0 } else { info.tokens },
+                cost: if poll { 0 } else { info.money },
+                duration_ns: if poll { 0 } else { info.duration },
+            },
         })
     }
 
