@@ -17,6 +17,8 @@
 //! - [`sim`]: the deterministic discrete-event simulator and sweeps;
 //! - [`metrics`]: time buckets and run summaries;
 //! - [`report`]: the terminal summary, JSON/CSV files and charts;
+//! - [`verify`]: another limiter's decision log checked against a plan;
+//! - [`probe`]: a live limiter sent a trace, its answers verified;
 //! - [`serve`]: `ratesim serve`, a live HTTP emulator of a plan;
 //! - [`cli`]: the `ratesim` command line.
 //!
@@ -31,10 +33,14 @@ mod ident;
 pub mod limiter;
 pub mod metrics;
 pub mod policy;
+pub mod probe;
 pub mod report;
 pub mod serve;
 pub mod sim;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod toml_input;
 pub mod trace;
+pub mod verify;
 pub mod whatif;

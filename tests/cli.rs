@@ -665,6 +665,146 @@ fn sweep_prints_a_table_and_a_csv_independent_of_threads() {
 }
 
 // ---------------------------------------------------------------------------
+// Issue 9: reports of the simulator (start, empty traces, denials, limits)
+// ---------------------------------------------------------------------------
+
+/// Point 2: a trace of RFC 3339 times starts at its first row in every
+/// report (the terminal header, summary.json `run.start`, the chart), and
+/// `--start` is refused with it rather than silently ignored.
+#[test]
+fn rfc3339_traces_report_their_real_start() {
+    let dir = TempDir::new("abs");
+    let trace =
+        dir.write("abs.csv", "t,key\n2026-03-05T10:00:30.000Z,k\n2026-03-05T10:00:31.000Z,k\n2026-03-05T10:01:05Z,k\n");
+    let (out, svg) = (dir.path("out"), dir.path("chart.svg"));
+    let stdout = ok(&["run", "--trace", &trace, "--client", "none", "--out", &out, "--chart", &svg]).stdout;
+    assert_mentions(&stdout, &["virtual time 35 s  (2026-03-05T10:00:30Z → 2026-03-05T10:01:05Z)"], "the header");
+    let summary = json(Path::new(&out).join("summary.json"));
+    assert_eq!(summary["run"]["start"], "2026-03-05T10:00:30Z");
+    assert_eq!(summary["summary"]["duration_ns"], 35_000_000_000u64);
+    assert_mentions(&read(&svg), &["start 2026-03-05T10:00:30Z"], "the chart subtitle");
+
+    let err = fails(&["run", "--trace", &trace, "--client", "none", "--start", "2026-01-01T00:00:00Z"]);
+    assert_mentions(&err, &["--start", "RFC 3339 times", "2026-03-05T10:00:30Z", "leave it out"], "the refusal");
+    // A trace of offsets still starts at --start.
+    let offsets = dir.write("rel.csv", "t,key\n0.5,k\n");
+    let stdout = ok(&["run", "--trace", &offsets, "--client", "none", "--start", "2026-02-01T00:00:00Z"]).stdout;
+    assert_mentions(&stdout, &["(2026-02-01T00:00:00Z → 2026-02-01T00:00:00.5Z)"], "the header");
+}
+
+/// Point 2 in the what-if commands: a sweep records the trace's real start
+/// (results.json `sweep.start`), `solve`'s verification run reports it, and
+/// both refuse `--start` with such a trace as `run` does.
+#[test]
+fn sweeps_and_solves_of_rfc3339_traces_report_their_real_start() {
+    let dir = TempDir::new("abs-whatif");
+    let trace =
+        dir.write("abs.csv", "t,key\n2026-03-05T10:00:30.000Z,k\n2026-03-05T10:00:31.000Z,k\n2026-03-05T10:01:05Z,k\n");
+    let out = dir.path("sweep");
+    ok(&["sweep", "--trace", &trace, "--plans", "pro", "--clients", "none", "--out", &out, "--quiet"]);
+    assert_eq!(json(Path::new(&out).join("results.json"))["sweep"]["start"], "2026-03-05T10:00:30Z");
+    let solve = ["solve", "--trace", &trace, "--client", "none", "--vary", "pro.rpm.rate", "--range", "1..10"];
+    let target = ["--target", "success_ratio >= 0.5"];
+    let stdout = ok(&[&solve[..], &target].concat()).stdout;
+    assert_mentions(&stdout, &["(2026-03-05T10:00:30Z → 2026-03-05T10:01:05Z)"], "the verification run");
+    for cmd in
+        [&["sweep", "--trace", &trace, "--plans", "pro", "--clients", "none"][..], &[&solve[..], &target].concat()]
+    {
+        let err = fails(&[cmd, &["--start", "2026-01-01T00:00:00Z"]].concat());
+        assert_mentions(&err, &["--start", "RFC 3339 times", "2026-03-05T10:00:30Z", "leave it out"], cmd[0]);
+    }
+}
+
+/// Point 6: a header-only CSV, an empty or blank JSONL file and a 0-byte CSV
+/// are all refused, by `run` (before any output is created), `sweep` and
+/// `trace check` alike; none of them runs with all-zero results.
+#[test]
+fn traces_without_rows_are_refused_everywhere() {
+    let dir = TempDir::new("empty");
+    let cases = [
+        (dir.write("header.csv", "t,key\n"), "no rows after the header"),
+        (dir.write("empty.jsonl", ""), "no rows (the file is empty or blank)"),
+        (dir.write("blank.jsonl", "\n\n"), "no rows (the file is empty or blank)"),
+        (dir.write("zero.csv", ""), "the file is empty"),
+    ];
+    for (trace, reason) in &cases {
+        let out = dir.path("out");
+        let err = fails(&["run", "--trace", trace, "--client", "none", "--out", &out]);
+        assert_mentions(&err, &[trace.as_str(), reason], "run");
+        assert!(!Path::new(&out).exists(), "run created outputs for {trace}");
+        let err = fails(&["sweep", "--trace", trace, "--plans", "pro", "--clients", "none"]);
+        assert_mentions(&err, &[trace.as_str(), reason], "sweep");
+        let check = ratesim(&["trace", "check", trace]);
+        assert_eq!(check.code, 1, "{}", check.context());
+        assert_mentions(&check.stderr, &["error", reason], "trace check");
+    }
+}
+
+/// Point 15: a row far ahead (t = 9999999999.5 s in the issue; now just
+/// under the readers' 100-year cap) before an out-of-order row made `run`
+/// write one time-series row per empty second (hundreds of megabytes)
+/// before it reported the order error. The quiet stretch is two
+/// rows now, so the error comes at once with a few hundred bytes written.
+#[test]
+fn a_far_row_before_an_order_error_writes_almost_nothing() {
+    let dir = TempDir::new("far");
+    let trace = dir.write(
+        "far.jsonl",
+        "{\"t\": 0, \"key\": \"a\"}\n{\"t\": 3155759999.5, \"key\": \"a\"}\n{\"t\": 1, \"key\": \"a\"}\n",
+    );
+    let out = dir.path("out");
+    let err = fails(&["run", "--trace", &trace, "--client", "none", "--out", &out]);
+    assert_mentions(&err, &["far.jsonl:3", "order"], "the order error");
+    let written = std::fs::metadata(Path::new(&out).join("timeseries.csv")).expect("timeseries.csv").len();
+    assert!(written < 1_000, "{written} bytes of time series");
+}
+
+/// Point 12 (the simulator's side): 20,000 rows of 10^15 tokens (the most a
+/// row may carry) total 2 × 10^19, past u64's 1.8 × 10^19: `run`'s summary
+/// shows every digit, and a sweep's results the nearest float (no panic
+/// turning the total into a JSON value, no wrapped sum).
+#[test]
+fn token_totals_beyond_u64_are_reported_not_wrapped() {
+    let dir = TempDir::new("huge");
+    let rows: String = (0..20_000).map(|i| format!("{}.{:03},k,1000000000000000\n", i / 1000, i % 1000)).collect();
+    let trace = dir.write("huge.csv", &format!("t,key,tokens\n{rows}"));
+    // A limit far above the load: every row is admitted and settles.
+    let policy = dir.write(
+        "p.toml",
+        "provider = \"t\"\n[[plan]]\nname = \"p\"\n[[plan.limit]]\nid = \"rps\"\nalgorithm = \"gcra\"\nrate = \"1000000/s\"\nburst = 1000000\n",
+    );
+    let out = dir.path("out");
+    let run = ["run", "--policy", &policy, "--plan", "p", "--trace", &trace, "--client", "none"];
+    let stdout = ok(&[&run[..], &["--out", &out, "--quiet"]].concat()).stdout;
+    assert_mentions(&stdout, &["tokens                  20,000,000,000,000,000,000"], "the terminal");
+    assert_mentions(
+        &read(Path::new(&out).join("summary.json")),
+        &["\"tokens\": 20000000000000000000,"],
+        "summary.json",
+    );
+    let sweep = dir.path("sweep");
+    ok(&[
+        "sweep",
+        "--policy",
+        &policy,
+        "--trace",
+        &trace,
+        "--plans",
+        "p",
+        "--clients",
+        "none",
+        "--out",
+        &sweep,
+        "--quiet",
+    ]);
+    let csv = read(Path::new(&sweep).join("results.csv"));
+    let (header, row) = csv.split_once('\n').expect("a header and a row");
+    let column = header.split(',').position(|c| c == "tokens").expect("a tokens column");
+    let tokens = row.split(',').nth(column).and_then(|t| t.parse::<f64>().ok());
+    assert_eq!(tokens, Some(2e19), "{csv}");
+}
+
+// ---------------------------------------------------------------------------
 // Arguments and outputs checked before any work; inputs never overwritten (issue 9).
 
 #[test]

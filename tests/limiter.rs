@@ -294,6 +294,49 @@ reserve = 100
     drop(held);
 }
 
+/// Issue 9, point 13: a rolling budget of 100 tokens per 10 s, settled 5
+/// and then 2^64 − 1 tokens, was stuck at zero for ever (the settled sum
+/// saturated, so expiring the entries took more than was added). The rows
+/// at 30 s and 31 s find the window empty, in production and in the
+/// simulator alike.
+#[test]
+fn a_rolling_budget_forgets_a_huge_settlement_in_both_clocks() {
+    let p = policy(
+        r#"
+provider = "test"
+[[plan]]
+name = "pro"
+[[plan.limit]]
+id = "tokens"
+algorithm = "budget"
+unit = "tokens"
+limit = 100
+period = "10s"
+"#,
+    );
+    let rows: Vec<TraceRow> = [(0, 5), (SECOND / 2, u64::MAX), (30 * SECOND, 1), (31 * SECOND, 1)]
+        .into_iter()
+        .map(|(t, tokens)| TraceRow { t: TraceTime::Offset(t), key: "a".into(), tokens, ..TraceRow::default() })
+        .collect();
+    let mut sim_out = Collect(Vec::new());
+    let summary = Simulation::new(&p, p.plan("pro").unwrap(), SimConfig::default())
+        .run(&mut MemoryTrace::new(rows.clone()), &mut NoBuckets, &mut sim_out)
+        .unwrap();
+    assert_eq!(sim_out.0, vec![(true, 200); 4]);
+    assert_eq!(summary.tokens, u64::MAX as u128 + 7, "the total does not wrap either");
+
+    let clock = Arc::new(ManualClock::new(DEFAULT_START));
+    let lim = KeyedLimiter::with_clock(p, "pro", clock.clone()).unwrap();
+    let mut at = 0;
+    for r in &rows {
+        let TraceTime::Offset(t) = r.t else { unreachable!() };
+        clock.advance(t - at);
+        at = t;
+        let admission = lim.check(&Request::new("a")).expect("the window is empty or within budget");
+        admission.finish(r.tokens, 0);
+    }
+}
+
 #[test]
 fn every_identity_is_its_own_however_it_is_stored() {
     // Short identities are stored inline, long ones on the heap; identities

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ratesim::client::ClientSpec;
-use ratesim::metrics::{KeepBuckets, NoBuckets, Summary};
+use ratesim::metrics::{Bucket, BucketSink, KeepBuckets, NoBuckets, Summary};
 use ratesim::policy::{self, Policy};
 use ratesim::report::{summary_json, RunInfo, TimeseriesCsv};
 use ratesim::sim::sweep::{run_sweep, Scenario};
@@ -90,6 +90,296 @@ fn outputs(policy: &Policy, rows: Vec<TraceRow>, client: &str, seed: u64) -> (St
         String::from_utf8(ts.into_inner().unwrap()).unwrap(),
         String::from_utf8(dec.0).unwrap(),
     )
+}
+
+/// Issue 9, point 12: two rows of 2^63 tokens and money each gave a summary
+/// of 0 (the u64 total wrapped) while the time series showed both.
+#[test]
+fn token_and_spend_totals_never_wrap() {
+    let p = policy::parse(
+        "provider = \"t\"\n[[plan]]\nname = \"pro\"\n[[plan.limit]]\nid = \"rpm\"\nalgorithm = \"gcra\"\nrate = \"500/min\"\nburst = 50\n",
+        "t.toml",
+    )
+    .unwrap();
+    let half = 1u64 << 63;
+    let rows: Vec<TraceRow> = [(0, "a"), (SECOND / 2, "b")]
+        .into_iter()
+        .map(|(t, key)| TraceRow { tokens: half, cost: half, ..row(t, key) })
+        .collect();
+    let mut buckets = KeepBuckets::default();
+    let s = Simulation::new(&p, p.plan("pro").unwrap(), SimConfig::default())
+        .run(&mut MemoryTrace::new(rows), &mut buckets, &mut NoDecisions)
+        .unwrap();
+    assert_eq!((s.tokens, s.spend), (1 << 64, 1 << 64));
+    assert_eq!((buckets.0[0].tokens, buckets.0[0].spend), (1 << 64, 1 << 64));
+    let info = RunInfo {
+        provider: "t".into(),
+        policy: "t.toml".into(),
+        plan: "pro".into(),
+        trace: "memory".into(),
+        client: "none".into(),
+        client_behaviour: String::new(),
+        seed: 0,
+        start: "2026-01-01T00:00:00Z".into(),
+        bucket_ns: SECOND,
+        version: "test".into(),
+        ..RunInfo::default()
+    };
+    let json = summary_json(&info, &s);
+    assert!(json.contains("\"tokens\": 18446744073709551616,"), "{json}");
+    assert!(json.contains("\"spend\": 18446744073709551616,"), "{json}");
+    let mut csv = TimeseriesCsv::new(Vec::new(), vec!["rpm".into()]);
+    csv.bucket(&buckets.0[0]).unwrap();
+    let csv = String::from_utf8(csv.into_inner().unwrap()).unwrap();
+    assert!(csv.ends_with(",18446744073709551616,18446744073709551616,0\n"), "{csv}");
+}
+
+/// Issue 9, point 5: retry amplification counted polls (12.82× on the
+/// async-jobs run with 178 retries for 386 requests). It is (first attempts
+/// + retries) / requests; polls are the separate polling load.
+#[test]
+fn retry_amplification_leaves_polls_to_the_polling_load() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let p = policy::load(&Path::new(root).join("policies/predictions-api.toml")).unwrap();
+    let config = SimConfig { seed: 7, client: ClientSpec::parse("predictions-node").unwrap(), ..SimConfig::default() };
+    let mut trace = ratesim::trace::open(&Path::new(root).join("traces/async-jobs-polling.toml"), Some(7)).unwrap();
+    let s = Simulation::new(&p, p.plan("default").unwrap(), config)
+        .run(&mut *trace, &mut NoBuckets, &mut NoDecisions)
+        .unwrap();
+    assert!(s.polls > 10 * s.retries && s.retries > 0, "{} polls, {} retries", s.polls, s.retries);
+    assert_eq!(s.attempts, s.requests + s.retries + s.polls, "no attempt was held back");
+    assert_eq!(s.retry_amplification, (s.requests + s.retries) as f64 / s.requests as f64);
+    assert!(s.retry_amplification < 2.0, "{}", s.retry_amplification);
+    assert_eq!(s.polls_per_request, s.polls as f64 / s.requests as f64);
+}
+
+/// Issue 9, point 6: a trace without rows is an error, not a run of zeros.
+#[test]
+fn a_trace_without_rows_is_an_error() {
+    let p = runinfra();
+    let r = Simulation::new(&p, p.plan("pro").unwrap(), SimConfig::default()).run(
+        &mut MemoryTrace::new(Vec::new()),
+        &mut NoBuckets,
+        &mut NoDecisions,
+    );
+    assert!(matches!(r, Err(ratesim::sim::SimError::EmptyTrace)), "{r:?}");
+}
+
+/// Issue 9, point 14: `pace=window:1:36525day` held the seventh request
+/// beyond the last instant a u64 of nanoseconds holds; the run wrapped
+/// round and reported "virtual time 0 ms" with decisions at
+/// `t_ns` 16679518473709551615. Such a run is now an error that says so,
+/// and with `until` a run that simply stops before it.
+#[test]
+fn virtual_time_never_wraps_past_u64() {
+    use ratesim::sim::SimError;
+    let p = runinfra();
+    let rows = || MemoryTrace::new((0..8).map(|_| row(0, "k")).collect());
+    let paced = |until| SimConfig {
+        client: ClientSpec::parse("none,pace=window:1:36525day").unwrap(),
+        until,
+        ..SimConfig::default()
+    };
+    let mut times = Vec::new();
+    let r = Simulation::new(&p, p.plan("pro").unwrap(), paced(None)).run(
+        &mut rows(),
+        &mut NoBuckets,
+        &mut Collect(&mut times),
+    );
+    match r {
+        Err(e @ SimError::TimeOverflow(_)) => {
+            let text = e.to_string();
+            for part in ["2554-07-21T23:34:33.709551615Z", "request 6 (key k)", "pace", "--until"] {
+                assert!(text.contains(part), "{part:?} missing from: {text}");
+            }
+        }
+        other => panic!("expected a time overflow, got {other:?}"),
+    }
+    // Six sends, 100 years apart, all at their real instants.
+    let year100 = 36_525 * 86_400 * SECOND;
+    assert_eq!(times, (0..6).map(|i| i * year100).collect::<Vec<_>>());
+
+    // With `until` the run stops at its end, whatever lies beyond u64.
+    let mut times = Vec::new();
+    let s = Simulation::new(&p, p.plan("pro").unwrap(), paced(Some(3 * year100 - 1)))
+        .run(&mut rows(), &mut NoBuckets, &mut Collect(&mut times))
+        .unwrap();
+    assert_eq!((s.admitted, s.unresolved, s.duration_ns), (3, 5, 3 * year100 - 1));
+    assert_eq!(times, vec![0, year100, 2 * year100]);
+
+    // A service time past the end: the same error, naming the completion.
+    let long = TraceRow { duration: u64::MAX - 1, ..row(0, "k") };
+    let r = Simulation::new(&p, p.plan("pro").unwrap(), SimConfig::default()).run(
+        &mut MemoryTrace::new(vec![long]),
+        &mut NoBuckets,
+        &mut NoDecisions,
+    );
+    assert!(matches!(&r, Err(SimError::TimeOverflow(w)) if w.contains("complete")), "{r:?}");
+}
+
+/// Collects each attempt's `t_ns`.
+struct Collect<'a>(&'a mut Vec<u64>);
+
+impl ratesim::sim::DecisionSink for Collect<'_> {
+    fn decision(&mut self, d: &ratesim::sim::DecisionRecord<'_>) -> std::io::Result<()> {
+        self.0.push(d.t_ns);
+        Ok(())
+    }
+}
+
+/// Issue 9, point 10: time-to-success quantiles came from a histogram, up
+/// to 0.1% below the exact ones. With every success's latency at hand they
+/// are exact, and say so.
+#[test]
+fn time_to_success_quantiles_are_exact() {
+    struct Admitted(Vec<(u64, u64)>);
+    impl ratesim::sim::DecisionSink for Admitted {
+        fn decision(&mut self, d: &ratesim::sim::DecisionRecord<'_>) -> std::io::Result<()> {
+            if d.allowed {
+                self.0.push((d.request, d.t_ns));
+            }
+            Ok(())
+        }
+    }
+    let p = runinfra();
+    let rows = bursty_rows(20_000, 5);
+    let arrivals: Vec<u64> = rows.iter().map(|r| if let TraceTime::Offset(t) = r.t { t } else { 0 }).collect();
+    let config = SimConfig { seed: 4, client: ClientSpec::parse("aicredits-jitter").unwrap(), ..SimConfig::default() };
+    let mut admitted = Admitted(Vec::new());
+    let s = Simulation::new(&p, p.plan("pro").unwrap(), config)
+        .run(&mut MemoryTrace::new(rows), &mut NoBuckets, &mut admitted)
+        .unwrap();
+    let mut waits: Vec<u64> = admitted.0.iter().map(|&(r, t)| t - arrivals[r as usize]).collect();
+    waits.sort_unstable();
+    assert_eq!(waits.len() as u64, s.successes);
+    assert!(waits.windows(2).filter(|w| w[0] != w[1]).count() > 1_000, "the waits must be varied");
+    let exact = |q: f64| Some(waits[((q * waits.len() as f64).ceil() as usize).clamp(1, waits.len()) - 1]);
+    let t = &s.time_to_success;
+    assert!(t.exact);
+    assert_eq!((t.p50_ns, t.p90_ns, t.p99_ns, t.max_ns), (exact(0.5), exact(0.9), exact(0.99), waits.last().copied()));
+}
+
+/// Issue 9, point 4 (the summary's side): every denial status is shown
+/// where the run summary shows denials: a line per status on the terminal
+/// (402 and 503 as well as 429), `denied_by_status` in summary.json, and the
+/// time series' per-status columns.
+#[test]
+fn every_denial_status_is_in_the_summaries() {
+    let p = policy::parse(
+        r#"
+provider = "t"
+[[plan]]
+name = "p"
+[[plan.limit]]
+id = "rps"
+algorithm = "fixed-window"
+rate = "4/s"
+[[plan.limit]]
+id = "inflight"
+algorithm = "concurrency"
+max = 3
+status = 503
+[[plan.limit]]
+id = "spend"
+algorithm = "budget"
+unit = "USD"
+limit = 10
+period = "lifetime"
+status = 402
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    // Four one-second requests at once: the fourth finds 3 in flight (503).
+    // Five at 2 s: the fifth is over the window (429). Three of 6 cents at
+    // 4 s: the third finds 12 cents spent (402).
+    let mut rows: Vec<TraceRow> = (0..4).map(|_| TraceRow { duration: SECOND, ..row(0, "k") }).collect();
+    rows.extend((0..5).map(|_| row(2 * SECOND, "k")));
+    rows.extend((0..3).map(|_| TraceRow { cost: 6, ..row(4 * SECOND, "k") }));
+    let mut buckets = KeepBuckets::default();
+    let s = Simulation::new(&p, &p.plans[0], SimConfig::default())
+        .run(&mut MemoryTrace::new(rows), &mut buckets, &mut NoDecisions)
+        .unwrap();
+    let by_status: Vec<(u16, u64)> = s.denied_by_status.iter().map(|(&k, &v)| (k, v)).collect();
+    assert_eq!(by_status, [(402, 1), (429, 1), (503, 1)]);
+    let info = RunInfo {
+        provider: "t".into(),
+        policy: "t.toml".into(),
+        plan: "p".into(),
+        trace: "memory".into(),
+        client: "none".into(),
+        client_behaviour: String::new(),
+        seed: 0,
+        start: "2026-01-01T00:00:00Z".into(),
+        bucket_ns: SECOND,
+        version: "test".into(),
+        ..RunInfo::default()
+    };
+    let text = ratesim::report::terminal_summary(&info, &s, ratesim::sim::DEFAULT_START);
+    for (status, n) in &by_status {
+        let line = text.lines().find(|l| l.trim_start().starts_with(&format!("denied {status}")));
+        let line = line.unwrap_or_else(|| panic!("no `denied {status}` line:\n{text}"));
+        assert!(line.contains(&n.to_string()) && line.ends_with("of attempts"), "{line}");
+    }
+    let json = summary_json(&info, &s);
+    for (status, n) in &by_status {
+        assert!(json.contains(&format!("\"{status}\": {n}")), "{json}");
+    }
+    let sum = |f: fn(&Bucket) -> u64| buckets.0.iter().map(f).sum::<u64>();
+    let statuses = [(402, sum(|b| b.denied_402)), (429, sum(|b| b.denied_429)), (503, sum(|b| b.denied_503))];
+    assert_eq!(statuses.to_vec(), by_status);
+}
+
+/// Counts what a simulation hands its bucket sink.
+#[derive(Default)]
+struct SinkCalls {
+    buckets: u64,
+    idle_calls: u64,
+    idle_buckets: u64,
+}
+
+impl BucketSink for SinkCalls {
+    fn bucket(&mut self, _: &Bucket) -> std::io::Result<()> {
+        self.buckets += 1;
+        Ok(())
+    }
+
+    fn idle(&mut self, _: &Bucket, count: u64, _: u64) -> std::io::Result<()> {
+        self.idle_calls += 1;
+        self.idle_buckets += count;
+        Ok(())
+    }
+}
+
+/// Issue 9, point 15: the simulator walked every empty bucket up to the
+/// next event (a row 30 days after another, with 1 ms buckets, is 2.6
+/// billion buckets). A quiet stretch is now one `idle` call, and
+/// `timeseries.csv` writes it as its first and last rows.
+#[test]
+fn quiet_stretches_cost_one_call_and_two_rows() {
+    let p = runinfra();
+    let month = 30 * 86_400 * SECOND;
+    let rows = || MemoryTrace::new(vec![row(0, "k"), row(2 * MILLISECOND, "k"), row(month, "k")]);
+    let config = SimConfig { bucket: MILLISECOND, ..SimConfig::default() };
+    let mut calls = SinkCalls::default();
+    let s = Simulation::new(&p, p.plan("pro").unwrap(), config.clone())
+        .run(&mut rows(), &mut calls, &mut NoDecisions)
+        .unwrap();
+    assert_eq!(s.requests, 3);
+    // Buckets 0, 2 and the last with a row each; 1 and 3.. idle, in two calls.
+    assert_eq!((calls.buckets, calls.idle_calls), (3, 2));
+    assert_eq!(calls.buckets + calls.idle_buckets, month / MILLISECOND + 1);
+
+    let mut csv = TimeseriesCsv::new(Vec::new(), vec!["rpm".into()]);
+    Simulation::new(&p, p.plan("pro").unwrap(), config).run(&mut rows(), &mut csv, &mut NoDecisions).unwrap();
+    let csv = String::from_utf8(csv.into_inner().unwrap()).unwrap();
+    let times: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    // Bucket 1 and the stretch after bucket 2 are quiet: first and last rows.
+    assert_eq!(times, ["0", "0.001", "0.002", "0.003", "2591999.999", "2592000"], "{csv}");
+    assert!(
+        csv.contains("\n0.003,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0\n2591999.999,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0\n"),
+        "{csv}"
+    );
 }
 
 fn bursty_rows(n: usize, seed: u64) -> Vec<TraceRow> {

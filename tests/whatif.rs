@@ -250,7 +250,7 @@ fn spec(policy: &str, trace: &str, plans: &[&str], clients: &[&str], seeds: Vec<
         scale_window: None,
         clients: clients.iter().map(|s| s.to_string()).collect(),
         seeds,
-        start: ratesim::sim::DEFAULT_START,
+        start: None,
         until: None,
         bucket: 1_000_000_000,
     }

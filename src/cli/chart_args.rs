@@ -16,7 +16,6 @@ use crate::report::pages::{
 };
 use crate::report::{html, RunInfo};
 use crate::time::{parse_duration, parse_rfc3339, Nanos};
-use crate::trace::{self, TraceRow, TraceTime};
 use crate::whatif::axes::SweepDefinition;
 use crate::whatif::results::{PointStatistics, ScenarioResult};
 use crate::whatif::solve::{Solution, SolveSpec};
@@ -85,20 +84,6 @@ fn check_writable(path: &Path, option: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The instant the trace starts: its first row's for RFC 3339 times, else
-/// `start` (the instant of offset 0).
-fn trace_origin(trace: &Path, seed: u64, start: Nanos) -> Result<Nanos, String> {
-    let mut source = trace::open(trace, Some(seed)).map_err(|e| e.to_string())?;
-    let mut row = TraceRow::default();
-    Ok(match source.next_row(&mut row) {
-        Ok(true) => match row.t {
-            TraceTime::Absolute(a) => a,
-            TraceTime::Offset(_) => start,
-        },
-        _ => start,
-    })
-}
-
 /// Whether `t` is written as an RFC 3339 instant (`2026-01-01T10:00:00Z`).
 fn is_instant(t: &str) -> bool {
     t.len() >= 11 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-'
@@ -144,8 +129,9 @@ impl ChartArgs {
     }
 
     /// Checks every option before the run (`out`: the `--out` directory,
-    /// which gets the charts too).
-    pub(super) fn check(&self, out: Option<&Path>, trace: &Path, seed: u64, start: Nanos) -> Result<ChartPlan, String> {
+    /// which gets the charts too; `origin`: the instant the trace starts,
+    /// its first row's for RFC 3339 times).
+    pub(super) fn check(&self, out: Option<&Path>, origin: Nanos) -> Result<ChartPlan, String> {
         let format = Format::parse(&self.chart_format).map_err(|e| format!("--chart-format: {e}"))?;
         let timeline = match &self.chart {
             Some(p) => {
@@ -171,8 +157,6 @@ impl ChartArgs {
         if let Some(d) = out {
             dirs.push((d.to_path_buf(), format));
         }
-        let needs_origin = self.clock || [&self.from, &self.to].iter().any(|o| o.as_deref().is_some_and(is_instant));
-        let origin = if needs_origin { trace_origin(trace, seed, start)? } else { start };
         let from = self.from.as_deref().map(|t| point("--from", t, origin)).transpose()?;
         let to = self.to.as_deref().map(|t| point("--to", t, origin)).transpose()?;
         if let (Some(a), Some(b)) = (from, to) {

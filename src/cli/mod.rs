@@ -24,7 +24,9 @@ fn spec_seed(path: &std::path::Path) -> Option<u64> {
         None
     }
 }
+mod probe_cmd;
 mod trace_cmd;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -79,6 +81,12 @@ enum Command {
     /// Generate CSV traces from synthetic specs and check trace files.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// Check another limiter's decision log against a plan: exact
+    /// agreement, classified disagreements and guarantees per limit.
+    Verify(verify_cmd::VerifyArgs),
+    /// Send a trace to a live limiter over HTTP at its real times, log its
+    /// answers and verify them against a plan.
+    Probe(probe_cmd::ProbeArgs),
     /// List client presets and explain a client's retry schedule.
     #[command(subcommand)]
     Client(client_cmd::ClientCommand),
@@ -98,6 +106,8 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(args),
         Command::Solve(args) => solve_cmd::run(args),
         Command::Trace(cmd) => trace_cmd::run(cmd),
+        Command::Verify(args) => verify_cmd::run(args),
+        Command::Probe(args) => probe_cmd::run(args),
         Command::Client(cmd) => client_cmd::run(cmd),
         Command::Gallery(args) => gallery_cmd::run(args),
     };

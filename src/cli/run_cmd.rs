@@ -12,11 +12,12 @@ use crate::metrics::NoBuckets;
 use crate::policy::Override;
 use crate::report::chart::Tee;
 use crate::report::{self, RunInfo, TimeseriesCsv};
-use crate::sim::{DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation, TeeDecisions};
+use crate::sim::{self, DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation, TeeDecisions, DEFAULT_START};
 
 use super::chart_args::{ChartArgs, RunOutputs};
 use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, MILLISECOND, SECOND};
 use crate::trace::scale::{Factor, Scaling};
+use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
 use super::inputs::{self, TraceInput};
 use super::outputs::{self, Named};
@@ -50,9 +51,11 @@ pub(super) struct RunArgs {
     /// Default: the spec's seed, else 42.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = inputs::seed_value)]
     seed: Option<u64>,
-    /// Virtual instant of trace offset 0 (RFC 3339).
-    #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
-    start: String,
+    /// Virtual instant of trace offset 0 (RFC 3339). Default:
+    /// 2026-01-01T00:00:00Z. A trace of RFC 3339 times starts at its first
+    /// row; --start is refused with it.
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
     /// Stop after this much virtual time (e.g. 24h); requests still waiting
     /// to retry then count as unresolved. Default: run until every retry,
     /// poll and completion has happened.
@@ -93,6 +96,24 @@ pub(super) struct RunArgs {
     scale_window: Option<String>,
     #[command(flatten)]
     charts: Box<ChartArgs>,
+}
+
+/// A trace whose first row was read ahead: gives that row again, then the rest.
+struct FirstRowAgain {
+    first: Option<TraceRow>,
+    rest: Box<dyn TraceSource>,
+}
+
+impl TraceSource for FirstRowAgain {
+    fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, TraceError> {
+        match self.first.take() {
+            Some(first) => {
+                *row = first;
+                Ok(true)
+            }
+            None => self.rest.next_row(row),
+        }
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
@@ -155,9 +176,10 @@ pub(super) fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return fail(format!("--client: {e}")),
     };
-    let start = match parse_rfc3339(&args.start) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("--start: {e}")),
+    let start = match args.start.as_deref().map(parse_rfc3339) {
+        None => DEFAULT_START,
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return fail(format!("--start: {e}")),
     };
     let bucket = match parse_duration(&args.bucket) {
         Ok(b) if b >= MILLISECOND => b,
@@ -186,12 +208,25 @@ pub(super) fn run(args: RunArgs) -> u8 {
             return fail(e);
         }
     }
-    let chart_plan = match args.charts.check(args.out.as_deref(), &args.trace, seed, start) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
     let mut source = match trace.open(seed) {
         Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    // The first row, read ahead: a trace without rows is refused and the
+    // real start is known before any output is created.
+    let mut first = TraceRow::default();
+    match source.next_row(&mut first) {
+        Ok(true) => {}
+        Ok(false) => return fail(TraceError::no_rows(&args.trace)),
+        Err(e) => return fail(e),
+    }
+    if let (TraceTime::Absolute(at), Some(given)) = (first.t, &args.start) {
+        return fail(sim::start_refused(given, &args.trace, at));
+    }
+    let trace_start = sim::trace_start(first.t, start);
+    let mut source = FirstRowAgain { first: Some(first), rest: source };
+    let chart_plan = match args.charts.check(args.out.as_deref(), trace_start) {
+        Ok(p) => p,
         Err(e) => return fail(e),
     };
     if let Some(dir) = &args.out {
@@ -225,7 +260,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         client: client.name.clone(),
         client_behaviour: client.describe(),
         seed,
-        start: format_rfc3339(start),
+        start: format_rfc3339(trace_start),
         bucket_ns: bucket,
         version: env!("CARGO_PKG_VERSION").to_string(),
         overrides: overrides.iter().map(|o| o.text.clone()).collect(),
@@ -301,7 +336,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
             return fail(format!("cannot write {}: {e}", p.display()));
         }
     }
-    let summary_text = report::terminal_summary(&info, &summary, start);
+    let summary_text = report::terminal_summary(&info, &summary, trace_start);
     print!("{summary_text}");
     if let Some(dir) = &args.out {
         let path = dir.join("summary.json");

@@ -72,9 +72,11 @@ pub(super) struct SolveArgs {
     /// Key multiplier of the trace.
     #[arg(long, value_name = "N", default_value_t = 1)]
     scale_keys: u32,
-    /// Virtual instant of trace offset 0 (RFC 3339).
-    #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
-    start: String,
+    /// Virtual instant of trace offset 0 (RFC 3339). Default:
+    /// 2026-01-01T00:00:00Z. A trace of RFC 3339 times starts at its first
+    /// row; --start is refused with it.
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
     /// Stop each run after this much virtual time.
     #[arg(long, value_name = "DURATION")]
     until: Option<String>,
@@ -161,7 +163,7 @@ fn spec(args: &SolveArgs) -> Result<SolveSpec, String> {
             scale_window: None,
             clients: vec![args.client.clone()],
             seeds,
-            start: parse_rfc3339(&args.start).map_err(|e| format!("--start: {e}"))?,
+            start: args.start.as_deref().map(parse_rfc3339).transpose().map_err(|e| format!("--start: {e}"))?,
             until,
             bucket: MILLISECOND * 1000,
         },
@@ -288,7 +290,8 @@ pub(super) fn run(args: SolveArgs) -> u8 {
             return fail(first.error.as_deref().unwrap_or("the verification run failed"));
         };
         let client = ClientSpec::parse(&args.client).expect("checked");
-        let start = spec.base.start;
+        // Checked by the solve: a trace of RFC 3339 times starts at its first row.
+        let start = crate::whatif::sweep::trace_start(&spec.base).unwrap_or(crate::sim::DEFAULT_START);
         let info = RunInfo {
             provider: solution_provider(&spec),
             policy: spec.base.policy.display().to_string(),

@@ -109,9 +109,11 @@ pub(super) struct SweepArgs {
     /// after it) and report means with 95% confidence intervals.
     #[arg(long, value_name = "N")]
     replications: Option<u64>,
-    /// Virtual instant of trace offset 0 (RFC 3339).
-    #[arg(long, value_name = "TIME", default_value = "2026-01-01T00:00:00Z")]
-    start: String,
+    /// Virtual instant of trace offset 0 (RFC 3339). Default:
+    /// 2026-01-01T00:00:00Z. A trace of RFC 3339 times starts at its first
+    /// row; --start is refused with it.
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
     /// Stop each run after this much virtual time (e.g. 24h); requests
     /// still waiting then count as unresolved.
     #[arg(long, value_name = "DURATION")]
@@ -161,7 +163,7 @@ fn spec(args: &SweepArgs) -> Result<SweepSpec, String> {
         Some(w) => Some(duration("--scale-window", w, 1, "a duration above zero, such as 5min")?),
         None => None,
     };
-    let start = parse_rfc3339(&args.start).map_err(|e| format!("--start: {e}"))?;
+    let start = args.start.as_deref().map(parse_rfc3339).transpose().map_err(|e| format!("--start: {e}"))?;
     let until = match &args.until {
         Some(u) => Some(duration("--until", u, 1, "a duration above zero, such as 24h")?),
         None => None,

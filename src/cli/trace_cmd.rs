@@ -307,6 +307,9 @@ fn check_one(path: &Path, seed: Option<u64>, allow_huge: bool) -> Result<String,
         while source.next_row(&mut row)? {
             tally.add(&row);
         }
+        if tally.rows == 0 {
+            return Err(TraceError::no_rows(path));
+        }
         Ok(format!(
             "{} (synthetic: {}, {}, horizon {}, seed {seed})",
             tally.describe(),
@@ -318,6 +321,9 @@ fn check_one(path: &Path, seed: Option<u64>, allow_huge: bool) -> Result<String,
         let mut source = trace::open(path, None)?;
         while source.next_row(&mut row)? {
             tally.add(&row);
+        }
+        if tally.rows == 0 {
+            return Err(TraceError::no_rows(path));
         }
         Ok(tally.describe())
     }

@@ -46,11 +46,19 @@
 //!   longer counts. The entry's instant is its settlement's, not the
 //!   request's admission. A settlement given an instant at or before the
 //!   newest entry is merged into that entry (so it counts a little longer,
-//!   never shorter).
+//!   never shorter); one that would take an entry past 2^64 − 1 becomes a
+//!   second entry at that instant instead.
 //! - **Lifetime**: no boundary; nothing is ever forgotten.
 //!
 //! A calendar budget only rolls forward: an instant before the current
 //! period's start (time stepped back) is counted in the current period.
+//!
+//! ## Large amounts
+//!
+//! Amounts are `u64`; settlements can take the settled sum past `u64::MAX`
+//! (each settlement never refuses), so `spent` is kept exactly in a `u128`:
+//! a rolling budget forgets exactly what it added, however large. Reserved
+//! amounts never exceed the limit (a reservation is admitted only within it).
 //!
 //! ## Same instant
 //!
@@ -107,7 +115,8 @@ pub struct BudgetState {
     period: u64,
     /// First instant after the current calendar period (0 before any use).
     period_end: Nanos,
-    spent: u64,
+    /// Settled amount, exactly (a sum of `u64` settlements can pass `u64::MAX`).
+    spent: u128,
     reserved: u64,
     /// Rolling budgets: settled `(instant, amount)` still in the window.
     log: VecDeque<(Nanos, u64)>,
@@ -115,7 +124,7 @@ pub struct BudgetState {
 
 impl BudgetState {
     /// Settled amount in the current period.
-    pub fn spent(&self) -> u64 {
+    pub fn spent(&self) -> u128 {
         self.spent
     }
 
@@ -150,7 +159,7 @@ impl Budget {
                         break;
                     }
                     state.log.pop_front();
-                    state.spent -= a;
+                    state.spent -= a as u128;
                 }
             }
             BudgetPeriod::Lifetime => {}
@@ -186,14 +195,15 @@ impl Budget {
     /// Decides a request whose estimated amount is `estimate` at `now`.
     pub fn decide(&self, state: &mut BudgetState, now: Nanos, estimate: u64) -> Decision {
         self.roll(state, now);
-        let used = state.spent.saturating_add(state.reserved);
-        let left = self.limit.saturating_sub(used);
+        let used = state.spent + state.reserved as u128;
+        // At most the limit, so it fits.
+        let left = (self.limit as u128).saturating_sub(used) as u64;
         let reset = match self.period {
             BudgetPeriod::Rolling(p) => state.log.back().map_or(now, |e| e.0.saturating_add(p)),
             BudgetPeriod::Lifetime => Nanos::MAX,
             _ => state.period_end,
         };
-        if used.saturating_add(estimate) <= self.limit {
+        if used + (estimate as u128) <= self.limit as u128 {
             return Decision {
                 allowed: true,
                 limit: self.limit,
@@ -212,16 +222,17 @@ impl Budget {
                 BudgetPeriod::Lifetime if state.reserved > 0 => Retry::Unknown,
                 BudgetPeriod::Lifetime => Retry::Never,
                 BudgetPeriod::Rolling(p) => {
-                    if state.reserved + estimate > self.limit {
+                    let (reserved, estimate, limit) = (state.reserved as u128, estimate as u128, self.limit as u128);
+                    if reserved + estimate > limit {
                         Retry::Unknown
                     } else {
                         let mut spent = state.spent;
                         let mut at = now;
                         for &(s, a) in &state.log {
-                            if spent + state.reserved + estimate <= self.limit {
+                            if spent + reserved + estimate <= limit {
                                 break;
                             }
-                            spent -= a;
+                            spent -= a as u128;
                             at = s.saturating_add(p);
                         }
                         Retry::At(at.max(now))
@@ -235,7 +246,7 @@ impl Budget {
     /// Reserves `estimate` at `now`; returns the period the reservation belongs to.
     pub fn commit(&self, state: &mut BudgetState, now: Nanos, estimate: u64) -> u64 {
         self.roll(state, now);
-        state.reserved += estimate;
+        state.reserved = state.reserved.saturating_add(estimate);
         state.period
     }
 
@@ -247,11 +258,18 @@ impl Budget {
         if period == state.period {
             state.reserved = state.reserved.saturating_sub(estimate);
         }
-        state.spent = state.spent.saturating_add(actual);
+        state.spent += actual as u128;
         if let BudgetPeriod::Rolling(_) = self.period {
             if actual > 0 {
                 match state.log.back_mut() {
-                    Some(last) if last.0 >= now => last.1 += actual,
+                    Some(last) if last.0 >= now => match last.1.checked_add(actual) {
+                        Some(sum) => last.1 = sum,
+                        // Too much for one entry: a second one at that instant.
+                        None => {
+                            let at = last.0;
+                            state.log.push_back((at, actual));
+                        }
+                    },
                     _ => state.log.push_back((now, actual)),
                 }
             }
@@ -260,8 +278,8 @@ impl Budget {
     }
 
     /// How far settled spending in the current period exceeds the limit.
-    pub fn excess(&self, state: &BudgetState) -> u64 {
-        state.spent.saturating_sub(self.limit)
+    pub fn excess(&self, state: &BudgetState) -> u128 {
+        state.spent.saturating_sub(self.limit as u128)
     }
 }
 
@@ -301,5 +319,40 @@ mod tests {
         let d = b.decide(&mut s, t + 2 * SECOND, 0);
         assert!(!d.allowed);
         assert_eq!(d.retry, Retry::At(20_001 * DAY));
+    }
+
+    /// A settlement of 2^64 − 1 tokens on top of others once saturated the
+    /// settled sum, so expiring the entries took more than was added and
+    /// left the budget spent for ever (issue 9, point 13).
+    #[test]
+    fn rolling_budget_forgets_huge_settlements_exactly() {
+        let b = Budget::new(100, BudgetPeriod::Rolling(10 * SECOND)).unwrap();
+        let mut s = BudgetState::default();
+        let t0 = 20_000 * DAY;
+        for (t, amount) in [(t0, 5), (t0 + SECOND / 2, u64::MAX)] {
+            assert!(b.decide(&mut s, t, 0).allowed);
+            let p = b.commit(&mut s, t, 0);
+            b.settle(&mut s, t, p, 0, amount);
+        }
+        assert_eq!(s.spent(), 5 + u64::MAX as u128);
+        assert_eq!(b.excess(&s), 5 + u64::MAX as u128 - 100);
+        let d = b.decide(&mut s, t0 + 5 * SECOND, 0);
+        assert!(!d.allowed);
+        assert_eq!(d.retry, Retry::At(t0 + SECOND / 2 + 10 * SECOND));
+        for t in [t0 + 30 * SECOND, t0 + 31 * SECOND] {
+            let d = b.decide(&mut s, t, 1);
+            assert!(d.allowed, "{d:?}");
+            assert_eq!(d.remaining, 99);
+            assert_eq!(s.spent(), 0);
+        }
+        // Two huge settlements at one instant do not wrap the entry either.
+        let t = t0 + 40 * SECOND;
+        for _ in 0..3 {
+            let p = b.commit(&mut s, t, 0);
+            assert_eq!(b.settle(&mut s, t, p, 0, u64::MAX), u64::MAX);
+        }
+        assert_eq!(s.spent(), 3 * u64::MAX as u128);
+        assert!(!b.decide(&mut s, t + 10 * SECOND - 1, 0).allowed);
+        assert!(b.decide(&mut s, t + 10 * SECOND, 100).allowed);
     }
 }

@@ -3,8 +3,10 @@
 //! Counters are integers. The time series is produced bucket by bucket as
 //! virtual time passes each bucket's end and handed to a [`BucketSink`], so
 //! memory does not grow with the length of the run. Time-to-success
-//! quantiles come from a log-linear histogram with 1/1024 relative
-//! precision (the maximum is exact).
+//! quantiles ([`Latencies`]) are exact while at most [`EXACT_LATENCIES`]
+//! requests succeed (every latency is kept, 8 MiB at most); beyond, they
+//! come from a log-linear histogram with 1/1024 relative precision. The
+//! maximum is always exact.
 
 use std::collections::BTreeMap;
 
@@ -57,10 +59,10 @@ pub struct Bucket {
     /// retry, polling, or queued by the client (as
     /// [`Summary::peak_outstanding`]).
     pub outstanding: u64,
-    /// Money settled (minor units).
-    pub spend: u64,
-    /// Tokens settled.
-    pub tokens: u64,
+    /// Money settled (minor units). A `u128`: a sum of `u64` amounts never wraps.
+    pub spend: u128,
+    /// Tokens settled (`u128`, as `spend`).
+    pub tokens: u128,
 }
 
 /// Receives time buckets in order as they close.
@@ -71,8 +73,62 @@ pub trait BucketSink {
     /// Called once when the run ends, after the last bucket, with the
     /// distribution of time to success of every request that succeeded
     /// (charts draw it as a CDF). The default ignores it.
-    fn time_to_success(&mut self, _distribution: &Histogram) -> std::io::Result<()> {
+    fn time_to_success(&mut self, _distribution: &Latencies) -> std::io::Result<()> {
         Ok(())
+    }
+
+    /// `count` consecutive buckets in which nothing happened, `width` apart:
+    /// `first` is the earliest (every counter 0; `start_ns`, `in_flight` and
+    /// `outstanding` set, and the same levels for all). The simulator hands a quiet
+    /// stretch over in one call, so a long stretch costs a sink no more than
+    /// it chooses to spend on it. The default passes each bucket to
+    /// [`BucketSink::bucket`].
+    fn idle(&mut self, first: &Bucket, count: u64, width: Nanos) -> std::io::Result<()> {
+        let mut b = first.clone();
+        for i in 0..count {
+            b.start_ns = first.start_ns + i * width;
+            self.bucket(&b)?;
+        }
+        Ok(())
+    }
+}
+
+impl Bucket {
+    /// Whether nothing was counted in the bucket (the levels `in_flight` and
+    /// `outstanding` aside).
+    pub fn is_quiet(&self) -> bool {
+        let Bucket {
+            start_ns: _,
+            requests,
+            attempts,
+            retries,
+            polls,
+            admitted,
+            delayed,
+            denied_429,
+            denied_402,
+            denied_503,
+            denied_other,
+            throttled,
+            denied_by_limit,
+            give_ups,
+            successes,
+            time_to_success_sum_ns,
+            time_to_success_max_ns,
+            in_flight: _,
+            outstanding: _,
+            spend,
+            tokens,
+        } = self;
+        [requests, attempts, retries, polls, admitted, delayed, denied_429, denied_402, denied_503, denied_other]
+            .into_iter()
+            .chain([throttled, give_ups, successes])
+            .all(|&n| n == 0)
+            && *time_to_success_sum_ns == 0
+            && *time_to_success_max_ns == 0
+            && *spend == 0
+            && *tokens == 0
+            && denied_by_limit.iter().all(|&n| n == 0)
     }
 }
 
@@ -93,6 +149,10 @@ pub struct NoBuckets;
 
 impl BucketSink for NoBuckets {
     fn bucket(&mut self, _: &Bucket) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn idle(&mut self, _: &Bucket, _: u64, _: Nanos) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -187,7 +247,7 @@ impl Histogram {
         if self.total == 0 {
             return None;
         }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let rank = rank(q, self.total);
         let mut seen = 0;
         for (i, &c) in self.counts.iter().enumerate() {
             seen += c;
@@ -196,6 +256,102 @@ impl Histogram {
             }
         }
         Some(self.max)
+    }
+}
+
+/// The 1-based rank of the `q` quantile of `n` values: `ceil(q · n)`,
+/// within `1..=n`. The quantile is the value of that rank in sorted order.
+fn rank(q: f64, n: u64) -> u64 {
+    ((q * n as f64).ceil() as u64).clamp(1, n)
+}
+
+/// How many latencies [`Latencies`] keeps for exact quantiles (8 MiB).
+pub const EXACT_LATENCIES: usize = 1 << 20;
+
+/// Time-to-success values: every one while there are at most
+/// [`EXACT_LATENCIES`] (exact quantiles), then a [`Histogram`] of them all
+/// (quantiles at most 1/1024 below the exact ones). Memory is bounded either
+/// way: up to 8 MiB of values, or the histogram's fixed 900 KiB.
+#[derive(Clone, Debug, Default)]
+pub struct Latencies {
+    /// Every value recorded, until there are too many.
+    values: Vec<Nanos>,
+    /// All values, once there were too many to keep.
+    histogram: Option<Box<Histogram>>,
+}
+
+impl Latencies {
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        match &self.histogram {
+            Some(h) => h.count(),
+            None => self.values.len() as u64,
+        }
+    }
+
+    /// The values as a [`Histogram`] (charts draw its steps as a CDF).
+    pub fn histogram(&self) -> Histogram {
+        match &self.histogram {
+            Some(h) => (**h).clone(),
+            None => {
+                let mut h = Histogram::default();
+                for &v in &self.values {
+                    h.record(v);
+                }
+                h
+            }
+        }
+    }
+
+    /// Records one value.
+    pub fn record(&mut self, v: Nanos) {
+        match &mut self.histogram {
+            Some(h) => h.record(v),
+            None if self.values.len() < EXACT_LATENCIES => self.values.push(v),
+            None => {
+                let mut h = Box::<Histogram>::default();
+                for &kept in &self.values {
+                    h.record(kept);
+                }
+                h.record(v);
+                self.values = Vec::new();
+                self.histogram = Some(h);
+            }
+        }
+    }
+
+    /// The quantiles: exact from the values kept, else from the histogram.
+    pub fn summary(mut self) -> Latency {
+        if let Some(h) = &self.histogram {
+            return Latency {
+                p50_ns: h.quantile(0.5),
+                p90_ns: h.quantile(0.9),
+                p99_ns: h.quantile(0.99),
+                max_ns: h.max(),
+                exact: false,
+            };
+        }
+        let n = self.values.len() as u64;
+        if n == 0 {
+            return Latency { exact: true, ..Latency::default() };
+        }
+        // Increasing ranks: each selection looks only above the previous.
+        let mut quantiles = [0; 3];
+        let mut from = 0;
+        for (out, q) in quantiles.iter_mut().zip([0.5, 0.9, 0.99]) {
+            let r = rank(q, n) as usize - 1;
+            let (_, &mut v, _) = self.values[from..].select_nth_unstable(r - from);
+            *out = v;
+            from = r;
+        }
+        let max = self.values[from..].iter().copied().max();
+        Latency {
+            p50_ns: Some(quantiles[0]),
+            p90_ns: Some(quantiles[1]),
+            p99_ns: Some(quantiles[2]),
+            max_ns: max,
+            exact: true,
+        }
     }
 }
 
@@ -208,14 +364,26 @@ pub struct Latency {
     pub p90_ns: Option<Nanos>,
     /// 99th percentile.
     pub p99_ns: Option<Nanos>,
-    /// Maximum (exact).
+    /// Maximum (always exact).
     pub max_ns: Option<Nanos>,
+    /// Whether the quantiles are exact: the value of rank `ceil(q · n)`
+    /// among the `n` successes (true up to [`EXACT_LATENCIES`] successes).
+    /// Otherwise each is the smallest value recorded in its histogram
+    /// sub-bucket: one that occurred, at most 1/1024 (0.1%) below the exact
+    /// quantile, never above.
+    pub exact: bool,
 }
 
 impl Latency {
-    /// Quantiles of `h`.
+    /// Quantiles of `h` (not exact).
     pub fn of(h: &Histogram) -> Latency {
-        Latency { p50_ns: h.quantile(0.5), p90_ns: h.quantile(0.9), p99_ns: h.quantile(0.99), max_ns: h.max() }
+        Latency {
+            p50_ns: h.quantile(0.5),
+            p90_ns: h.quantile(0.9),
+            p99_ns: h.quantile(0.99),
+            max_ns: h.max(),
+            exact: false,
+        }
     }
 }
 
@@ -278,8 +446,12 @@ pub struct Summary {
     pub first_attempt_denial_rate: f64,
     /// 429 denials / attempts.
     pub rate_429: f64,
-    /// attempts / requests.
+    /// (first attempts + retries) / requests: what retries add to the
+    /// traffic; 1 when nothing is retried. Polls are not counted (see
+    /// `polls_per_request`).
     pub retry_amplification: f64,
+    /// polls / requests: the polling load of asynchronous jobs.
+    pub polls_per_request: f64,
     /// give-ups / requests.
     pub give_up_ratio: f64,
     /// Time from a request's arrival to its admitted attempt (for a polled
@@ -299,16 +471,32 @@ pub struct Summary {
     pub peak_outstanding: u64,
     /// Most attempts in one time bucket (the height of a retry wave).
     pub peak_bucket_attempts: u64,
-    /// Money settled, minor units.
-    pub spend: u64,
-    /// Tokens settled.
-    pub tokens: u64,
+    /// Money settled, minor units. A `u128`: the sum of any number of `u64`
+    /// amounts a run can settle never wraps.
+    pub spend: u128,
+    /// Tokens settled (`u128`, as `spend`).
+    pub tokens: u128,
     /// Largest budget settle overshoot seen.
     pub max_budget_overshoot: u64,
     /// Keys with the most denials (most first, then by name).
     pub top_denied_keys: Vec<KeyDenials>,
     /// Virtual time from the trace start to the last event, ns.
     pub duration_ns: Nanos,
+}
+
+impl Summary {
+    /// The summary as a JSON value, to read fields by name. Never fails: a
+    /// total beyond `u64::MAX` (`tokens`, `spend`), which a JSON value can
+    /// hold only as a float, becomes the nearest `f64` (`summary.json`
+    /// itself keeps every digit).
+    pub fn to_json_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(|_| {
+            // Only a u128 total out of u64 range fails above; as text it is
+            // digits, which parse back as a float.
+            let text = serde_json::to_string(self).unwrap_or_default();
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+        })
+    }
 }
 
 /// Ratio with 0/0 = 0.
@@ -348,6 +536,66 @@ mod tests {
         }
         assert_eq!(small.quantile(0.5), Some(3));
         assert_eq!(small.quantile(1.0), Some(7));
+    }
+
+    /// Issue 9, point 10: quantiles were up to 0.1% off (from the
+    /// histogram) even for a handful of successes. They are exact now while
+    /// every latency is kept, and the histogram's beyond, flagged as such.
+    #[test]
+    fn latencies_are_exact_while_kept() {
+        let exact = |values: &[u64], q: f64| {
+            let mut sorted = values.to_vec();
+            sorted.sort_unstable();
+            sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+        };
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for n in [1usize, 2, 3, 10, 99, 100, 101, 1_000, 54_321] {
+            let mut values = Vec::new();
+            let mut l = Latencies::default();
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Repeats and near neighbours, as waits of whole seconds give.
+                let v = if x % 3 == 0 { 1_000_000_000 } else { 1_000_000_000 + x % 5_000_000 };
+                values.push(v);
+                l.record(v);
+            }
+            let s = l.summary();
+            assert!(s.exact);
+            assert_eq!(s.p50_ns, Some(exact(&values, 0.5)), "n = {n}");
+            assert_eq!(s.p90_ns, Some(exact(&values, 0.9)), "n = {n}");
+            assert_eq!(s.p99_ns, Some(exact(&values, 0.99)), "n = {n}");
+            assert_eq!(s.max_ns, values.iter().copied().max());
+        }
+        // 1..=100,000 µs: the histogram's median is 49.95 ms, the exact 50 ms.
+        let mut l = Latencies::default();
+        let mut h = Histogram::default();
+        for v in 1..=100_000u64 {
+            l.record(v * 1_000);
+            h.record(v * 1_000);
+        }
+        assert!(h.quantile(0.5) < Some(50_000_000));
+        let s = l.summary();
+        assert_eq!(
+            (s.p50_ns, s.p90_ns, s.p99_ns, s.max_ns),
+            (Some(50_000_000), Some(90_000_000), Some(99_000_000), Some(100_000_000))
+        );
+        assert_eq!(Latencies::default().summary(), Latency { exact: true, ..Latency::default() });
+    }
+
+    #[test]
+    fn latencies_beyond_the_cap_come_from_the_histogram() {
+        let n = EXACT_LATENCIES as u64 + 1;
+        let mut l = Latencies::default();
+        let mut h = Histogram::default();
+        for v in 0..n {
+            let v = v * 7_919 % n * 1_000 + 1;
+            l.record(v);
+            h.record(v);
+        }
+        assert!(l.values.is_empty(), "the kept values are released");
+        assert_eq!(l.summary(), Latency { exact: false, ..Latency::of(&h) });
     }
 
     #[test]

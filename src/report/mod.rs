@@ -70,17 +70,27 @@ pub fn summary_json(info: &RunInfo, summary: &Summary) -> String {
 }
 
 /// Streams time buckets as CSV rows.
+///
+/// A stretch of consecutive quiet buckets (every counter 0, the same
+/// `in_flight`: nothing happened) is written as its first and last rows
+/// only, so `t_s` jumps over the buckets between them. A run that waits a
+/// month for a budget reset, or a `--bucket 1ms` run with a few events an
+/// hour, writes a few rows per event, not one per bucket; a plot of the
+/// rows against `t_s` is unchanged (zero from the first row to the last).
 pub struct TimeseriesCsv<W: Write> {
     out: W,
     limit_ids: Vec<String>,
     header_written: bool,
     delayed: bool,
+    /// The quiet stretch not yet written: its first bucket and the start
+    /// of its last.
+    quiet: Option<(Bucket, Nanos)>,
 }
 
 impl<W: Write> TimeseriesCsv<W> {
     /// A writer whose denial-by-limit columns are named after `limit_ids`.
     pub fn new(out: W, limit_ids: Vec<String>) -> Self {
-        TimeseriesCsv { out, limit_ids, header_written: false, delayed: false }
+        TimeseriesCsv { out, limit_ids, header_written: false, delayed: false, quiet: None }
     }
 
     /// Adds a `delayed` column after `admitted` (admissions the server held:
@@ -90,15 +100,41 @@ impl<W: Write> TimeseriesCsv<W> {
         self
     }
 
-    /// Flushes and returns the writer.
+    /// Writes what is pending, flushes and returns the writer.
     pub fn into_inner(mut self) -> io::Result<W> {
+        self.write_quiet()?;
         self.out.flush()?;
         Ok(self.out)
     }
-}
 
-impl<W: Write> BucketSink for TimeseriesCsv<W> {
-    fn bucket(&mut self, b: &Bucket) -> io::Result<()> {
+    /// Adds quiet buckets from `first.start_ns` to `last_start` to the
+    /// pending stretch, or starts a new one.
+    fn extend_quiet(&mut self, first: &Bucket, last_start: Nanos) -> io::Result<()> {
+        if let Some((q, last)) = &mut self.quiet {
+            if q.in_flight == first.in_flight && q.outstanding == first.outstanding {
+                *last = last_start;
+                return Ok(());
+            }
+        }
+        self.write_quiet()?;
+        self.quiet = Some((first.clone(), last_start));
+        Ok(())
+    }
+
+    /// Writes the pending quiet stretch: its first row, and its last if
+    /// it has more than one bucket.
+    fn write_quiet(&mut self) -> io::Result<()> {
+        if let Some((mut q, last)) = self.quiet.take() {
+            self.write_row(&q)?;
+            if last != q.start_ns {
+                q.start_ns = last;
+                self.write_row(&q)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_row(&mut self, b: &Bucket) -> io::Result<()> {
         if !self.header_written {
             write!(self.out, "t_s,requests,attempts,retries,polls,admitted")?;
             if self.delayed {
@@ -146,8 +182,30 @@ impl<W: Write> BucketSink for TimeseriesCsv<W> {
     }
 }
 
+impl<W: Write> BucketSink for TimeseriesCsv<W> {
+    fn bucket(&mut self, b: &Bucket) -> io::Result<()> {
+        if b.is_quiet() {
+            return self.extend_quiet(b, b.start_ns);
+        }
+        self.write_quiet()?;
+        self.write_row(b)
+    }
+
+    fn idle(&mut self, first: &Bucket, count: u64, width: Nanos) -> io::Result<()> {
+        if count > 0 {
+            self.extend_quiet(first, first.start_ns + (count - 1) * width)?;
+        }
+        Ok(())
+    }
+}
+
 /// Thousands separators: `12345` → `12,345`.
 pub fn group(n: u64) -> String {
+    group_wide(n as u128)
+}
+
+/// [`group`] for the `u128` totals (tokens, spend).
+pub fn group_wide(n: u128) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -220,7 +278,7 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
     row(&mut o, "attempts", group(s.attempts), format!("{:.2}× retry amplification", s.retry_amplification));
     row(&mut o, "  retries", group(s.retries), String::new());
     if s.polls > 0 {
-        row(&mut o, "  polls", group(s.polls), String::new());
+        row(&mut o, "  polls", group(s.polls), format!("{:.2} per request (polling load)", s.polls_per_request));
     }
     row(&mut o, "admitted", group(s.admitted), String::new());
     if let Some(d) = &s.delayed {
@@ -264,6 +322,9 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
             human_duration(p99),
             human_duration(max)
         );
+        if !lat.exact {
+            let _ = writeln!(o, "  {:<24}(from a histogram: each at most 0.1% below the exact quantile)", "");
+        }
     }
     row(&mut o, "peak in flight", group(s.peak_in_flight), String::new());
     row(&mut o, "peak outstanding", group(s.peak_outstanding), "in service, waiting to retry or queued".to_string());
@@ -274,10 +335,10 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
         format!("per {}", human_duration(info.bucket_ns)),
     );
     if s.spend > 0 {
-        row(&mut o, "spend (minor units)", group(s.spend), String::new());
+        row(&mut o, "spend (minor units)", group_wide(s.spend), String::new());
     }
     if s.tokens > 0 {
-        row(&mut o, "tokens", group(s.tokens), String::new());
+        row(&mut o, "tokens", group_wide(s.tokens), String::new());
     }
     let denials: Vec<String> =
         s.denied_by_limit.iter().filter(|(_, n)| **n > 0).map(|(id, n)| format!("{id} {}", group(*n))).collect();
@@ -291,4 +352,50 @@ pub fn terminal_summary(info: &RunInfo, s: &Summary, start: Nanos) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv_of(buckets: &[Bucket]) -> String {
+        let mut w = TimeseriesCsv::new(Vec::new(), Vec::new());
+        for b in buckets {
+            w.bucket(b).unwrap();
+        }
+        String::from_utf8(w.into_inner().unwrap()).unwrap()
+    }
+
+    /// Quiet stretches keep their first and last rows; a change of
+    /// `in_flight` starts a new stretch; anything counted ends one.
+    #[test]
+    fn quiet_stretches_keep_their_first_and_last_rows() {
+        let at = |s: u64, in_flight: u64, attempts: u64| Bucket {
+            start_ns: s * SECOND,
+            in_flight,
+            attempts,
+            ..Bucket::default()
+        };
+        let rows =
+            |csv: &str| csv.lines().skip(1).map(|l| l.split(',').next().unwrap().to_string()).collect::<Vec<_>>();
+        let mut buckets = vec![at(0, 1, 5)];
+        buckets.extend((1..=6).map(|s| at(s, 1, 0)));
+        buckets.extend((7..=8).map(|s| at(s, 0, 0)));
+        buckets.push(at(9, 0, 0));
+        buckets.push(at(10, 0, 3));
+        buckets.push(at(11, 0, 0));
+        assert_eq!(rows(&csv_of(&buckets)), ["0", "1", "6", "7", "9", "10", "11"]);
+        // Stretches of one or two quiet buckets are written in full.
+        let short = [at(0, 0, 1), at(1, 0, 0), at(2, 0, 0), at(3, 0, 1), at(4, 0, 0), at(5, 0, 1)];
+        assert_eq!(rows(&csv_of(&short)), ["0", "1", "2", "3", "4", "5"]);
+        // `idle` is the same as its buckets one by one.
+        let mut w = TimeseriesCsv::new(Vec::new(), Vec::new());
+        w.bucket(&buckets[0]).unwrap();
+        w.idle(&at(1, 1, 0), 6, SECOND).unwrap();
+        w.idle(&at(7, 0, 0), 3, SECOND).unwrap();
+        for b in &buckets[10..] {
+            w.bucket(b).unwrap();
+        }
+        assert_eq!(String::from_utf8(w.into_inner().unwrap()).unwrap(), csv_of(&buckets));
+    }
 }

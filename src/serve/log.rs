@@ -43,7 +43,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 
-use crate::sim::{AttemptKind, DecisionFigures, DecisionRecord, DecisionSink, JsonlDecisions};
+use crate::sim::{AttemptKind, DecisionFigures, DecisionRecord, DecisionSink, JsonlDecisions, RequestFacts};
 use crate::time::{format_decimal_seconds, format_rfc3339, Nanos, SECOND};
 
 /// Everything one log line says about one decision.
@@ -122,6 +122,8 @@ impl LogEntry {
             delay_ns: self.delay_ns,
             at: self.at,
             decision: None,
+            // Written below, always (the serve log's own schema).
+            facts: RequestFacts::NONE,
         };
         JsonlDecisions(&mut buf).decision(&record).expect("writing to memory");
         // The schema's object, reopened for the serve-only fields.

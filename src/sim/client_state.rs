@@ -51,9 +51,14 @@ pub(super) struct ClientState {
     pub(super) accepts: [u64; 2],
     /// The client's own limiter state, when it paces itself.
     pub(super) pace: Option<Box<EngineState>>,
+    /// Whether a send waits for that limiter's next admission (an event
+    /// is scheduled for it); sends after it wait in `queue`.
+    pub(super) pace_waiting: bool,
+    /// Requests in flight under `pace=semaphore`.
     pub(super) in_flight: u64,
-    /// Sends waiting for the client's own limiter, in order (semaphore or
-    /// CUBIC pacing).
+    /// Requests the client holds back, in arrival order: waiting for a
+    /// semaphore slot or a CUBIC token, or behind the send that waits for
+    /// the limiter.
     pub(super) queue: VecDeque<u32>,
     /// Its AWS retry quota, when it keeps one (created full on first use).
     pub(super) quota: Option<QuotaState>,

@@ -73,6 +73,39 @@ pub struct DecisionRecord<'a> {
     /// `None` where only the figures are known, as in `ratesim serve`'s
     /// log).
     pub decision: Option<&'a PlanDecision>,
+    /// What else the policy looked at (written only where not the default).
+    pub facts: RequestFacts<'a>,
+}
+
+/// The facts of an attempt beyond its key and endpoint that a policy looks
+/// at: written to the decisions file only where they differ from the
+/// default, so that the file is a complete record of what the limiter
+/// decided on (`ratesim verify` replays it) and traces without such
+/// columns give the same lines as before. The names are the trace columns
+/// (`duration_ns` in nanoseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestFacts<'a> {
+    /// The user the row named (`None`: the key is its own user).
+    pub user: Option<&'a str>,
+    /// The workspace the row named.
+    pub workspace: Option<&'a str>,
+    /// Whether the request was authenticated (written when `false`).
+    pub auth: bool,
+    /// Tokens counted (written when above 0).
+    pub tokens: u64,
+    /// Money counted, minor units (written when above 0).
+    pub cost: u64,
+    /// Its service time: once admitted (and served, after any server-side
+    /// delay), how long it holds its permits and reservations (written
+    /// when above 0).
+    pub duration_ns: Nanos,
+}
+
+impl RequestFacts<'_> {
+    /// Nothing beyond the defaults: no user or workspace, authenticated,
+    /// no tokens, no money, no service time.
+    pub const NONE: RequestFacts<'static> =
+        RequestFacts { user: None, workspace: None, auth: true, tokens: 0, cost: 0, duration_ns: 0 };
 }
 
 /// The decision fields of a [`DecisionRecord`] (`allowed` through
@@ -155,10 +188,25 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
             opt(d.reset_ns),
             opt(d.retry_after_ns),
         )?;
-        match d.delay_ns {
-            Some(delay) => writeln!(self.0, ",\"delay_ns\":{delay}}}"),
-            None => writeln!(self.0, "}}"),
+        if let Some(delay) = d.delay_ns {
+            write!(self.0, ",\"delay_ns\":{delay}")?;
         }
+        let f = &d.facts;
+        if let Some(user) = f.user {
+            write!(self.0, ",\"user\":{}", serde_json::Value::from(user))?;
+        }
+        if let Some(workspace) = f.workspace {
+            write!(self.0, ",\"workspace\":{}", serde_json::Value::from(workspace))?;
+        }
+        if !f.auth {
+            write!(self.0, ",\"auth\":false")?;
+        }
+        for (name, v) in [("tokens", f.tokens), ("cost", f.cost), ("duration_ns", f.duration_ns)] {
+            if v > 0 {
+                write!(self.0, ",\"{name}\":{v}")?;
+            }
+        }
+        writeln!(self.0, "}}")
     }
 }
 

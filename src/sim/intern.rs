@@ -57,3 +57,11 @@ pub(super) fn own_identity(cache: &mut Vec<u32>, key_id: u32, interner: &mut Int
     }
     cache[k]
 }
+
+/// The name of identity `id` of `interner` (a user or workspace), or
+/// `None` when it is the request's own key standing in for one the row did
+/// not name (see [`own_identity`]).
+pub(super) fn named<'a>(interner: &'a Interner, id: u32, keys: &Interner, key: u32) -> Option<&'a str> {
+    let name = interner.names[id as usize].as_str();
+    (name != keys.names[key as usize].as_str()).then_some(name)
+}

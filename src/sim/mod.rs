@@ -51,22 +51,24 @@ mod intern;
 mod queue;
 mod store;
 pub mod sweep;
+#[cfg(test)]
+mod tests;
 
 use rand::Rng;
 
 use crate::client::cubic::Cubic;
 use crate::client::{ClientSpec, Pacing, Response, RetryChoice};
 use crate::engines::{Engine, Gcra, SlidingLog};
-use crate::metrics::{ratio, Bucket, BucketSink, Delays, Histogram, KeyDenials, Latency, Summary};
+use crate::metrics::{ratio, Bucket, BucketSink, Delays, KeyDenials, Latencies, Summary};
 use crate::policy::{retry_headers, Plan, PlanDecision, Policy, Request, RetryHeaders, Tickets};
-use crate::time::{Nanos, Rate, SECOND};
+use crate::time::{format_decimal_seconds, format_rfc3339, Nanos, Rate, SECOND};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
 use client_state::{client_of, rng_of, ClientState};
 pub use decisions::{
-    AttemptKind, DecisionFigures, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions, TeeDecisions,
+    AttemptKind, DecisionFigures, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions, RequestFacts, TeeDecisions,
 };
-use intern::{own_identity, Interner};
+use intern::{named, own_identity, Interner};
 use queue::EventQueue;
 pub use store::SimStore;
 
@@ -111,6 +113,15 @@ impl Default for SimConfig {
 pub enum SimError {
     /// The trace could not be read.
     Trace(TraceError),
+    /// The trace has no rows: there is nothing to simulate (and no start).
+    /// [`TraceError::no_rows`] says so about a named file.
+    EmptyTrace,
+    /// An event would happen at or after [`Nanos::MAX`]
+    /// (2554-07-21T23:34:33.709551615Z), past the last instant a `u64` of
+    /// nanoseconds since 1970 holds; the text says which. Without
+    /// [`SimConfig::until`] this ends the run; with it, such an event is
+    /// never reached and its request ends unresolved.
+    TimeOverflow(String),
     /// An output could not be written.
     Io(std::io::Error),
 }
@@ -119,12 +130,30 @@ impl std::fmt::Display for SimError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SimError::Trace(e) => write!(f, "{e}"),
+            SimError::EmptyTrace => write!(f, "the trace has no rows: there is nothing to simulate"),
+            SimError::TimeOverflow(what) => write!(
+                f,
+                "virtual time would reach {}, the last instant ratesim can represent (u64 nanoseconds since \
+                 1970): {what}; stop the run before it with --until (requests still waiting then count as unresolved)",
+                format_rfc3339(Nanos::MAX)
+            ),
             SimError::Io(e) => write!(f, "cannot write output: {e}"),
         }
     }
 }
 
 impl std::error::Error for SimError {}
+
+impl SimError {
+    /// The message, naming `trace` where the error is about the trace as a
+    /// whole (no rows: [`TraceError::no_rows`]).
+    pub fn about_trace(self, trace: &std::path::Path) -> String {
+        match self {
+            SimError::EmptyTrace => TraceError::no_rows(trace).to_string(),
+            e => e.to_string(),
+        }
+    }
+}
 
 impl From<TraceError> for SimError {
     fn from(e: TraceError) -> Self {
@@ -193,7 +222,10 @@ enum EventKind {
     Complete,
     Retry,
     Poll,
+    /// A send let through by the client's semaphore (`pace=semaphore`).
     Send,
+    /// The head of a client's pace queue: its own limiter admits a send now.
+    PacedSend,
 }
 
 /// A pending event, ordered by (time, class, sequence) in the [`EventQueue`].
@@ -213,6 +245,30 @@ impl queue::Keyed for Event {
 }
 
 const CLASS_SHIFT: u32 = 62;
+
+/// The instant a trace starts, given its first row's time: `start` (the
+/// instant of offset 0, [`SimConfig::start`]) for a trace of offsets, the
+/// row's own instant for a trace of RFC 3339 times. Reports (duration,
+/// decision and bucket times) count from it.
+pub fn trace_start(first_row: TraceTime, start: Nanos) -> Nanos {
+    match first_row {
+        TraceTime::Offset(_) => start,
+        TraceTime::Absolute(a) => a,
+    }
+}
+
+/// The refusal of a `--start` given (as `given`) with `trace`, whose first
+/// row is at the RFC 3339 instant `first`: such a trace starts there, and
+/// `--start` applies only to traces of offsets (`run`, `sweep`, `solve`).
+pub fn start_refused(given: &str, trace: &std::path::Path, first: Nanos) -> String {
+    format!(
+        "--start {}: {} has RFC 3339 times, which are used as they are (it starts at its first row, {}); \
+         --start applies only to traces of offsets: leave it out",
+        given.trim(),
+        trace.display(),
+        format_rfc3339(first)
+    )
+}
 
 /// How far a running simulation has come (for progress displays).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -255,6 +311,10 @@ pub struct Simulation<'p> {
     /// Whether the client reads retry headers (asked once).
     reads_headers: bool,
     seq: u64,
+    /// Steps of the event loop so far: one per trace row and per queued event.
+    steps: u64,
+    /// Decisions asked of the client's own limiter (`pace`) so far.
+    pace_checks: u64,
     origin: Option<Nanos>,
     now: Nanos,
     // metrics
@@ -264,11 +324,11 @@ pub struct Simulation<'p> {
     next_bucket_at: Nanos,
     in_flight: u64,
     summary: Summary,
-    latency: Histogram,
+    latency: Latencies,
     /// Whether the plan can delay admissions (then delays are measured and
     /// written), and the waits of the delayed ones.
     can_delay: bool,
-    delays: Histogram,
+    delays: Latencies,
     denied_by_limit: Vec<u64>,
     /// Denials per status, in first-seen order (a handful of statuses: a
     /// list is faster than a map).
@@ -308,6 +368,8 @@ impl<'p> Simulation<'p> {
             recording: true,
             reads_headers: config.client.reads_retry_headers(),
             seq: 0,
+            steps: 0,
+            pace_checks: 0,
             origin: None,
             now: 0,
             bucket: Bucket { denied_by_limit: vec![0; n], ..Bucket::default() },
@@ -315,9 +377,9 @@ impl<'p> Simulation<'p> {
             next_bucket_at: 0,
             in_flight: 0,
             summary: Summary::default(),
-            latency: Histogram::default(),
+            latency: Latencies::default(),
             can_delay: plan.limits.iter().any(|l| l.engine.can_delay()),
-            delays: Histogram::default(),
+            delays: Latencies::default(),
             denied_by_limit: vec![0; n],
             denied_by_status: Default::default(),
             config,
@@ -337,15 +399,28 @@ impl<'p> Simulation<'p> {
         buckets: &mut dyn BucketSink,
         decisions: &mut dyn DecisionSink,
     ) -> Result<Summary, SimError> {
+        self.drive(trace, buckets, decisions)?;
+        self.finish(buckets)
+    }
+
+    /// The event loop: rows and queued events in order, to the end.
+    fn drive(
+        &mut self,
+        trace: &mut dyn TraceSource,
+        buckets: &mut dyn BucketSink,
+        decisions: &mut dyn DecisionSink,
+    ) -> Result<(), SimError> {
         self.recording = decisions.enabled();
         let mut row = TraceRow::default();
         let mut have_row = trace.next_row(&mut row)?;
-        let mut row_time = if have_row { self.absolute(row.t) } else { 0 };
+        if !have_row {
+            return Err(SimError::EmptyTrace);
+        }
+        let mut row_time = self.absolute(row.t, 1)?;
         let mut last_row_time = row_time;
-        let mut events = 0u64;
         loop {
-            events += 1;
-            if events % PROGRESS_EVERY == 0 {
+            self.steps += 1;
+            if self.steps % PROGRESS_EVERY == 0 {
                 if let Some(report) = &mut self.progress {
                     let elapsed = self.now.saturating_sub(self.origin.unwrap_or(self.config.start));
                     report(Progress { elapsed, requests: self.summary.requests, attempts: self.summary.attempts });
@@ -372,7 +447,7 @@ impl<'p> Simulation<'p> {
                 self.arrive(&row, decisions)?;
                 have_row = trace.next_row(&mut row)?;
                 if have_row {
-                    row_time = self.absolute(row.t);
+                    row_time = self.absolute(row.t, self.summary.requests + 1)?;
                     if row_time < last_row_time {
                         return Err(SimError::Trace(TraceError {
                             file: String::new(),
@@ -390,26 +465,56 @@ impl<'p> Simulation<'p> {
                 self.event(e, decisions)?;
             }
         }
-        self.finish(buckets)
+        Ok(())
     }
 
-    fn absolute(&mut self, t: TraceTime) -> Nanos {
-        match t {
-            TraceTime::Offset(o) => {
-                if self.origin.is_none() {
-                    self.origin = Some(self.config.start);
-                    self.next_bucket_at = 0;
-                }
-                self.config.start.saturating_add(o)
-            }
-            TraceTime::Absolute(a) => {
-                if self.origin.is_none() {
-                    self.origin = Some(a);
-                    self.next_bucket_at = 0;
-                }
-                a
-            }
+    /// The instant of row number `n` (1-based), whose time is `t`.
+    fn absolute(&mut self, t: TraceTime, n: u64) -> Result<Nanos, SimError> {
+        if self.origin.is_none() {
+            self.origin = Some(trace_start(t, self.config.start));
+            self.next_bucket_at = 0;
         }
+        match t {
+            TraceTime::Offset(o) => self.instant(self.config.start, o, || {
+                format!(
+                    "trace row {n} is {} s after the start, {}",
+                    format_decimal_seconds(o),
+                    format_rfc3339(self.config.start)
+                )
+            }),
+            TraceTime::Absolute(a) => Ok(a),
+        }
+    }
+
+    /// `from + wait`, if that is before [`Nanos::MAX`]. Past it: with
+    /// `--until` (which ends the run before), `Nanos::MAX`, an instant never
+    /// reached; without, [`SimError::TimeOverflow`] saying `what`.
+    fn instant(&self, from: Nanos, wait: Nanos, what: impl FnOnce() -> String) -> Result<Nanos, SimError> {
+        match from.checked_add(wait) {
+            Some(t) if t < Nanos::MAX => Ok(t),
+            _ if self.config.until.is_some() => Ok(Nanos::MAX),
+            _ => Err(SimError::TimeOverflow(what())),
+        }
+    }
+
+    /// `now + wait` for an event of request `slot` (see [`Self::instant`]);
+    /// `what` names the event, e.g. "retry".
+    fn later(&self, wait: Nanos, slot: u32, what: &str) -> Result<Nanos, SimError> {
+        self.after(self.now, wait, slot, what)
+    }
+
+    /// `from + wait` for an event of request `slot`, as [`Self::later`].
+    fn after(&self, from: Nanos, wait: Nanos, slot: u32, what: &str) -> Result<Nanos, SimError> {
+        self.instant(from, wait, || {
+            let info = &self.slots[slot as usize].info;
+            format!(
+                "request {} (key {}) would {what} {} s after {}",
+                info.index,
+                self.keys.names[info.key as usize].as_str(),
+                format_decimal_seconds(wait),
+                format_rfc3339(from)
+            )
+        })
     }
 
     fn origin(&self) -> Nanos {
@@ -423,8 +528,21 @@ impl<'p> Simulation<'p> {
             return Ok(());
         }
         let idx = (t - self.origin()) / self.config.bucket;
-        while self.bucket_index < idx {
+        if self.bucket_index < idx {
             self.close_bucket(buckets)?;
+        }
+        if self.bucket_index < idx {
+            // Nothing happened in the buckets up to `idx`: one call for all.
+            let n = self.plan.limits.len();
+            let quiet = Bucket {
+                start_ns: self.bucket_index * self.config.bucket,
+                in_flight: self.in_flight,
+                outstanding: (self.slots.len() - self.free.len()) as u64,
+                denied_by_limit: vec![0; n],
+                ..Bucket::default()
+            };
+            buckets.idle(&quiet, idx - self.bucket_index, self.config.bucket)?;
+            self.bucket_index = idx;
         }
         self.next_bucket_at = self.origin().saturating_add((self.bucket_index + 1).saturating_mul(self.config.bucket));
         Ok(())
@@ -512,6 +630,7 @@ impl<'p> Simulation<'p> {
         match e.kind {
             EventKind::Complete => self.complete(e.slot),
             EventKind::Retry | EventKind::Send => self.send(e.slot, decisions)?,
+            EventKind::PacedSend => self.paced_send(e.slot, decisions)?,
             EventKind::Poll => self.attempt(e.slot, AttemptKind::Poll, decisions)?,
         }
         self.maybe_free(e.slot);
@@ -546,18 +665,64 @@ impl<'p> Simulation<'p> {
             return Ok(());
         }
         if let Some(engine) = &self.pace_engine {
-            let state =
-                &mut **client_of(&mut self.clients, key).pace.get_or_insert_with(|| Box::new(engine.new_state()));
+            let c = client_of(&mut self.clients, key);
+            let state = &mut **c.pace.get_or_insert_with(|| Box::new(engine.new_state()));
             let (d, _) = engine.acquire(state, now, 1);
+            self.pace_checks += 1;
             if !d.allowed {
-                // Wait until the client's own limiter admits the send.
-                let wait = d.retry.at().unwrap_or(now + SECOND).max(now + 1);
-                self.schedule(wait, EventKind::Send, slot);
+                if c.pace_waiting {
+                    // Another send waits for the limiter's next admission:
+                    // this one queues behind it (see `paced_send`).
+                    c.queue.push_back(slot);
+                    self.slots[slot as usize].pending += 1;
+                    return Ok(());
+                }
+                // Wait until the client's own limiter admits the send (an
+                // engine's instant of Nanos::MAX stands for one beyond it).
+                let wait = d.retry.at().map_or(SECOND, |t| t.saturating_sub(now).max(1));
+                let at = self.later(wait, slot, "be sent by its client's own limiter (pace)")?;
+                client_of(&mut self.clients, key).pace_waiting = true;
+                self.schedule(at, EventKind::PacedSend, slot);
                 return Ok(());
             }
         }
         let kind = if self.slots[slot as usize].attempt == 0 { AttemptKind::First } else { AttemptKind::Retry };
         self.attempt(slot, kind, decisions)
+    }
+
+    /// The send that waits for its client's own limiter (`pace`) reaches the
+    /// instant the limiter admits a send: it goes, and so do the sends queued
+    /// behind it, in order, while the limiter admits them at this instant;
+    /// the first one refused waits for the next admission. Each queued send
+    /// is asked about once when it queues and once when it reaches the
+    /// head, not at every admission before (which made a queue of n cost
+    /// n²/2 decisions).
+    ///
+    /// Same-instant order is as if every waiting send were an event at the
+    /// limiter's next instant, rescheduled at each admission (how this
+    /// worked before, in O(n) per admission): a send whose own timer falls
+    /// at that instant and was scheduled before the head's (a retry after
+    /// exactly one second, say) is decided first and may take the room; the
+    /// head then waits for the next admission. Two rarer ties may differ:
+    /// when two keys' limiters admit at the same nanosecond, their next
+    /// heads wait in the order the keys' heads were decided (they used to
+    /// wait in the order they last queued); and when a limiter admits
+    /// several sends at one instant, the queued ones go together, before a
+    /// retry timed for that instant after some of them queued.
+    fn paced_send(&mut self, slot: u32, decisions: &mut dyn DecisionSink) -> Result<(), SimError> {
+        let key = self.slots[slot as usize].info.key;
+        client_of(&mut self.clients, key).pace_waiting = false;
+        self.send(slot, decisions)?;
+        loop {
+            let c = client_of(&mut self.clients, key);
+            if c.pace_waiting {
+                return Ok(());
+            }
+            let Some(next) = c.queue.pop_front() else { return Ok(()) };
+            self.slots[next as usize].pending -= 1;
+            self.send(next, decisions)?;
+            self.maybe_free(next);
+        }
     }
 
     /// Whether AWS's adaptive limiter lets `slot` send now. Sends waiting
@@ -660,8 +825,7 @@ impl<'p> Simulation<'p> {
                 self.bucket.delayed += 1;
                 self.delays.record(delay);
             }
-            self.admitted(slot, kind, tickets, delay);
-            return Ok(());
+            return self.admitted(slot, kind, tickets, delay);
         }
         c.denied += 1;
         if attempt_no == 0 {
@@ -683,7 +847,8 @@ impl<'p> Simulation<'p> {
         }
         if poll {
             // A denied poll: the client polls again next interval.
-            self.schedule(now + poll_every, EventKind::Poll, slot);
+            let at = self.later(poll_every, slot, "poll its job")?;
+            self.schedule(at, EventKind::Poll, slot);
             return Ok(());
         }
         // A client out of attempts, or one that reads no retry header, gets none.
@@ -704,7 +869,8 @@ impl<'p> Simulation<'p> {
         sink: &mut dyn DecisionSink,
     ) -> std::io::Result<()> {
         let origin = self.origin();
-        let endpoint = if kind == AttemptKind::Poll { info.poll_endpoint } else { info.endpoint };
+        let poll = kind == AttemptKind::Poll;
+        let endpoint = if poll { info.poll_endpoint } else { info.endpoint };
         let f = DecisionFigures::of(self.plan, d, self.now, origin);
         sink.decision(&DecisionRecord {
             t_ns: self.now - origin,
@@ -722,44 +888,56 @@ impl<'p> Simulation<'p> {
             delay_ns: f.delay_ns,
             at: self.now,
             decision: Some(d),
+            facts: RequestFacts {
+                user: named(&self.users, info.user, &self.keys, info.key),
+                workspace: named(&self.workspaces, info.workspace, &self.keys, info.key),
+                auth: info.auth,
+                tokens: if poll { 0 } else { info.tokens },
+                cost: if poll { 0 } else { info.money },
+                duration_ns: if poll { 0 } else { info.duration },
+            },
         })
     }
 
     /// An admitted attempt, served `delay` after now (see the module docs).
-    fn admitted(&mut self, slot: u32, kind: AttemptKind, tickets: Tickets, delay: Nanos) {
-        let now = self.now;
-        let served = now.saturating_add(delay);
+    fn admitted(&mut self, slot: u32, kind: AttemptKind, tickets: Tickets, delay: Nanos) -> Result<(), SimError> {
+        let served = self.later(delay, slot, "be served (the server holds it)")?;
         let info = self.slots[slot as usize].info;
         if kind == AttemptKind::Poll {
             if self.slots[slot as usize].job_done.is_some_and(|done| served >= done) {
                 self.succeed(slot, delay);
             } else {
-                self.schedule(served.saturating_add(info.poll_every), EventKind::Poll, slot);
+                let at = self.after(served, info.poll_every, slot, "poll its job")?;
+                self.schedule(at, EventKind::Poll, slot);
             }
-            return;
+            return Ok(());
         }
         self.slots[slot as usize].tickets = tickets;
+        let done = self.after(served, info.duration, slot, "complete (its service time)")?;
         if info.duration > 0 || !tickets.is_empty() || delay > 0 {
             self.in_flight += 1;
             self.summary.peak_in_flight = self.summary.peak_in_flight.max(self.in_flight);
-            self.schedule(served.saturating_add(info.duration), EventKind::Complete, slot);
+            self.schedule(done, EventKind::Complete, slot);
         } else {
             self.settle_amounts(&info);
             self.release_client_slot(slot);
         }
         if info.poll_every > 0 {
-            self.slots[slot as usize].job_done = Some(served.saturating_add(info.duration));
-            self.schedule(served.saturating_add(info.poll_every), EventKind::Poll, slot);
+            self.slots[slot as usize].job_done = Some(done);
+            let at = self.after(served, info.poll_every, slot, "poll its job")?;
+            self.schedule(at, EventKind::Poll, slot);
         } else {
             self.succeed(slot, delay);
         }
+        Ok(())
     }
 
     fn settle_amounts(&mut self, info: &ReqInfo) {
-        self.summary.spend += info.money;
-        self.summary.tokens += info.tokens;
-        self.bucket.spend += info.money;
-        self.bucket.tokens += info.tokens;
+        // u128 totals: sums of u64 amounts cannot wrap.
+        self.summary.spend += info.money as u128;
+        self.summary.tokens += info.tokens as u128;
+        self.bucket.spend += info.money as u128;
+        self.bucket.tokens += info.tokens as u128;
     }
 
     /// The request succeeded with the attempt admitted now, answered `delay`
@@ -774,7 +952,7 @@ impl<'p> Simulation<'p> {
         self.summary.items_delivered += s.info.items as u64;
         self.summary.successes += 1;
         self.bucket.successes += 1;
-        let waited = self.now + delay - arrival;
+        let waited = self.now.saturating_add(delay) - arrival;
         self.latency.record(waited);
         self.bucket.time_to_success_sum_ns += waited as u128;
         self.bucket.time_to_success_max_ns = self.bucket.time_to_success_max_ns.max(waited);
@@ -841,7 +1019,8 @@ impl<'p> Simulation<'p> {
             RetryChoice::After(delay) => {
                 client_of(&mut self.clients, key).retries[1] += 1;
                 self.slots[slot as usize].prev_delay = delay;
-                self.schedule(now.saturating_add(delay), EventKind::Retry, slot);
+                let at = self.later(delay, slot, "retry")?;
+                self.schedule(at, EventKind::Retry, slot);
             }
             RetryChoice::GiveUp => {
                 self.slots[slot as usize].resolved = true;
@@ -866,10 +1045,11 @@ impl<'p> Simulation<'p> {
         s.first_attempt_denial_rate = ratio(s.first_attempt_denied, s.requests);
         let denied_429 = self.denied_by_status.iter().find(|(status, _)| *status == 429).map_or(0, |&(_, n)| n);
         s.rate_429 = ratio(denied_429, s.attempts);
-        s.retry_amplification = ratio(s.attempts, s.requests);
+        s.retry_amplification = ratio(s.attempts - s.polls, s.requests);
+        s.polls_per_request = ratio(s.polls, s.requests);
         s.give_up_ratio = ratio(s.give_ups, s.requests);
-        s.time_to_success = Latency::of(&self.latency);
-        s.delayed = self.can_delay.then(|| Delays { attempts: self.delays.count(), wait: Latency::of(&self.delays) });
+        s.time_to_success = self.latency.summary();
+        s.delayed = self.can_delay.then(|| Delays { attempts: self.delays.count(), wait: self.delays.summary() });
         s.denied_by_status = self.denied_by_status.into_iter().collect();
         s.denied_by_limit =
             self.plan.limits.iter().zip(&self.denied_by_limit).map(|(l, &n)| (l.id.clone(), n)).collect();

@@ -39,7 +39,7 @@ pub fn run_scenario(s: &Scenario) -> Result<Summary, String> {
     let mut source = trace::open(&s.trace, Some(s.config.seed)).map_err(|e| e.to_string())?;
     Simulation::new(&s.policy, plan, s.config.clone())
         .run(&mut source, &mut NoBuckets, &mut NoDecisions)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.about_trace(&s.trace))
 }
 
 /// Runs every scenario on `threads` threads (0: one per core); results in

@@ -52,7 +52,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
-use super::{TraceError, TraceRow, TraceSource, TraceTime, MAX_AMOUNT};
+use super::{ExtraColumns, NoExtra, TraceError, TraceRow, TraceSource, TraceTime, MAX_AMOUNT};
 use crate::time::{format_rfc3339, parse_decimal_seconds, parse_rfc3339, Nanos, MAX_DURATION, SECOND};
 
 /// The canonical header written by [`write_header`]: every column, in the
@@ -74,10 +74,27 @@ pub(crate) enum Column {
     Tokens,
     Cost,
     Duration,
+    /// Column `i` of a reader's [`ExtraColumns`].
+    Extra(u8),
 }
 
 impl Column {
-    /// The column's name in a header or JSON object.
+    /// The column's name in a header or JSON object; `extra` names the
+    /// reader's extra columns.
+    pub(crate) fn name_in(self, extra: &[&'static str]) -> &'static str {
+        match self {
+            Column::Extra(i) => extra[i as usize],
+            _ => self.name(),
+        }
+    }
+
+    /// The column called `name` among the trace's columns and `extra`.
+    pub(crate) fn from_name_in(name: &str, extra: &[&'static str]) -> Option<Column> {
+        Column::from_name(name).or_else(|| extra.iter().position(|&e| e == name).map(|i| Column::Extra(i as u8)))
+    }
+
+    /// The column's name in a header or JSON object (empty for an extra
+    /// column: see [`Column::name_in`]).
     pub(crate) fn name(self) -> &'static str {
         match self {
             Column::T => "t",
@@ -89,6 +106,7 @@ impl Column {
             Column::Tokens => "tokens",
             Column::Cost => "cost",
             Column::Duration => "duration",
+            Column::Extra(_) => "",
         }
     }
 
@@ -109,9 +127,64 @@ impl Column {
     }
 
     /// A distinct bit per column, for sets of seen columns.
-    pub(crate) fn bit(self) -> u16 {
-        1 << (self as u16)
+    pub(crate) fn bit(self) -> u64 {
+        match self {
+            Column::Extra(i) => 1 << (16 + i as u32),
+            Column::T => 1,
+            Column::Key => 1 << 1,
+            Column::User => 1 << 2,
+            Column::Workspace => 1 << 3,
+            Column::Endpoint => 1 << 4,
+            Column::Auth => 1 << 5,
+            Column::Tokens => 1 << 6,
+            Column::Cost => 1 << 7,
+            Column::Duration => 1 << 8,
+        }
     }
+}
+
+/// Checks that the columns in `seen` (a set of [`Column::bit`]s) give a
+/// time and a key: `t`, or the extra column `time` standing in for it, not
+/// both. On error: the field, and either `None` (missing; the caller says
+/// what is required, naming the time columns `names`) or the message.
+pub(crate) fn required_columns(
+    seen: u64,
+    extra: &[&'static str],
+    time: Option<usize>,
+) -> Result<(), (&'static str, Option<String>)> {
+    let alt = time.map(|i| (Column::Extra(i as u8), extra[i]));
+    let has_t = seen & Column::T.bit() != 0;
+    match alt {
+        Some((col, name)) if has_t && seen & col.bit() != 0 => {
+            return Err((name, Some(format!("give the time once, in `t` or in `{name}`, not both"))));
+        }
+        Some((col, _)) if seen & col.bit() != 0 => {}
+        _ if !has_t => return Err(("t", None)),
+        _ => {}
+    }
+    if seen & Column::Key.bit() == 0 {
+        return Err(("key", None));
+    }
+    Ok(())
+}
+
+/// How the required time column is named in errors: `` `t` ``, or
+/// `` `t` (or `t_ns`) `` when an extra column may stand in for it.
+pub(crate) fn time_names(extra: &[&'static str], time: Option<usize>) -> String {
+    match time {
+        Some(i) => format!("`t` (or `{}`)", extra[i]),
+        None => "`t`".to_string(),
+    }
+}
+
+/// The accepted names for error messages: the trace's and `extra`.
+pub(crate) fn accepted(extra: &[&'static str]) -> String {
+    let mut s = ACCEPTED.to_string();
+    for name in extra {
+        s.push_str(", ");
+        s.push_str(name);
+    }
+    s
 }
 
 // ---------------------------------------------------------------------------
@@ -353,10 +426,18 @@ pub(crate) fn decimal_seconds(text: &str) -> Result<Nanos, &'static str> {
 // ---------------------------------------------------------------------------
 // Field values.
 
-/// Sets one field of `row` from its text.
+/// Sets one field of `row` (or of `extra`) from its text.
 #[inline]
-fn set_field(col: Column, text: &str, row: &mut TraceRow, times: &mut TimeCheck, line: u64) -> Result<(), String> {
+fn set_field<X: ExtraColumns>(
+    col: Column,
+    text: &str,
+    row: &mut TraceRow,
+    times: &mut TimeCheck,
+    extra: &mut X,
+    line: u64,
+) -> Result<(), String> {
     match col {
+        Column::Extra(i) => extra.set(i as usize, text, line)?,
         Column::T => {
             row.t = times.admit_text(text, line)?;
         }
@@ -577,10 +658,11 @@ fn split_quoted(
 
 /// Splits a record without quotes on commas and sets the fields of `row`.
 #[inline]
-fn parse_plain(
+fn parse_plain<X: ExtraColumns>(
     line: &str,
     columns: &[Column],
     times: &mut TimeCheck,
+    extra: &mut X,
     line_no: u64,
     row: &mut TraceRow,
 ) -> Result<usize, (usize, String)> {
@@ -589,7 +671,7 @@ fn parse_plain(
         let Some(&col) = columns.get(n) else {
             return Err((n, String::new()));
         };
-        set_field(col, text, row, times, line_no).map_err(|m| (n, m))?;
+        set_field(col, text, row, times, extra, line_no).map_err(|m| (n, m))?;
         n += 1;
     }
     Ok(n)
@@ -609,8 +691,11 @@ fn parse_plain(
 /// }
 /// # Ok::<(), ratesim::trace::TraceError>(())
 /// ```
+///
+/// [`CsvTrace::with_extra`] reads a file that is a trace plus further
+/// columns (see [`ExtraColumns`]).
 #[derive(Debug)]
-pub struct CsvTrace<R: BufRead> {
+pub struct CsvTrace<R: BufRead, X: ExtraColumns = NoExtra> {
     reader: R,
     name: String,
     columns: Vec<Column>,
@@ -625,6 +710,7 @@ pub struct CsvTrace<R: BufRead> {
     /// The first of a run of blank lines not yet followed by a row.
     blank: Option<u64>,
     times: TimeCheck,
+    extra: X,
 }
 
 impl CsvTrace<BufReader<File>> {
@@ -639,6 +725,15 @@ impl<R: BufRead> CsvTrace<R> {
     /// Reads and checks the header row of `reader`; `name` is the file name
     /// used in errors.
     pub fn new(reader: R, name: &str) -> Result<Self, TraceError> {
+        CsvTrace::with_extra(reader, name, NoExtra)
+    }
+}
+
+impl<R: BufRead, X: ExtraColumns> CsvTrace<R, X> {
+    /// Like [`CsvTrace::new`], accepting the columns of `extra` too: each
+    /// row's values of those columns go to `extra` (read them after
+    /// [`TraceSource::next_row`] through [`CsvTrace::extra`]).
+    pub fn with_extra(reader: R, name: &str, extra: X) -> Result<Self, TraceError> {
         let mut trace = CsvTrace {
             reader,
             name: name.to_string(),
@@ -649,9 +744,15 @@ impl<R: BufRead> CsvTrace<R> {
             line: 0,
             blank: None,
             times: TimeCheck::default(),
+            extra,
         };
         trace.read_header()?;
         Ok(trace)
+    }
+
+    /// The extra columns' values of the row read last.
+    pub fn extra(&self) -> &X {
+        &self.extra
     }
 
     /// The file name used in errors.
@@ -661,7 +762,8 @@ impl<R: BufRead> CsvTrace<R> {
 
     /// The columns named by the header, in file order.
     pub fn columns(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.columns.iter().map(|c| c.name())
+        let extra = self.extra.names();
+        self.columns.iter().map(move |c| c.name_in(extra))
     }
 
     fn error(&self, line: u64, column: u64, field: &str, message: String) -> TraceError {
@@ -669,7 +771,7 @@ impl<R: BufRead> CsvTrace<R> {
     }
 
     fn field_name(&self, idx: usize) -> &'static str {
-        self.columns.get(idx).map_or("", |c| c.name())
+        self.columns.get(idx).map_or("", |c| c.name_in(self.extra.names()))
     }
 
     /// Appends one physical line to `buf`; returns the bytes read.
@@ -780,20 +882,22 @@ impl<R: BufRead> CsvTrace<R> {
         }
         let mut columns: Vec<Column> = Vec::new();
         let mut bad: Option<(u64, String, String)> = None;
+        let extra = self.extra.names();
+        let accepted = accepted(extra);
         let split = split_quoted(text, &mut self.scratch, |idx, name| {
-            match Column::from_name(name) {
+            match Column::from_name_in(name, extra) {
                 None if name.is_empty() => {
                     bad = Some((
                         idx as u64 + 1,
                         String::new(),
-                        format!("empty column name; the accepted columns are {ACCEPTED}"),
+                        format!("empty column name; the accepted columns are {accepted}"),
                     ));
                 }
                 None => {
                     bad = Some((
                         idx as u64 + 1,
                         name.to_string(),
-                        format!("unknown column; the accepted columns are {ACCEPTED}"),
+                        format!("unknown column; the accepted columns are {accepted}"),
                     ));
                 }
                 Some(col) => {
@@ -803,7 +907,7 @@ impl<R: BufRead> CsvTrace<R> {
                             name.to_string(),
                             format!(
                                 "duplicate column (also column {}); name each column once; \
-                                 the accepted columns are {ACCEPTED}",
+                                 the accepted columns are {accepted}",
                                 prev + 1
                             ),
                         ));
@@ -821,20 +925,18 @@ impl<R: BufRead> CsvTrace<R> {
         if let Err((idx, message)) = split {
             return Err(self.error(1, idx as u64 + 1, "", message));
         }
-        for required in [Column::T, Column::Key] {
-            if !columns.contains(&required) {
-                let found: Vec<&str> = columns.iter().map(|c| c.name()).collect();
-                return Err(self.error(
-                    1,
-                    0,
-                    required.name(),
-                    format!(
-                        "missing required column; the header must name `t` and `key`, \
-                         found columns {}",
-                        found.join(", ")
-                    ),
-                ));
-            }
+        let seen = columns.iter().fold(0, |seen, c| seen | c.bit());
+        let time = self.extra.time_column();
+        if let Err((field, message)) = required_columns(seen, extra, time) {
+            let found: Vec<&str> = columns.iter().map(|c| c.name_in(extra)).collect();
+            let message = message.unwrap_or_else(|| {
+                format!(
+                    "missing required column; the header must name {} and `key`, found columns {}",
+                    time_names(extra, time),
+                    found.join(", ")
+                )
+            });
+            return Err(self.error(1, 0, field, message));
         }
         self.columns = columns;
         Ok(())
@@ -856,7 +958,7 @@ impl<R: BufRead> CsvTrace<R> {
     }
 }
 
-impl<R: BufRead> TraceSource for CsvTrace<R> {
+impl<R: BufRead, X: ExtraColumns> TraceSource for CsvTrace<R, X> {
     fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, TraceError> {
         let start = loop {
             let Some(start) = self.read_record()? else {
@@ -881,19 +983,21 @@ impl<R: BufRead> TraceSource for CsvTrace<R> {
         };
         row.clear();
         row.line = start;
+        self.extra.clear();
         let text = match std::str::from_utf8(&self.buf) {
             Ok(text) => text,
             Err(e) => return Err(self.utf8_error(start, e.valid_up_to())),
         };
         let columns = &self.columns;
         let times = &mut self.times;
+        let extra = &mut self.extra;
         let parsed = if self.quoted {
             split_quoted(text, &mut self.scratch, |idx, field| match columns.get(idx) {
-                Some(&col) => set_field(col, field, row, times, start),
+                Some(&col) => set_field(col, field, row, times, extra, start),
                 None => Err(String::new()),
             })
         } else {
-            parse_plain(text, columns, times, start, row)
+            parse_plain(text, columns, times, extra, start, row)
         };
         match parsed {
             Ok(n) if n == columns.len() => Ok(true),

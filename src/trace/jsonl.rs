@@ -48,14 +48,18 @@ use std::path::Path;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Unexpected, Visitor};
 
 use super::csv::{
-    amount_expected, amount_too_large, cap_duration, decimal_seconds, parse_duration, Column, Form, TimeCheck, ACCEPTED,
+    accepted, amount_expected, amount_too_large, cap_duration, decimal_seconds, parse_duration, required_columns,
+    time_names, Column, Form, TimeCheck,
 };
-use super::{TraceError, TraceRow, TraceSource, TraceTime, MAX_AMOUNT};
+use super::{ExtraColumns, NoExtra, TraceError, TraceRow, TraceSource, TraceTime, MAX_AMOUNT};
 use crate::time::{Nanos, MAX_DURATION, SECOND};
 
 /// A streaming reader of a JSON Lines trace; see the [module docs](self).
+///
+/// [`JsonlTrace::with_extra`] reads a file whose objects hold further keys
+/// (see [`ExtraColumns`]).
 #[derive(Debug)]
-pub struct JsonlTrace<R: BufRead> {
+pub struct JsonlTrace<R: BufRead, X: ExtraColumns = NoExtra> {
     reader: R,
     name: String,
     buf: Vec<u8>,
@@ -65,6 +69,7 @@ pub struct JsonlTrace<R: BufRead> {
     scratch: String,
     /// The key whose value is being read, for errors.
     field: String,
+    extra: X,
 }
 
 impl JsonlTrace<BufReader<File>> {
@@ -80,6 +85,15 @@ impl<R: BufRead> JsonlTrace<R> {
     /// JSONL file has no header, so this cannot fail; it returns a `Result`
     /// to match [`CsvTrace::new`](super::csv::CsvTrace::new).)
     pub fn new(reader: R, name: &str) -> Result<Self, TraceError> {
+        JsonlTrace::with_extra(reader, name, NoExtra)
+    }
+}
+
+impl<R: BufRead, X: ExtraColumns> JsonlTrace<R, X> {
+    /// Like [`JsonlTrace::new`], accepting the keys of `extra` too: each
+    /// object's values of those keys go to `extra` (read them after
+    /// [`TraceSource::next_row`] through [`JsonlTrace::extra`]).
+    pub fn with_extra(reader: R, name: &str, extra: X) -> Result<Self, TraceError> {
         Ok(JsonlTrace {
             reader,
             name: name.to_string(),
@@ -88,7 +102,13 @@ impl<R: BufRead> JsonlTrace<R> {
             times: TimeCheck::default(),
             scratch: String::new(),
             field: String::new(),
+            extra,
         })
+    }
+
+    /// The extra keys' values of the object read last.
+    pub fn extra(&self) -> &X {
+        &self.extra
     }
 
     /// The file name used in errors.
@@ -127,7 +147,7 @@ impl<R: BufRead> JsonlTrace<R> {
     }
 }
 
-impl<R: BufRead> TraceSource for JsonlTrace<R> {
+impl<R: BufRead, X: ExtraColumns> TraceSource for JsonlTrace<R, X> {
     fn next_row(&mut self, row: &mut TraceRow) -> Result<bool, TraceError> {
         loop {
             self.buf.clear();
@@ -161,12 +181,14 @@ impl<R: BufRead> TraceSource for JsonlTrace<R> {
         row.clear();
         row.line = self.line;
         self.field.clear();
+        self.extra.clear();
         let seed = RowSeed {
             row,
             times: &mut self.times,
             line: self.line,
             scratch: &mut self.scratch,
             field: &mut self.field,
+            extra: &mut self.extra,
         };
         let mut de = serde_json::Deserializer::from_slice(&self.buf);
         match seed.deserialize(&mut de).and_then(|()| de.end()) {
@@ -176,16 +198,17 @@ impl<R: BufRead> TraceSource for JsonlTrace<R> {
     }
 }
 
-/// Deserializes one object into a row.
-struct RowSeed<'a> {
+/// Deserializes one object into a row (and its extra keys into `extra`).
+struct RowSeed<'a, X> {
     row: &'a mut TraceRow,
     times: &'a mut TimeCheck,
     line: u64,
     scratch: &'a mut String,
     field: &'a mut String,
+    extra: &'a mut X,
 }
 
-impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+impl<'de, X: ExtraColumns> DeserializeSeed<'de> for RowSeed<'_, X> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -193,17 +216,18 @@ impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for RowSeed<'_> {
+impl<'de, X: ExtraColumns> Visitor<'de> for RowSeed<'_, X> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a JSON object with keys among {ACCEPTED}")
+        write!(f, "a JSON object with keys among {}", accepted(self.extra.names()))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let RowSeed { row, times, line, scratch, field } = self;
-        let mut seen = 0u16;
-        while let Some(col) = map.next_key_seed(KeySeed { field })? {
+        let RowSeed { row, times, line, scratch, field, extra } = self;
+        let names = extra.names();
+        let mut seen = 0u64;
+        while let Some(col) = map.next_key_seed(KeySeed { field, extra: names })? {
             if seen & col.bit() != 0 {
                 return Err(de::Error::custom("duplicate key; give each key once per object"));
             }
@@ -227,14 +251,21 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 Column::Tokens => row.tokens = map.next_value_seed(CountSeed("tokens"))?,
                 Column::Cost => row.cost = map.next_value_seed(CountSeed("minor currency units"))?,
                 Column::Duration => row.duration = map.next_value_seed(DurationSeed { scratch })?,
+                Column::Extra(i) => {
+                    scratch.clear();
+                    map.next_value_seed(TextSeed { out: scratch })?;
+                    extra.set(i as usize, scratch, line).map_err(de::Error::custom)?;
+                }
             }
             field.clear();
         }
-        for required in [Column::T, Column::Key] {
-            if seen & required.bit() == 0 {
-                field.push_str(required.name());
-                return Err(de::Error::custom("missing required key; every object needs `t` and `key`"));
-            }
+        let time = extra.time_column();
+        if let Err((name, message)) = required_columns(seen, names, time) {
+            field.push_str(name);
+            let message = message.unwrap_or_else(|| {
+                format!("missing required key; every object needs {} and `key`", time_names(names, time))
+            });
+            return Err(de::Error::custom(message));
         }
         Ok(())
     }
@@ -243,6 +274,8 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 /// Reads a key, remembering it for errors.
 struct KeySeed<'a> {
     field: &'a mut String,
+    /// The reader's extra keys.
+    extra: &'static [&'static str],
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
@@ -257,13 +290,14 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     type Value = Column;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "one of the keys {ACCEPTED}")
+        write!(f, "one of the keys {}", accepted(self.extra))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Column, E> {
         self.field.clear();
         self.field.push_str(v);
-        Column::from_name(v).ok_or_else(|| E::custom(format!("unknown key; the accepted keys are {ACCEPTED}")))
+        Column::from_name_in(v, self.extra)
+            .ok_or_else(|| E::custom(format!("unknown key; the accepted keys are {}", accepted(self.extra))))
     }
 }
 
@@ -309,6 +343,57 @@ impl<'de> Visitor<'de> for StrSeed<'_> {
         } else {
             Err(E::invalid_type(Unexpected::Unit, &self))
         }
+    }
+}
+
+/// An extra key's value as text: a string as it is, a number or boolean as
+/// written, `null` as empty.
+struct TextSeed<'a> {
+    out: &'a mut String,
+}
+
+impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, number, boolean or null")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.out.push_str(v);
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.out.push_str(if v { "true" } else { "false" });
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        let _ = write!(self.out, "{v}");
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        let _ = write!(self.out, "{v}");
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        let _ = write!(self.out, "{v}");
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 

@@ -170,6 +170,77 @@ impl fmt::Display for TraceError {
 
 impl std::error::Error for TraceError {}
 
+/// Columns a recorded trace file may carry besides the trace's own: a file
+/// that is a trace plus something else, such as a decision log (`allowed`,
+/// `status`, `retry_after`; see [`crate::verify`]).
+///
+/// A reader made with [`csv::CsvTrace::with_extra`] or
+/// [`jsonl::JsonlTrace::with_extra`] accepts these names as CSV columns or
+/// JSON keys (they remain errors for a plain trace), and hands each row's
+/// values to [`ExtraColumns::set`] as text: a JSON string as it is, a number
+/// or boolean as written, `null` as an empty string. Unknown names are still
+/// errors, and the error lists these names with the trace's. At most 48
+/// names.
+pub trait ExtraColumns {
+    /// The accepted names.
+    fn names(&self) -> &'static [&'static str];
+
+    /// The index (into [`ExtraColumns::names`]) of a column that may give
+    /// the time instead of `t` (e.g. `t_ns`): a file then needs one of the
+    /// two, and giving both is an error. The reader checks nothing else of
+    /// that column (its form and order are the implementor's to check).
+    fn time_column(&self) -> Option<usize> {
+        None
+    }
+
+    /// Forgets the previous row's values; called before each row.
+    fn clear(&mut self);
+
+    /// Sets column `index` of the row on 1-based line `line` from its text;
+    /// an error says what was expected and what was found (the reader adds
+    /// the file, line, column and field).
+    fn set(&mut self, index: usize, text: &str, line: u64) -> Result<(), String>;
+}
+
+/// No extra columns: a plain trace.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoExtra;
+
+impl ExtraColumns for NoExtra {
+    fn names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn clear(&mut self) {}
+
+    fn set(&mut self, _index: usize, _text: &str, _line: u64) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl TraceError {
+    /// The error for a trace with no rows: a header-only CSV, an empty or
+    /// blank JSONL file, a spec that produces nothing. Every command that
+    /// needs rows refuses such a trace the same way (a 0-byte CSV, which
+    /// lacks even the header, is refused by the reader).
+    pub fn no_rows(path: &Path) -> TraceError {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let what = match ext.as_str() {
+            "csv" => "no rows after the header",
+            "jsonl" | "ndjson" => "no rows (the file is empty or blank)",
+            "toml" => "the spec produces no rows (with this seed and horizon)",
+            _ => "no rows",
+        };
+        TraceError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("{what}: there is nothing to simulate"),
+        }
+    }
+}
+
 /// A stream of trace rows in non-decreasing time order.
 pub trait TraceSource {
     /// Reads the next row into `row` (overwriting it). `Ok(false)` at the end.

@@ -15,7 +15,8 @@
 //!   `version`).
 //! - `statistics.csv`: one row per point with `METRIC_mean` and
 //!   `METRIC_ci95` (half-width) for every numeric column above (sweeps of
-//!   two or more seeds).
+//!   two or more seeds); a flag such as `time_to_success_exact` counts 1
+//!   when true, so its mean is the share of seeds where it holds.
 //! - `results.json`: `sweep` (the [`SweepDefinition`]), `shard`,
 //!   `scenarios` (one [`ScenarioResult`] per line, `summary` as in
 //!   `summary.json`), `statistics` and, last, `complete` (false when the
@@ -159,7 +160,7 @@ impl Columns {
     /// The metric values of `summary`, one per [`Columns::metrics`] (`Null`
     /// where undefined, e.g. a percentile with no successes).
     pub fn metric_values(&self, summary: &Summary) -> Vec<Value> {
-        let v = serde_json::to_value(summary).expect("a summary serializes");
+        let v = summary.to_json_value();
         self.metrics.iter().map(|m| lookup(summary, &v, m).unwrap_or(Value::Null)).collect()
     }
 }
@@ -217,7 +218,7 @@ fn nested(v: &Value, path: &str) -> Option<Value> {
 /// where it is undefined (a percentile when nothing succeeded). Statuses
 /// and limits that denied nothing count 0.
 pub fn metric_value(summary: &Summary, name: &str) -> Result<Option<f64>, String> {
-    let v = serde_json::to_value(summary).expect("a summary serializes");
+    let v = summary.to_json_value();
     match lookup(summary, &v, name) {
         Some(Value::Null) => Ok(None),
         Some(x) => x.as_f64().map(Some).ok_or_else(|| format!("metric {name:?} is not a number")),
@@ -352,7 +353,9 @@ impl PointAccumulator {
         match &r.summary {
             Some(s) => {
                 for (a, v) in acc.iter_mut().zip(columns.metric_values(s)) {
-                    if let Some(x) = v.as_f64() {
+                    // A flag (`time_to_success_exact`) counts 1 when true: its
+                    // mean is the share of seeds where it holds.
+                    if let Some(x) = v.as_f64().or_else(|| v.as_bool().map(|b| f64::from(u8::from(b)))) {
                         a.add(x);
                     }
                 }

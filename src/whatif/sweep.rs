@@ -22,7 +22,7 @@ use crate::policy::overrides::PlanSelector;
 use crate::policy::{Override, Policy, PolicyDocument};
 use crate::report::chart::RunSeries;
 use crate::sim::sweep::run_ordered;
-use crate::sim::{NoDecisions, SimConfig, Simulation};
+use crate::sim::{start_refused, NoDecisions, SimConfig, Simulation, DEFAULT_START};
 use crate::time::{format_duration, format_rfc3339, Nanos};
 use crate::trace::scale::{span_of, Factor, Scaling, Span};
 use crate::trace::{self, synth};
@@ -53,8 +53,10 @@ pub struct SweepSpec {
     pub clients: Vec<String>,
     /// Seeds (at least one).
     pub seeds: Vec<u64>,
-    /// Virtual instant of trace offset 0.
-    pub start: Nanos,
+    /// Virtual instant of trace offset 0, if given (else
+    /// [`DEFAULT_START`]); refused with a trace of RFC 3339 times, which
+    /// starts at its first row.
+    pub start: Option<Nanos>,
     /// Stop after this much virtual time.
     pub until: Option<Nanos>,
     /// Bucket width.
@@ -142,7 +144,7 @@ impl Sweep {
                 }
             }
         }
-        let definition = SweepDefinition {
+        let mut definition = SweepDefinition {
             version: env!("CARGO_PKG_VERSION").to_string(),
             provider: document.with_overrides(&[]).map_err(|e| e.to_string())?.0.provider,
             policy: FileRef::of(&spec.policy)?,
@@ -154,7 +156,7 @@ impl Sweep {
             scale_window: spec.scale_window.map(format_duration),
             clients: spec.clients.clone(),
             seeds: spec.seeds.clone(),
-            start: format_rfc3339(spec.start),
+            start: String::new(),
             until: spec.until.map(format_duration),
             bucket: format_duration(spec.bucket),
         };
@@ -201,7 +203,10 @@ impl Sweep {
             .iter()
             .map(|c| ClientSpec::parse(c).map_err(|e| format!("--clients: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
-        let span = check_trace(&spec)?;
+        let (span, start) = check_trace(&spec)?;
+        // The instant the runs start: a trace of RFC 3339 times starts at
+        // its first row, whatever the default.
+        definition.start = format_rfc3339(start);
         let _ = total;
         Ok(Sweep {
             definition,
@@ -264,7 +269,7 @@ impl Sweep {
             let mut source =
                 trace::open_scaled(&self.spec.trace, Some(seed), &scaling, self.span).map_err(|e| e.to_string())?;
             let config = SimConfig {
-                start: self.spec.start,
+                start: self.spec.start.unwrap_or(DEFAULT_START),
                 seed,
                 bucket: self.spec.bucket,
                 client: client.clone(),
@@ -277,7 +282,7 @@ impl Sweep {
             };
             Simulation::new(&combination.policy, plan, config)
                 .run(&mut source, buckets, &mut NoDecisions)
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.about_trace(&self.spec.trace))
         })();
         let (summary, error) = match outcome {
             Ok(s) => (Some(s), None),
@@ -322,12 +327,38 @@ impl Sweep {
     }
 }
 
-/// Checks the trace before any scenario runs; measures a recorded trace's
-/// span when it is scaled.
-fn check_trace(spec: &SweepSpec) -> Result<Option<Span>, String> {
+/// The instant the sweep's runs start: `--start` (or [`DEFAULT_START`])
+/// for a trace of offsets, the first row's instant for a trace of RFC 3339
+/// times (with which a given `--start` is refused, as by `ratesim run`). A
+/// trace without rows is refused.
+pub fn trace_start(spec: &SweepSpec) -> Result<Nanos, String> {
     let path = &spec.trace;
-    let is_spec = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-    if is_spec {
+    let start = spec.start.unwrap_or(DEFAULT_START);
+    if is_spec(path) {
+        return Ok(start);
+    }
+    let mut first = trace::TraceRow::default();
+    if !trace::open(path, None).and_then(|mut t| t.next_row(&mut first)).map_err(|e| e.to_string())? {
+        return Err(trace::TraceError::no_rows(path).to_string());
+    }
+    if let (trace::TraceTime::Absolute(at), Some(given)) = (first.t, spec.start) {
+        return Err(start_refused(&format_rfc3339(given), path, at));
+    }
+    Ok(crate::sim::trace_start(first.t, start))
+}
+
+/// Whether `path` is a synthetic-trace spec (`.toml`) rather than a
+/// recorded trace.
+fn is_spec(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+}
+
+/// Checks the trace before any scenario runs; returns a recorded trace's
+/// span when it is scaled, and the instant the runs start ([`trace_start`]).
+fn check_trace(spec: &SweepSpec) -> Result<(Option<Span>, Nanos), String> {
+    let path = &spec.trace;
+    let start = trace_start(spec)?;
+    if is_spec(path) {
         let s = synth::load_spec(path).map_err(|e| e.to_string())?;
         for f in &spec.scale {
             let scaled = s.scaled(*f).map_err(|e| format!("--scale {f}: {}: {e}", path.display()))?;
@@ -335,12 +366,11 @@ fn check_trace(spec: &SweepSpec) -> Result<Option<Span>, String> {
                 scaled.with_key_copies(k).map_err(|e| format!("--scale-keys {k}: {}: {e}", path.display()))?;
             }
         }
-        return Ok(None);
+        return Ok((None, start));
     }
-    trace::open(path, None).map_err(|e| e.to_string())?;
     let scaled = spec.scale.iter().any(|f| *f != Factor::ONE) || spec.scale_keys.iter().any(|&k| k != 1);
     if !scaled {
-        return Ok(None);
+        return Ok((None, start));
     }
     for f in &spec.scale {
         for &k in &spec.scale_keys {
@@ -356,5 +386,5 @@ fn check_trace(spec: &SweepSpec) -> Result<Option<Span>, String> {
         }
     }
     let mut source = trace::open(path, None).map_err(|e| e.to_string())?;
-    span_of(&mut *source).map(Some).map_err(|e| e.to_string())
+    span_of(&mut *source).map(|span| (Some(span), start)).map_err(|e| e.to_string())
 }

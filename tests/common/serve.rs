@@ -193,8 +193,8 @@ pub const SCHEMA: &[&str] = &[
 ];
 
 /// The log's lines in arrival order, cut to the decisions schema (with
-/// `delay_ns` where the plan delays) and written as `ratesim run
-/// --decisions` writes them.
+/// `delay_ns` where the plan delays, and the request facts where they are
+/// not the default) and written as `ratesim run --decisions` writes them.
 pub fn schema_lines(log: &[serde_json::Value]) -> Vec<String> {
     let mut lines: Vec<&serde_json::Value> = log.iter().collect();
     lines.sort_by_key(|l| l["t_ns"].as_u64().expect("t_ns"));
@@ -205,6 +205,25 @@ pub fn schema_lines(log: &[serde_json::Value]) -> Vec<String> {
             // Only plans that delay admissions (nginx) have this field.
             if let Some(delay) = l.get("delay_ns") {
                 fields.push(format!("\"delay_ns\":{delay}"));
+            }
+            // The request facts, as `run --decisions` writes them: only where
+            // not the default, the service time without the plan's delay.
+            for k in ["user", "workspace"] {
+                if l[k].is_string() {
+                    fields.push(format!("\"{k}\":{}", l[k]));
+                }
+            }
+            if l["auth"] == false {
+                fields.push("\"auth\":false".to_string());
+            }
+            let delay = l.get("delay_ns").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let service = l["duration_ns"].as_u64().expect("duration_ns").saturating_sub(delay);
+            for (k, v) in
+                [("tokens", l["tokens"].as_u64()), ("cost", l["cost"].as_u64()), ("duration_ns", Some(service))]
+            {
+                if let Some(v) = v.filter(|v| *v > 0) {
+                    fields.push(format!("\"{k}\":{v}"));
+                }
             }
             format!("{{{}}}", fields.join(","))
         })

@@ -11,7 +11,7 @@
 //! key ([`super::headroom::Headroom`]) uses the same [`Coarse`] over the
 //! decisions.
 
-use crate::metrics::{Bucket, BucketSink, Histogram};
+use crate::metrics::{Bucket, BucketSink, Latencies};
 use crate::time::Nanos;
 
 /// Most points a series keeps while collecting.
@@ -243,8 +243,29 @@ impl BucketSink for RunSeries {
         Ok(())
     }
 
-    fn time_to_success(&mut self, h: &Histogram) -> std::io::Result<()> {
-        self.time_to_success = h.steps();
+    fn time_to_success(&mut self, l: &Latencies) -> std::io::Result<()> {
+        self.time_to_success = l.histogram().steps();
+        Ok(())
+    }
+
+    /// A quiet stretch adds no counts, only the levels it held (in flight,
+    /// outstanding): merged once into each point it covers, so a stretch
+    /// costs one step per point, not per bucket.
+    fn idle(&mut self, first: &Bucket, count: u64, _width: Nanos) -> std::io::Result<()> {
+        let quiet =
+            RunPoint { in_flight_max: first.in_flight, outstanding_max: first.outstanding, ..RunPoint::default() };
+        let start = first.start_ns / self.coarse.bucket;
+        let end = start.saturating_add(count).min(self.coarse.to);
+        let mut index = start.max(self.coarse.from);
+        while index < end {
+            if let Some(p) = self.coarse.at(index) {
+                p.merge(&quiet);
+            }
+            // The first bucket of the next point (`at` may have coarsened).
+            let rel = index - self.coarse.from;
+            index = self.coarse.from.saturating_add((rel / self.coarse.factor + 1).saturating_mul(self.coarse.factor));
+        }
+        self.coarse.reach(end);
         Ok(())
     }
 }
@@ -258,9 +279,14 @@ impl BucketSink for Tee<'_> {
         self.1.bucket(b)
     }
 
-    fn time_to_success(&mut self, h: &Histogram) -> std::io::Result<()> {
-        self.0.time_to_success(h)?;
-        self.1.time_to_success(h)
+    fn time_to_success(&mut self, l: &Latencies) -> std::io::Result<()> {
+        self.0.time_to_success(l)?;
+        self.1.time_to_success(l)
+    }
+
+    fn idle(&mut self, first: &Bucket, count: u64, width: Nanos) -> std::io::Result<()> {
+        self.0.idle(first, count, width)?;
+        self.1.idle(first, count, width)
     }
 }
 
