@@ -293,7 +293,30 @@ impl BucketSink for Tee<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::SECOND;
+    use crate::time::{MILLISECOND, SECOND};
+
+    #[test]
+    fn a_quiet_stretch_costs_one_step_per_point() {
+        // A row, then 10^12 quiet 1 ms buckets (about 32 years) with 3
+        // requests outstanding, then a row: walked bucket by bucket this
+        // would not finish.
+        let mut s = RunSeries::new(MILLISECOND, 0, None);
+        s.bucket(&Bucket { start_ns: 0, requests: 1, attempts: 1, outstanding: 3, ..Bucket::default() }).unwrap();
+        let quiet = Bucket { start_ns: MILLISECOND, outstanding: 3, ..Bucket::default() };
+        let n = 1_000_000_000_000u64;
+        s.idle(&quiet, n, MILLISECOND).unwrap();
+        s.bucket(&Bucket { start_ns: (n + 1) * MILLISECOND, requests: 1, attempts: 1, ..Bucket::default() }).unwrap();
+        let c = &s.coarse;
+        assert!(c.points.len() <= MAX_POINTS && c.points.len() > MAX_POINTS / 2, "{}", c.points.len());
+        assert_eq!(c.end, n + 2);
+        assert_eq!(c.points.iter().map(|p| p.requests).sum::<u64>(), 2);
+        // Every point the stretch covers held its 3 outstanding requests.
+        assert!(
+            c.points.iter().all(|p| p.outstanding_max == 3),
+            "{:?}",
+            c.points.iter().map(|p| p.outstanding_max).collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn downsampling_keeps_totals_and_bounds_points() {
