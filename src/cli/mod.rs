@@ -4,7 +4,9 @@
 //! are printed for people (file, line, field, what was expected), never as a
 //! panic or a debug dump.
 
+mod chart_args;
 mod client_cmd;
+mod gallery_cmd;
 mod inputs;
 mod interrupt;
 mod outputs;
@@ -42,6 +44,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Validate and summarize policy files.
@@ -86,6 +90,9 @@ enum Command {
     /// List client presets and explain a client's retry schedule.
     #[command(subcommand)]
     Client(client_cmd::ClientCommand),
+    /// Redraw the documentation gallery (docs/gallery) by running the
+    /// command of each chart, or --check that it is up to date.
+    Gallery(gallery_cmd::GalleryArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -102,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::run(args),
         Command::Probe(args) => probe_cmd::run(args),
         Command::Client(cmd) => client_cmd::run(cmd),
+        Command::Gallery(args) => gallery_cmd::run(args),
     };
     ExitCode::from(code)
 }

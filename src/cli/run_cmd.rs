@@ -10,9 +10,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::client::ClientSpec;
 use crate::metrics::NoBuckets;
 use crate::policy::Override;
-use crate::report::chart::{check_chart_path, write_chart, ChartLabels, ChartSeries, Tee};
+use crate::report::chart::Tee;
 use crate::report::{self, RunInfo, TimeseriesCsv};
-use crate::sim::{self, DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation, DEFAULT_START};
+use crate::sim::{self, DecisionSink, JsonlDecisions, NoDecisions, SimConfig, Simulation, TeeDecisions, DEFAULT_START};
+
+use super::chart_args::{ChartArgs, RunOutputs};
 use crate::time::{format_rfc3339, parse_duration, parse_rfc3339, MILLISECOND, SECOND};
 use crate::trace::scale::{Factor, Scaling};
 use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
@@ -62,13 +64,10 @@ pub(super) struct RunArgs {
     /// Time-series bucket width.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     bucket: String,
-    /// Directory for summary.json and timeseries.csv.
+    /// Directory for summary.json, timeseries.csv and the charts (SVG,
+    /// or --chart-format png).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Also draw the run to this chart (.png or .svg). With --out, a PNG
-    /// chart is always written to DIR/chart.png.
-    #[arg(long, value_name = "FILE.png")]
-    chart: Option<PathBuf>,
     /// Write every attempt's decision as JSON lines.
     #[arg(long, value_name = "FILE.jsonl")]
     decisions: Option<PathBuf>,
@@ -95,6 +94,8 @@ pub(super) struct RunArgs {
     /// this (default: the whole trace).
     #[arg(long, value_name = "DURATION")]
     scale_window: Option<String>,
+    #[command(flatten)]
+    charts: Box<ChartArgs>,
 }
 
 /// A trace whose first row was read ahead: gives that row again, then the rest.
@@ -224,18 +225,17 @@ pub(super) fn run(args: RunArgs) -> u8 {
     }
     let trace_start = sim::trace_start(first.t, start);
     let mut source = FirstRowAgain { first: Some(first), rest: source };
-    if let Some(chart) = &args.chart {
-        if let Err(e) = check_chart_path(chart) {
-            return fail(format!("--chart {e}"));
-        }
-    }
+    let chart_plan = match args.charts.check(args.out.as_deref(), trace_start) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     if let Some(dir) = &args.out {
         if let Err(e) = std::fs::create_dir_all(dir) {
             return fail(format!("cannot create output directory {}: {e}", dir.display()));
         }
     }
     let out_files: Vec<PathBuf> = match &args.out {
-        Some(dir) => ["summary.json", "timeseries.csv", "chart.png"].iter().map(|f| dir.join(f)).collect(),
+        Some(dir) => ["summary.json", "timeseries.csv"].iter().map(|f| dir.join(f)).collect(),
         None => Vec::new(),
     };
     let mut read = Vec::new();
@@ -246,7 +246,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
         read.push(Named { flag: "--trace", path: file });
     }
     let mut writes: Vec<Named<'_>> = out_files.iter().map(|p| Named { flag: "--out", path: p }).collect();
-    writes.extend(args.chart.iter().map(|p| Named { flag: "--chart", path: p }));
+    writes.extend(chart_plan.files().into_iter().map(|(flag, path)| Named { flag, path }));
     writes.extend(args.decisions.iter().map(|p| Named { flag: "--decisions", path: p }));
     if let Err(e) = outputs::check(&read, &writes) {
         return fail(e);
@@ -279,9 +279,20 @@ pub(super) fn run(args: RunArgs) -> u8 {
         },
         None => None,
     };
-    let decisions: &mut dyn DecisionSink = match &mut jsonl {
+    let mut headroom = chart_plan.headroom(&policy, plan, bucket);
+    let mut no_decisions = NoDecisions;
+    let file_decisions: &mut dyn DecisionSink = match &mut jsonl {
         Some(j) => j,
-        None => &mut NoDecisions,
+        None => &mut no_decisions,
+    };
+    // With --key, the headroom chart reads every decision too.
+    let mut both;
+    let decisions: &mut dyn DecisionSink = match &mut headroom {
+        Some(h) => {
+            both = TeeDecisions(file_decisions, h);
+            &mut both
+        }
+        None => file_decisions,
     };
     let limit_ids: Vec<String> = plan.limits.iter().map(|l| l.id.clone()).collect();
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
@@ -293,11 +304,8 @@ pub(super) fn run(args: RunArgs) -> u8 {
             bar.set_message(format!("{} requests, {} attempts", report::group(p.requests), report::group(p.attempts)));
         });
     }
-    let mut charts: Vec<PathBuf> = args.chart.iter().cloned().collect();
-    if let Some(dir) = &args.out {
-        charts.push(dir.join("chart.png"));
-    }
-    let mut series = ChartSeries::new(bucket);
+    let charting = args.charts.wanted(args.out.as_deref());
+    let mut series = chart_plan.series(bucket);
     let result = match &args.out {
         Some(dir) => {
             let path = dir.join("timeseries.csv");
@@ -313,7 +321,7 @@ pub(super) fn run(args: RunArgs) -> u8 {
             }
             r
         }
-        None if !charts.is_empty() => sim.run(&mut source, &mut series, decisions),
+        None if charting => sim.run(&mut source, &mut series, decisions),
         None => sim.run(&mut source, &mut NoBuckets, decisions),
     };
     if let Some(bar) = bar {
@@ -328,26 +336,12 @@ pub(super) fn run(args: RunArgs) -> u8 {
             return fail(format!("cannot write {}: {e}", p.display()));
         }
     }
-    print!("{}", report::terminal_summary(&info, &summary, trace_start));
+    let summary_text = report::terminal_summary(&info, &summary, trace_start);
+    print!("{summary_text}");
     if let Some(dir) = &args.out {
         let path = dir.join("summary.json");
         if let Err(e) = std::fs::write(&path, report::summary_json(&info, &summary)) {
             return fail(format!("cannot write {}: {e}", path.display()));
-        }
-    }
-    let labels = ChartLabels {
-        title: format!("{} · {} · client {}", info.provider, info.plan, info.client),
-        subtitle: format!(
-            "trace {} · seed {} · start {} · {} buckets",
-            info.trace,
-            info.seed,
-            info.start,
-            report::human_duration(bucket)
-        ),
-    };
-    for path in &charts {
-        if let Err(e) = write_chart(path, &series, &labels) {
-            return fail(e);
         }
     }
     let mut written: Vec<String> = Vec::new();
@@ -355,7 +349,26 @@ pub(super) fn run(args: RunArgs) -> u8 {
         written.push(dir.join("summary.json").display().to_string());
         written.push(dir.join("timeseries.csv").display().to_string());
     }
-    written.extend(charts.iter().map(|c| c.display().to_string()));
+    if charting {
+        let policy_text = policy.explain(Some(&plan.name)).unwrap_or_default();
+        let trace_text = report::pages::describe_trace(&args.trace, Some(summary.requests));
+        let command: Vec<String> = std::iter::once("ratesim".to_string()).chain(std::env::args().skip(1)).collect();
+        let outputs = RunOutputs {
+            info: &info,
+            summary: &summary,
+            plan,
+            series: &series,
+            headroom: headroom.as_ref(),
+            summary_text: &summary_text,
+            policy_text: &policy_text,
+            trace_text: &trace_text,
+            command: &command,
+        };
+        match chart_plan.write(outputs) {
+            Ok(files) => written.extend(files),
+            Err(e) => return fail(e),
+        }
+    }
     if let Some(d) = &args.decisions {
         written.push(d.display().to_string());
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::chart_args::SolveChartArgs;
 use super::interrupt;
 use crate::client::ClientSpec;
 use crate::report::{self, RunInfo};
@@ -85,6 +86,18 @@ pub(super) struct SolveArgs {
     /// Print the search and its answer as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    outputs: SolveChartArgs,
+}
+
+/// Prints a line and keeps it in `$buf` (for the report).
+macro_rules! say {
+    ($buf:expr, $($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("{line}");
+        $buf.push_str(&line);
+        $buf.push('\n');
+    }};
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
@@ -193,22 +206,29 @@ pub(super) fn run(args: SolveArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    if let Err(e) = args.outputs.check() {
+        return fail(e);
+    }
     let stop = interrupt::catch();
     let quiet = args.json;
+    // What is printed, kept for the report.
+    let mut shown = String::new();
     if !quiet {
         let over = match (spec.require, spec.base.seeds.len()) {
             (_, 1) => format!("seed {}", spec.base.seeds[0]),
             (Require::Every, n) => format!("every one of {n} seeds"),
             (Require::Mean, n) => format!("the mean over {n} seeds"),
         };
-        println!(
+        say!(
+            shown,
             "solve: the {} {} for which {} hold{} ({over})",
             if args.largest { "largest" } else { "smallest" },
             spec.vary,
             spec.targets.join(" and "),
             if spec.targets.len() == 1 { "s" } else { "" },
         );
-        println!(
+        say!(
+            shown,
             "plan {} · client {} · trace {}\n",
             spec.base.plans[0],
             spec.base.clients[0],
@@ -233,6 +253,9 @@ pub(super) fn run(args: SolveArgs) -> u8 {
             Ok(j) => println!("{j}"),
             Err(e) => return fail(e),
         }
+        if let Err(e) = args.outputs.write(&solution, &spec, "") {
+            return fail(e);
+        }
         return u8::from(solution.answer.is_none());
     }
     let mut header = format!("  {:<width$}   ", "value");
@@ -240,14 +263,17 @@ pub(super) fn run(args: SolveArgs) -> u8 {
         let name = t.text.split(['<', '>', '=', '!']).next().unwrap_or(&t.text).trim();
         header.push_str(&format!("  {name:>16}"));
     }
-    println!("{header}");
+    say!(shown, "{header}");
     for e in &solution.evaluations {
-        println!("{}", line(&solution, e, width));
+        say!(shown, "{}", line(&solution, e, width));
     }
     for n in &solution.notes {
-        println!("note: {n}");
+        say!(shown, "note: {n}");
     }
     let Some(answer) = &solution.answer_setting else {
+        if let Err(e) = args.outputs.write(&solution, &spec, &shown) {
+            return fail(e);
+        }
         return fail(solution.failure.as_deref().unwrap_or("no answer"));
     };
     let neighbour = solution.answer.and_then(|a| match solution.direction {
@@ -257,9 +283,9 @@ pub(super) fn run(args: SolveArgs) -> u8 {
     let neighbour = neighbour
         .and_then(|n| solution.evaluations.iter().find(|e| e.value == n))
         .map_or(String::new(), |e| format!("; {} fails", e.setting));
-    println!("\nanswer: {} = {answer} ({}{neighbour})", solution.parameter, solution.unit);
+    say!(shown, "\nanswer: {} = {answer} ({}{neighbour})", solution.parameter, solution.unit);
     if let Some(first) = solution.verification.first() {
-        println!("\nverification run at {}={answer}:", solution.parameter);
+        say!(shown, "\nverification run at {}={answer}:", solution.parameter);
         let Some(summary) = &first.summary else {
             return fail(first.error.as_deref().unwrap_or("the verification run failed"));
         };
@@ -282,13 +308,21 @@ pub(super) fn run(args: SolveArgs) -> u8 {
             scale: (first.at.scale != 1.0).then(|| args.scale.clone()),
             scale_keys: (first.at.scale_keys != 1).then_some(first.at.scale_keys),
         };
-        print!("{}", report::terminal_summary(&info, summary, start));
+        let text = report::terminal_summary(&info, summary, start);
+        print!("{text}");
+        shown.push_str(&text);
         if solution.verification.len() > 1 {
-            println!(
+            say!(
+                shown,
                 "  (the targets hold on the other {} seeds too: see the values above)",
                 solution.verification.len() - 1
             );
         }
+    }
+    match args.outputs.write(&solution, &spec, &shown) {
+        Ok(files) if !files.is_empty() => println!("\nwrote {}", files.join(", ")),
+        Ok(_) => {}
+        Err(e) => return fail(e),
     }
     0
 }

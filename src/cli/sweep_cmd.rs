@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::chart_args::{SweepChartArgs, SweepCharting};
 use super::interrupt;
 use super::outputs::{self, Named};
 use crate::time::{parse_duration, parse_rfc3339, MILLISECOND};
@@ -61,6 +62,8 @@ struct Outputs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    charts: SweepChartArgs,
 }
 
 /// Arguments of `ratesim sweep`.
@@ -189,8 +192,10 @@ fn spec(args: &SweepArgs) -> Result<SweepSpec, String> {
 
 /// Checks the outputs before any scenario runs: each writable, none an
 /// input (`inputs`: flag and path), no two the same file (see
-/// [`outputs::check`]). Creates the `--out` directory.
+/// [`outputs::check`]); the chart and report options. Creates the `--out`
+/// directory.
 fn check_outputs(outputs: &Outputs, inputs: &[Named<'_>]) -> Result<Destinations, String> {
+    outputs.charts.check()?;
     if let Some(dir) = &outputs.out {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("--out {}: cannot create the directory: {e}", dir.display()))?;
@@ -213,13 +218,18 @@ struct Report<'a> {
     def: &'a SweepDefinition,
     bar: Option<ProgressBar>,
     failed: u64,
+    /// Charts and the HTML report, when asked for.
+    charts: Option<SweepCharting<'a>>,
 }
 
 impl Report<'_> {
-    fn print(&self, line: &str) {
+    fn print(&mut self, line: &str) {
         match &self.bar {
             Some(bar) => bar.suspend(|| println!("{line}")),
             None => println!("{line}"),
+        }
+        if let Some(c) = &mut self.charts {
+            c.record(line);
         }
     }
 
@@ -228,7 +238,10 @@ impl Report<'_> {
             self.failed += 1;
         }
         let closed = self.files.add(&r)?;
-        if let Some(table) = &self.table {
+        if let Some(c) = &mut self.charts {
+            c.collect(&r, &closed);
+        }
+        if let Some(table) = self.table.clone() {
             for p in &closed {
                 self.print(&table.point(self.def, p));
             }
@@ -284,10 +297,11 @@ fn sweep(args: SweepArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
-    let sweep = match Sweep::prepare(spec) {
+    let mut sweep = match Sweep::prepare(spec) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    sweep.keep_series(args.outputs.charts.wanted());
     let def = sweep.definition();
     let statistics = shard.is_none() && def.seeds.len() > 1;
     let files = match ResultsFiles::create(&to, def, sweep.columns(), shard, statistics) {
@@ -296,10 +310,15 @@ fn sweep(args: SweepArgs) -> u8 {
     };
     let total = shard.map_or(sweep.len(), |s| s.len(sweep.len()));
     let table = (!args.outputs.json).then(|| Table::new(def, sweep.columns(), statistics));
+    let mut charts = args.outputs.charts.start(def, &sweep.columns().statuses, statistics);
     if let Some(t) = &table {
-        println!("{}\n\n{}", t.title(def, shard), t.header(def));
+        let head = format!("{}\n\n{}", t.title(def, shard), t.header(def));
+        println!("{head}");
+        if let Some(c) = &mut charts {
+            c.record(&head);
+        }
     }
-    let mut report = Report { files, table, def, bar: progress_bar(total, args.outputs.quiet), failed: 0 };
+    let mut report = Report { files, table, def, bar: progress_bar(total, args.outputs.quiet), failed: 0, charts };
     let stop = interrupt::catch();
     let outcome = match sweep.run(shard, args.threads, stop, |r| report.add(r)) {
         Ok(Ok(o)) => o,
@@ -314,13 +333,24 @@ fn finish(report: Report<'_>, complete: bool, ran: u64, total: u64) -> u8 {
     if let Some(bar) = &report.bar {
         bar.finish_and_clear();
     }
-    let Report { files, table, def, failed, .. } = report;
-    let (open, written) = match files.finish(complete) {
+    let Report { files, table, def, failed, mut charts, .. } = report;
+    let (open, mut written) = match files.finish(complete) {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
     if let (Some(t), Some(p)) = (&table, &open) {
-        println!("{}", t.point(def, p));
+        let line = t.point(def, p);
+        println!("{line}");
+        if let Some(c) = &mut charts {
+            c.record(&line);
+            c.collect_point(p);
+        }
+    }
+    if let Some(c) = charts {
+        match c.write() {
+            Ok(files) => written.extend(files),
+            Err(e) => return fail(e),
+        }
     }
     if table.is_some() && !written.is_empty() {
         println!("\nwrote {}", written.join(", "));
@@ -369,11 +399,16 @@ fn merge(args: MergeArgs) -> u8 {
         Err(e) => return fail(e),
     };
     let table = (!args.outputs.json).then(|| Table::new(def, &columns, statistics));
+    let mut charts = args.outputs.charts.start(def, &columns.statuses, statistics);
     if let Some(t) = &table {
-        println!("{}\n\n{}", t.title(def, None), t.header(def));
+        let head = format!("{}\n\n{}", t.title(def, None), t.header(def));
+        println!("{head}");
+        if let Some(c) = &mut charts {
+            c.record(&head);
+        }
     }
     let total = merged.scenarios.len() as u64;
-    let mut report = Report { files, table, def, bar: None, failed: 0 };
+    let mut report = Report { files, table, def, bar: None, failed: 0, charts };
     for r in merged.scenarios {
         if let Err(e) = report.add(r) {
             return fail(e);

@@ -48,8 +48,17 @@ pub struct Bucket {
     pub give_ups: u64,
     /// Requests that succeeded.
     pub successes: u64,
+    /// Sum of the times to success of the requests that succeeded in the
+    /// bucket (see [`Summary::time_to_success`]), nanoseconds.
+    pub time_to_success_sum_ns: u128,
+    /// Longest of those times to success (0 without successes).
+    pub time_to_success_max_ns: Nanos,
     /// Requests in flight at the bucket's end.
     pub in_flight: u64,
+    /// Requests outstanding at the bucket's end: in service, waiting to
+    /// retry, polling, or queued by the client (as
+    /// [`Summary::peak_outstanding`]).
+    pub outstanding: u64,
     /// Money settled (minor units). A `u128`: a sum of `u64` amounts never wraps.
     pub spend: u128,
     /// Tokens settled (`u128`, as `spend`).
@@ -61,9 +70,16 @@ pub trait BucketSink {
     /// One closed bucket.
     fn bucket(&mut self, bucket: &Bucket) -> std::io::Result<()>;
 
+    /// Called once when the run ends, after the last bucket, with the
+    /// distribution of time to success of every request that succeeded
+    /// (charts draw it as a CDF). The default ignores it.
+    fn time_to_success(&mut self, _distribution: &Latencies) -> std::io::Result<()> {
+        Ok(())
+    }
+
     /// `count` consecutive buckets in which nothing happened, `width` apart:
-    /// `first` is the earliest (every counter 0; `start_ns` and `in_flight`
-    /// set, and the same `in_flight` for all). The simulator hands a quiet
+    /// `first` is the earliest (every counter 0; `start_ns`, `in_flight` and
+    /// `outstanding` set, and the same levels for all). The simulator hands a quiet
     /// stretch over in one call, so a long stretch costs a sink no more than
     /// it chooses to spend on it. The default passes each bucket to
     /// [`BucketSink::bucket`].
@@ -78,7 +94,8 @@ pub trait BucketSink {
 }
 
 impl Bucket {
-    /// Whether nothing was counted in the bucket (`in_flight` aside).
+    /// Whether nothing was counted in the bucket (the levels `in_flight` and
+    /// `outstanding` aside).
     pub fn is_quiet(&self) -> bool {
         let Bucket {
             start_ns: _,
@@ -96,7 +113,10 @@ impl Bucket {
             denied_by_limit,
             give_ups,
             successes,
+            time_to_success_sum_ns,
+            time_to_success_max_ns,
             in_flight: _,
+            outstanding: _,
             spend,
             tokens,
         } = self;
@@ -104,6 +124,8 @@ impl Bucket {
             .into_iter()
             .chain([throttled, give_ups, successes])
             .all(|&n| n == 0)
+            && *time_to_success_sum_ns == 0
+            && *time_to_success_max_ns == 0
             && *spend == 0
             && *tokens == 0
             && denied_by_limit.iter().all(|&n| n == 0)
@@ -202,6 +224,23 @@ impl Histogram {
         (self.total > 0).then_some(self.max)
     }
 
+    /// The distribution as steps: for each sub-bucket holding values, in
+    /// increasing order, the smallest value recorded in it and how many
+    /// values are at most the sub-bucket's top (its count and all below).
+    /// So `count / self.count()` is the empirical CDF just after the
+    /// value, to the histogram's precision (1/1024).
+    pub fn steps(&self) -> Vec<(Nanos, u64)> {
+        let mut seen = 0;
+        let mut out = Vec::new();
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c > 0 {
+                seen += c;
+                out.push((self.mins[i], seen));
+            }
+        }
+        out
+    }
+
     /// The `q` quantile (0 < q <= 1): the smallest recorded value in the
     /// sub-bucket holding the `ceil(q · n)`-th smallest value.
     pub fn quantile(&self, q: f64) -> Option<Nanos> {
@@ -247,6 +286,20 @@ impl Latencies {
         match &self.histogram {
             Some(h) => h.count(),
             None => self.values.len() as u64,
+        }
+    }
+
+    /// The values as a [`Histogram`] (charts draw its steps as a CDF).
+    pub fn histogram(&self) -> Histogram {
+        match &self.histogram {
+            Some(h) => (**h).clone(),
+            None => {
+                let mut h = Histogram::default();
+                for &v in &self.values {
+                    h.record(v);
+                }
+                h
+            }
         }
     }
 

@@ -6,6 +6,9 @@
 //! the same bytes.
 
 pub mod chart;
+pub mod gallery;
+pub mod html;
+pub mod pages;
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -108,7 +111,7 @@ impl<W: Write> TimeseriesCsv<W> {
     /// pending stretch, or starts a new one.
     fn extend_quiet(&mut self, first: &Bucket, last_start: Nanos) -> io::Result<()> {
         if let Some((q, last)) = &mut self.quiet {
-            if q.in_flight == first.in_flight {
+            if q.in_flight == first.in_flight && q.outstanding == first.outstanding {
                 *last = last_start;
                 return Ok(());
             }
@@ -139,7 +142,8 @@ impl<W: Write> TimeseriesCsv<W> {
             }
             write!(
                 self.out,
-                ",denied_429,denied_402,denied_503,denied_other,throttled,give_ups,successes,in_flight,spend,tokens"
+                ",denied_429,denied_402,denied_503,denied_other,throttled,give_ups,successes,\
+                 time_to_success_mean_ns,time_to_success_max_ns,in_flight,outstanding,spend,tokens"
             )?;
             for id in &self.limit_ids {
                 write!(self.out, ",denied_by_{id}")?;
@@ -162,18 +166,15 @@ impl<W: Write> TimeseriesCsv<W> {
         }
         write!(
             self.out,
-            ",{},{},{},{},{},{},{},{},{},{}",
-            b.denied_429,
-            b.denied_402,
-            b.denied_503,
-            b.denied_other,
-            b.throttled,
-            b.give_ups,
-            b.successes,
-            b.in_flight,
-            b.spend,
-            b.tokens
+            ",{},{},{},{},{},{},{}",
+            b.denied_429, b.denied_402, b.denied_503, b.denied_other, b.throttled, b.give_ups, b.successes,
         )?;
+        // Of the requests that succeeded in the bucket; empty without any.
+        match b.time_to_success_sum_ns.checked_div(b.successes as u128) {
+            Some(mean) => write!(self.out, ",{mean},{}", b.time_to_success_max_ns)?,
+            None => write!(self.out, ",,")?,
+        }
+        write!(self.out, ",{},{},{},{}", b.in_flight, b.outstanding, b.spend, b.tokens)?;
         for n in &b.denied_by_limit {
             write!(self.out, ",{n}")?;
         }

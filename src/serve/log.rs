@@ -120,6 +120,8 @@ impl LogEntry {
             reset_ns: self.reset_ns,
             retry_after_ns: self.retry_after_ns,
             delay_ns: self.delay_ns,
+            at: self.at,
+            decision: None,
             // Written below, always (the serve log's own schema).
             facts: RequestFacts::NONE,
         };

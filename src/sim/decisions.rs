@@ -65,6 +65,14 @@ pub struct DecisionRecord<'a> {
     /// not, or denied). `None` for every other plan, whose records have no
     /// such field.
     pub delay_ns: Option<Nanos>,
+    /// The instant of the decision (ns since the Unix epoch), for sinks that
+    /// render it (not written to the JSONL).
+    pub at: Nanos,
+    /// The plan's decision itself, for sinks that render the response the
+    /// client saw with [`crate::policy::render`] (not written to the JSONL;
+    /// `None` where only the figures are known, as in `ratesim serve`'s
+    /// log).
+    pub decision: Option<&'a PlanDecision>,
     /// What else the policy looked at (written only where not the default).
     pub facts: RequestFacts<'a>,
 }
@@ -199,5 +207,24 @@ impl<W: Write> DecisionSink for JsonlDecisions<W> {
             }
         }
         writeln!(self.0, "}}")
+    }
+}
+
+/// Sends each decision to two sinks (e.g. the JSONL file and a chart).
+pub struct TeeDecisions<'a>(pub &'a mut dyn DecisionSink, pub &'a mut dyn DecisionSink);
+
+impl DecisionSink for TeeDecisions<'_> {
+    fn decision(&mut self, d: &DecisionRecord<'_>) -> std::io::Result<()> {
+        if self.0.enabled() {
+            self.0.decision(d)?;
+        }
+        if self.1.enabled() {
+            self.1.decision(d)?;
+        }
+        Ok(())
+    }
+
+    fn enabled(&self) -> bool {
+        self.0.enabled() || self.1.enabled()
     }
 }

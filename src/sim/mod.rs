@@ -66,7 +66,7 @@ use crate::trace::{TraceError, TraceRow, TraceSource, TraceTime};
 
 use client_state::{client_of, rng_of, ClientState};
 pub use decisions::{
-    AttemptKind, DecisionFigures, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions, RequestFacts,
+    AttemptKind, DecisionFigures, DecisionRecord, DecisionSink, JsonlDecisions, NoDecisions, RequestFacts, TeeDecisions,
 };
 use intern::{named, own_identity, Interner};
 use queue::EventQueue;
@@ -537,6 +537,7 @@ impl<'p> Simulation<'p> {
             let quiet = Bucket {
                 start_ns: self.bucket_index * self.config.bucket,
                 in_flight: self.in_flight,
+                outstanding: (self.slots.len() - self.free.len()) as u64,
                 denied_by_limit: vec![0; n],
                 ..Bucket::default()
             };
@@ -550,6 +551,9 @@ impl<'p> Simulation<'p> {
     fn close_bucket(&mut self, buckets: &mut dyn BucketSink) -> std::io::Result<()> {
         self.bucket.start_ns = self.bucket_index * self.config.bucket;
         self.bucket.in_flight = self.in_flight;
+        // Slots are recycled once a request is settled: the live ones are
+        // the outstanding requests.
+        self.bucket.outstanding = (self.slots.len() - self.free.len()) as u64;
         self.summary.peak_bucket_attempts = self.summary.peak_bucket_attempts.max(self.bucket.attempts);
         buckets.bucket(&self.bucket)?;
         let n = self.plan.limits.len();
@@ -882,6 +886,8 @@ impl<'p> Simulation<'p> {
             reset_ns: f.reset_ns,
             retry_after_ns: f.retry_after_ns,
             delay_ns: f.delay_ns,
+            at: self.now,
+            decision: Some(d),
             facts: RequestFacts {
                 user: named(&self.users, info.user, &self.keys, info.key),
                 workspace: named(&self.workspaces, info.workspace, &self.keys, info.key),
@@ -946,7 +952,10 @@ impl<'p> Simulation<'p> {
         self.summary.items_delivered += s.info.items as u64;
         self.summary.successes += 1;
         self.bucket.successes += 1;
-        self.latency.record(self.now.saturating_add(delay) - arrival);
+        let waited = self.now.saturating_add(delay) - arrival;
+        self.latency.record(waited);
+        self.bucket.time_to_success_sum_ns += waited as u128;
+        self.bucket.time_to_success_max_ns = self.bucket.time_to_success_max_ns.max(waited);
     }
 
     fn complete(&mut self, slot: u32) {
@@ -1026,6 +1035,7 @@ impl<'p> Simulation<'p> {
     fn finish(mut self, buckets: &mut dyn BucketSink) -> Result<Summary, SimError> {
         let origin = self.origin();
         self.close_bucket(buckets)?;
+        buckets.time_to_success(&self.latency)?;
         let mut s = self.summary;
         // Slots are reused, so their count is the peak of live requests.
         s.peak_outstanding = self.slots.len() as u64;

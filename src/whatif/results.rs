@@ -75,6 +75,11 @@ pub struct ScenarioResult {
     /// sweeps that have overrides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_plan: Option<Vec<Value>>,
+    /// The run's time series and time-to-success distribution, when the
+    /// sweep keeps them for charts ([`super::sweep::Sweep::keep_series`]);
+    /// never in the files.
+    #[serde(skip)]
+    pub series: Option<crate::report::chart::RunSeries>,
 }
 
 /// One point's statistics over its seeds.

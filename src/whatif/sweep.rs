@@ -17,9 +17,10 @@ use serde_json::{Map, Value};
 use super::axes::{FileRef, SetAxis, Shard, SweepDefinition};
 use super::results::{Columns, Point, ScenarioResult};
 use crate::client::ClientSpec;
-use crate::metrics::NoBuckets;
+use crate::metrics::{BucketSink, NoBuckets};
 use crate::policy::overrides::PlanSelector;
 use crate::policy::{Override, Policy, PolicyDocument};
+use crate::report::chart::RunSeries;
 use crate::sim::sweep::run_ordered;
 use crate::sim::{start_refused, NoDecisions, SimConfig, Simulation, DEFAULT_START};
 use crate::time::{format_duration, format_rfc3339, Nanos};
@@ -77,6 +78,7 @@ pub struct Sweep {
     scales: Vec<Factor>,
     spec: SweepSpec,
     span: Option<Span>,
+    keep_series: bool,
 }
 
 impl std::fmt::Debug for Sweep {
@@ -206,7 +208,22 @@ impl Sweep {
         // its first row, whatever the default.
         definition.start = format_rfc3339(start);
         let _ = total;
-        Ok(Sweep { definition, columns, combinations, clients, scales: spec.scale.clone(), spec, span })
+        Ok(Sweep {
+            definition,
+            columns,
+            combinations,
+            clients,
+            scales: spec.scale.clone(),
+            spec,
+            span,
+            keep_series: false,
+        })
+    }
+
+    /// Whether each [`ScenarioResult`] carries its time series and
+    /// time-to-success distribution (`series`), for charts.
+    pub fn keep_series(&mut self, keep: bool) {
+        self.keep_series = keep;
     }
 
     /// The definition recorded with the results.
@@ -246,6 +263,7 @@ impl Sweep {
         for (axis, value) in d.set.iter().zip(d.combination_values(at.combination)) {
             set.insert(axis.target.clone(), Value::String(value.to_string()));
         }
+        let mut series = self.keep_series.then(|| RunSeries::new(self.spec.bucket, 0, None));
         let outcome = (|| {
             let plan = combination.policy.plan(plan_name).ok_or_else(|| format!("no plan named {plan_name:?}"))?;
             let mut source =
@@ -258,8 +276,12 @@ impl Sweep {
                 until: self.spec.until,
                 ..SimConfig::default()
             };
+            let buckets: &mut dyn BucketSink = match &mut series {
+                Some(s) => s,
+                None => &mut NoBuckets,
+            };
             Simulation::new(&combination.policy, plan, config)
-                .run(&mut source, &mut NoBuckets, &mut NoDecisions)
+                .run(&mut source, buckets, &mut NoDecisions)
                 .map_err(|e| e.about_trace(&self.spec.trace))
         })();
         let (summary, error) = match outcome {
@@ -280,6 +302,7 @@ impl Sweep {
             error,
             summary,
             effective_plan: (!d.set.is_empty()).then(|| combination.document.effective_limits(plan_name)),
+            series,
         }
     }
 
