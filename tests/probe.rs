@@ -1,6 +1,7 @@
-//! `ratesim probe` against a real limiter: nginx `limit_req` on loopback
-//! (Debian's nginx, installed by `.ci/install-peers`), started and stopped
-//! by the test. A plan that says what nginx does agrees with it; a plan
+//! `ratesim probe` against live limiters: `ratesim serve` (the production
+//! `KeyedLimiter` on the system clock) and nginx `limit_req` on loopback
+//! (Debian's nginx, installed by `.ci/install-peers`), each started and
+//! stopped by the test. A plan that says what nginx does agrees with it; a plan
 //! that claims half nginx's rate does not, and the report names the
 //! over-admissions. Targets other than loopback are refused before anything
 //! is sent.
@@ -138,6 +139,79 @@ fn probe(dir: &TempDir, port: u16, plan: &str) -> (i32, Value, String) {
     let json_start = out.find('{').unwrap_or_else(|| panic!("no report:\n{out}\n{err}"));
     let report: Value = serde_json::from_str(&out[json_start..]).unwrap_or_else(|e| panic!("{e}: {out}"));
     (code, report, format!("{out}\n{err}"))
+}
+
+const SERVE_POLICY: &str = r#"
+provider = "ratesim serve on loopback"
+
+[[plan]]
+name = "api"
+[[plan.limit]]
+id = "rps"
+algorithm = "gcra"
+rate = "10/s"
+burst = 4
+status = 429
+
+[[plan]]
+name = "claimed"
+description = "what the limit's documentation might claim: half the served rate"
+[[plan.limit]]
+id = "rps"
+algorithm = "gcra"
+rate = "5/s"
+burst = 4
+status = 429
+"#;
+
+/// `ratesim serve` enforcing plan `api` of [`SERVE_POLICY`] on `GET /v1/ping`.
+fn start_serve(dir: &TempDir, port: u16) -> Peer {
+    let policy = dir.write("serve-policy.toml", SERVE_POLICY);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ratesim"));
+    cmd.args(["serve", "--policy", &policy, "--plan", "api", "--addr", &format!("127.0.0.1:{port}")]);
+    cmd.args(["--route", "GET /v1/ping=ping"]);
+    let mut serve = Peer::spawn("ratesim serve", &mut cmd, Some(&dir.0.join("serve.out")));
+    serve.wait_for_port(port, Duration::from_secs(10));
+    serve
+}
+
+fn probe_serve(dir: &TempDir, port: u16, plan: &str) -> (i32, Value, String) {
+    let policy = dir.write("serve-policy.toml", SERVE_POLICY);
+    let trace = dir.write("trace.csv", &trace());
+    let url = format!("http://127.0.0.1:{port}/v1/ping");
+    let (code, out, err) = ratesim(&["probe", &url, "--policy", &policy, "--plan", plan, "--trace", &trace, "--json"]);
+    let json_start = out.find('{').unwrap_or_else(|| panic!("no report:\n{out}\n{err}"));
+    let report: Value = serde_json::from_str(&out[json_start..]).unwrap_or_else(|e| panic!("{e}: {out}"));
+    (code, report, format!("{out}\n{err}"))
+}
+
+#[test]
+fn probing_ratesim_serve_agrees_with_its_plan() {
+    let dir = TempDir::new("serve");
+    let port = free_port();
+    let _serve = start_serve(&dir, port);
+    let (code, r, shown) = probe_serve(&dir, port, "api");
+    let decisions = r["decisions"].as_u64().unwrap();
+    let (agree, excused) = (r["agree"].as_u64().unwrap(), r["excused"].as_u64().unwrap());
+    println!(
+        "ratesim serve vs its plan: {agree} of {decisions} agree exactly, {excused} within the tolerance of {} ns",
+        r["tolerance_ns"]
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(agree + excused, decisions, "{shown}");
+    let admitted = r["limiter_admitted"].as_u64().unwrap();
+    assert!(admitted < decisions && admitted > decisions / 3, "refusals and admissions: {shown}");
+    assert!(r["guarantees"][0]["holds"].as_bool().unwrap(), "{shown}");
+}
+
+#[test]
+fn probing_ratesim_serve_against_a_plan_it_does_not_enforce_fails() {
+    let dir = TempDir::new("serve-claimed");
+    let port = free_port();
+    let _serve = start_serve(&dir, port);
+    let (code, r, shown) = probe_serve(&dir, port, "claimed");
+    assert_eq!(code, 1, "{shown}");
+    assert!(r["classes"]["over_admission"]["count"].as_u64().unwrap() > 0, "{shown}");
 }
 
 #[test]

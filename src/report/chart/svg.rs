@@ -221,13 +221,7 @@ impl DrawingBackend for SvgCanvas<'_> {
             return Ok(());
         }
         self.flush();
-        let mut points = String::new();
-        for (i, (x, y)) in path.into_iter().enumerate() {
-            if i > 0 {
-                points.push(' ');
-            }
-            let _ = write!(points, "{x},{y}");
-        }
+        let points = points_attribute(path);
         let _ = writeln!(
             self.body,
             "<polyline fill=\"none\" {} stroke-width=\"{}\" stroke-linejoin=\"round\" points=\"{points}\"/>",
@@ -268,13 +262,7 @@ impl DrawingBackend for SvgCanvas<'_> {
             return Ok(());
         }
         self.flush();
-        let mut points = String::new();
-        for (i, (x, y)) in vert.into_iter().enumerate() {
-            if i > 0 {
-                points.push(' ');
-            }
-            let _ = write!(points, "{x},{y}");
-        }
+        let points = points_attribute(vert);
         let _ = writeln!(self.body, "<polygon {} points=\"{points}\"/>", paint("fill", c));
         Ok(())
     }
@@ -349,4 +337,17 @@ pub(super) fn anchor_offset<T: BackendTextStyle>(style: &T, width: f64, size: f6
         VPos::Bottom => -height,
     };
     (dx, dy + baseline_offset(size))
+}
+
+/// The `points` attribute of a polyline or polygon: `x,y` pairs separated
+/// by spaces.
+fn points_attribute<I: IntoIterator<Item = BackendCoord>>(coords: I) -> String {
+    let mut points = String::new();
+    for (i, (x, y)) in coords.into_iter().enumerate() {
+        if i > 0 {
+            points.push(' ');
+        }
+        let _ = write!(points, "{x},{y}");
+    }
+    points
 }
