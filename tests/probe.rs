@@ -179,7 +179,9 @@ fn probe_serve(dir: &TempDir, port: u16, plan: &str) -> (i32, Value, String) {
     let policy = dir.write("serve-policy.toml", SERVE_POLICY);
     let trace = dir.write("trace.csv", &trace());
     let url = format!("http://127.0.0.1:{port}/v1/ping");
-    let (code, out, err) = ratesim(&["probe", &url, "--policy", &policy, "--plan", plan, "--trace", &trace, "--json"]);
+    let log = dir.0.join(format!("serve-{plan}.jsonl")).display().to_string();
+    let (code, out, err) =
+        ratesim(&["probe", &url, "--policy", &policy, "--plan", plan, "--trace", &trace, "--log", &log, "--json"]);
     let json_start = out.find('{').unwrap_or_else(|| panic!("no report:\n{out}\n{err}"));
     let report: Value = serde_json::from_str(&out[json_start..]).unwrap_or_else(|e| panic!("{e}: {out}"));
     (code, report, format!("{out}\n{err}"))

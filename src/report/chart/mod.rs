@@ -160,7 +160,11 @@ impl RunContext<'_> {
         if factor == 1 {
             format!("{} buckets", human_duration(width_ns))
         } else {
-            format!("each point sums {factor} buckets of {}", human_duration(width_ns / factor))
+            format!(
+                "each point covers {factor} buckets of {} ({})",
+                human_duration(width_ns / factor),
+                human_duration(width_ns)
+            )
         }
     }
 }
