@@ -204,7 +204,7 @@ pub struct RunSeries {
     /// The points.
     pub coarse: Coarse<RunPoint>,
     /// The time-to-success distribution: smallest value and cumulative
-    /// count per histogram step (see [`Histogram::steps`]).
+    /// count per histogram step (see [`crate::metrics::Histogram::steps`]).
     pub time_to_success: Vec<(Nanos, u64)>,
 }
 
