@@ -69,6 +69,15 @@ fn paint(name: &str, c: BackendColor) -> String {
     }
 }
 
+/// A shape's paint: filled with `c`, or outlined in `c` `width` wide.
+fn fill_or_outline(c: BackendColor, fill: bool, width: u32) -> String {
+    if fill {
+        paint("fill", c)
+    } else {
+        format!("fill=\"none\" {} stroke-width=\"{width}\"", paint("stroke", c))
+    }
+}
+
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -194,11 +203,7 @@ impl DrawingBackend for SvgCanvas<'_> {
         self.flush();
         let (x0, x1) = (a.0.min(b.0), a.0.max(b.0));
         let (y0, y1) = (a.1.min(b.1), a.1.max(b.1));
-        let paint = if fill {
-            paint("fill", c)
-        } else {
-            format!("fill=\"none\" {} stroke-width=\"{}\"", paint("stroke", c), style.stroke_width())
-        };
+        let paint = fill_or_outline(c, fill, style.stroke_width());
         // A filled rectangle covers its last pixel row and column, as
         // plotters' bitmap does.
         let grow = i32::from(fill);
@@ -243,11 +248,7 @@ impl DrawingBackend for SvgCanvas<'_> {
             return Ok(());
         }
         self.flush();
-        let paint = if fill {
-            paint("fill", c)
-        } else {
-            format!("fill=\"none\" {} stroke-width=\"{}\"", paint("stroke", c), style.stroke_width())
-        };
+        let paint = fill_or_outline(c, fill, style.stroke_width());
         let _ = writeln!(self.body, "<circle cx=\"{}\" cy=\"{}\" r=\"{radius}\" {paint}/>", center.0, center.1);
         Ok(())
     }
